@@ -1,0 +1,1 @@
+"""Per-session orchestration: routing, parallel agents, synthesis."""

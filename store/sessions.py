@@ -1,0 +1,149 @@
+"""Session archive: the durable copy of every chat session.
+
+Redis holds live sessions; the archive keeps them after their Redis TTL expires and after
+Redis itself is lost. Records are opaque JSON documents plus the few columns queries need,
+so the archive never has to know the session schema the backend evolves.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+
+class ArchiveError(RuntimeError):
+    """The archive could not be read or written (backend down, corrupt row)."""
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    session_id: str
+    tenant: str
+    user_id: str
+    ticket_id: str
+    version: int
+    data: dict[str, Any]
+    updated_at: float = field(default_factory=time.time)
+
+
+@runtime_checkable
+class SessionArchive(Protocol):
+    """Durable session storage. Implementations must be thread-safe."""
+
+    def save(self, record: SessionRecord) -> None:
+        """Insert or replace; an older version never overwrites a newer one."""
+
+    def load(self, session_id: str) -> SessionRecord | None: ...
+
+    def delete(self, session_id: str) -> bool: ...
+
+    def list_by_ticket(self, tenant: str, ticket_id: str) -> list[SessionRecord]: ...
+
+    def ping(self) -> None:
+        """Raise ArchiveError when the archive is unreachable (used by /readyz)."""
+
+    def close(self) -> None: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id TEXT PRIMARY KEY,
+    tenant     TEXT NOT NULL,
+    user_id    TEXT NOT NULL,
+    ticket_id  TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    updated_at REAL NOT NULL,
+    data       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_by_ticket ON sessions (tenant, ticket_id);
+"""
+
+
+class SqliteSessionArchive:
+    """One SQLite file; WAL so several server processes on one host can share it."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(_SCHEMA)
+
+    def save(self, record: SessionRecord) -> None:
+        payload = json.dumps(record.data, separators=(",", ":"), ensure_ascii=False)
+        try:
+            with self._lock:
+                # The version guard keeps a slow write-behind from clobbering a newer snapshot.
+                self._conn.execute(
+                    """
+                    INSERT INTO sessions (session_id, tenant, user_id, ticket_id, version, updated_at, data)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(session_id) DO UPDATE SET
+                        version = excluded.version, updated_at = excluded.updated_at, data = excluded.data
+                    WHERE excluded.version >= sessions.version
+                    """,
+                    (
+                        record.session_id,
+                        record.tenant,
+                        record.user_id,
+                        record.ticket_id,
+                        record.version,
+                        record.updated_at,
+                        payload,
+                    ),
+                )
+        except sqlite3.Error as exc:
+            raise ArchiveError(f"sqlite archive write failed: {exc}") from exc
+
+    def load(self, session_id: str) -> SessionRecord | None:
+        try:
+            with self._lock:
+                row = self._conn.execute(
+                    "SELECT session_id, tenant, user_id, ticket_id, version, updated_at, data "
+                    "FROM sessions WHERE session_id = ?",
+                    (session_id,),
+                ).fetchone()
+        except sqlite3.Error as exc:
+            raise ArchiveError(f"sqlite archive read failed: {exc}") from exc
+        return _row_to_record(row) if row else None
+
+    def delete(self, session_id: str) -> bool:
+        with self._lock:
+            cur = self._conn.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
+        return cur.rowcount > 0
+
+    def list_by_ticket(self, tenant: str, ticket_id: str) -> list[SessionRecord]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT session_id, tenant, user_id, ticket_id, version, updated_at, data "
+                "FROM sessions WHERE tenant = ? AND ticket_id = ? ORDER BY updated_at DESC",
+                (tenant, ticket_id),
+            ).fetchall()
+        return [_row_to_record(r) for r in rows]
+
+    def ping(self) -> None:
+        try:
+            with self._lock:
+                self._conn.execute("SELECT 1").fetchone()
+        except sqlite3.Error as exc:
+            raise ArchiveError(f"sqlite archive unreachable: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _row_to_record(row: tuple) -> SessionRecord:
+    session_id, tenant, user_id, ticket_id, version, updated_at, data = row
+    try:
+        parsed = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise ArchiveError(f"session {session_id} has a corrupt archive row") from exc
+    return SessionRecord(session_id, tenant, user_id, ticket_id, int(version), parsed, float(updated_at))
