@@ -1,0 +1,247 @@
+"""Value types and protocols of the knowledge index (no backend code here)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+RRF_K = 60
+MAX_TENANT_CHARS = 128
+MAX_DOC_ID_CHARS = 256
+_TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+_KIND_RE = re.compile(r"^[a-z][a-z0-9_\-]{0,31}$")
+# Bump when chunking changes so content hashes change and re-ingest re-chunks everything.
+CHUNKER_VERSION = "1"
+
+
+class KnowledgeError(RuntimeError):
+    """The knowledge index could not be read or written."""
+
+
+class InvalidQueryError(ValueError):
+    """A search or write was called with invalid arguments (missing tenant, bad filter, ...)."""
+
+
+def validate_tenant(tenant: object) -> str:
+    if not isinstance(tenant, str) or not tenant:
+        raise InvalidQueryError("tenant is required (a non-empty string); no query may cross tenants")
+    if not _TENANT_RE.match(tenant):
+        raise InvalidQueryError(f"invalid tenant {tenant!r}: use letters, digits, '_', '-', '.' (max 128)")
+    return tenant
+
+
+def validate_kind(kind: object) -> str:
+    if not isinstance(kind, str) or not _KIND_RE.match(kind):
+        raise InvalidQueryError(f"invalid document kind {kind!r}: lower-case identifier, max 32 chars")
+    return kind
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """What the index needs from an embedding model. Rows must be L2-normalised float32."""
+
+    dimensions: int
+
+    def embed(self, texts: list[str], *, task_type: str) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Document:
+    """One searchable source document. `id` is ``"{kind}:{external_id}"`` (e.g. ``article:360001234``)."""
+
+    tenant: str
+    kind: str
+    external_id: str
+    title: str
+    body: str
+    source: str
+    url: str = ""
+    locale: str = "en-us"
+    tags: tuple[str, ...] = ()
+    updated_at: str = ""
+    # "html" bodies are converted to text before chunking; "markdown" is rendered first.
+    body_format: str = "text"
+
+    def __post_init__(self) -> None:
+        validate_tenant(self.tenant)
+        validate_kind(self.kind)
+        if not self.external_id or not isinstance(self.external_id, str):
+            raise InvalidQueryError("document external_id is required")
+        if len(self.id) > MAX_DOC_ID_CHARS:
+            raise InvalidQueryError(f"document id longer than {MAX_DOC_ID_CHARS} chars")
+        if self.body_format not in {"text", "html", "markdown"}:
+            raise InvalidQueryError(f"unknown body_format {self.body_format!r}")
+        if not self.source:
+            raise InvalidQueryError("document source is required (help-center, tickets, ...)")
+        object.__setattr__(self, "locale", (self.locale or "").lower())
+        object.__setattr__(self, "tags", tuple(sorted({str(t) for t in self.tags})))
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind}:{self.external_id}"
+
+    @property
+    def content_hash(self) -> str:
+        """Stable over everything that is indexed, so unchanged documents can be skipped."""
+        payload = asdict(self)
+        payload.pop("updated_at")  # a touched-but-identical article need not be re-embedded
+        payload["chunker"] = CHUNKER_VERSION
+        raw = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """Restricts a search. `tenant` is mandatory; `kinds`/`tags` match any of the given values."""
+
+    tenant: str
+    kinds: tuple[str, ...] = ()
+    locale: str | None = None
+    tags: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        validate_tenant(self.tenant)
+        if isinstance(self.kinds, str) or isinstance(self.tags, str):
+            raise InvalidQueryError("kinds and tags must be sequences of strings, not a string")
+        object.__setattr__(self, "kinds", tuple(validate_kind(k) for k in self.kinds))
+        object.__setattr__(self, "tags", tuple(str(t) for t in self.tags))
+        if self.locale is not None:
+            if not isinstance(self.locale, str) or not self.locale:
+                raise InvalidQueryError("locale filter must be a non-empty string or None")
+            object.__setattr__(self, "locale", self.locale.lower())
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    id: str
+    text: str
+    position: int
+
+
+@dataclass(frozen=True)
+class DocumentRef:
+    id: str
+    title: str
+    url: str
+    kind: str
+    locale: str
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One fused result. Ranks are 1-based; None when the chunk was absent from that list."""
+
+    chunk: ChunkRef
+    document: DocumentRef
+    text_rank: int | None
+    vector_rank: int | None
+    score: float
+
+
+@dataclass
+class UpsertStats:
+    added: int = 0
+    updated: int = 0
+    skipped: int = 0
+    chunks_written: int = 0
+
+    def merge(self, other: UpsertStats) -> None:
+        self.added += other.added
+        self.updated += other.updated
+        self.skipped += other.skipped
+        self.chunks_written += other.chunks_written
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    documents: int
+    chunks: int
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    """A chunk ready to be written: text plus its embedding (internal between chunker and backends)."""
+
+    position: int
+    text: str
+    embedding: np.ndarray = field(repr=False)
+
+
+@runtime_checkable
+class KnowledgeIndex(Protocol):
+    """Chunked, embedded documents with hybrid search. Implementations must be thread-safe."""
+
+    embedder: Embedder
+
+    def upsert(self, tenant: str, documents: list[Document]) -> UpsertStats:
+        """Chunk, embed and store; unchanged documents (same content hash) are skipped.
+
+        Each document's chunks replace its old ones in one transaction."""
+
+    def delete(self, tenant: str, doc_ids: list[str]) -> int:
+        """Remove documents and their chunks; returns how many existed."""
+
+    def document_hashes(self, tenant: str, *, source: str | None = None) -> dict[str, str]:
+        """doc id -> content hash, for incremental re-ingest."""
+
+    def hybrid_search(
+        self, text: str, vector: np.ndarray | None, k: int, filters: SearchFilters, *, candidates: int = 50
+    ) -> list[Hit]:
+        """Full-text top-`candidates` and vector top-`candidates`, fused with RRF(k=60).
+
+        Empty `text` means vector-only; `vector=None` means full-text only."""
+
+    def stats(self, tenant: str) -> IndexStats: ...
+
+    def ping(self) -> None:
+        """Raise KnowledgeError when the index is unreachable."""
+
+    def close(self) -> None: ...
+
+
+def chunk_id(doc_id: str, position: int) -> str:
+    return f"{doc_id}#{position}"
+
+
+def rrf_score(*ranks: int | None, k: int = RRF_K) -> float:
+    return sum(1.0 / (k + r) for r in ranks if r is not None)
+
+
+def fuse(
+    text_ranked: list[str], vector_ranked: list[str], limit: int, k: int = RRF_K
+) -> list[tuple[str, int | None, int | None, float]]:
+    """RRF of two ranked key lists -> (key, text_rank, vector_rank, score), best first.
+
+    Ties break on the better single rank, then the key, so results are deterministic."""
+    text_rank = {key: i + 1 for i, key in enumerate(text_ranked)}
+    vector_rank = {key: i + 1 for i, key in enumerate(vector_ranked)}
+    rows = []
+    for key in dict.fromkeys([*text_ranked, *vector_ranked]):
+        t, v = text_rank.get(key), vector_rank.get(key)
+        rows.append((key, t, v, rrf_score(t, v, k=k)))
+    rows.sort(key=lambda r: (-r[3], min(x for x in (r[1], r[2]) if x is not None), r[0]))
+    return rows[:limit]
+
+
+_TOKEN_RE = re.compile(r"\w+", re.UNICODE)
+# Very common words only: they match nearly every chunk, cost time and add no ranking signal.
+STOPWORDS = frozenset(
+    ["a", "an", "and", "are", "as", "at", "be", "but", "by", "can", "could", "do", "does", "for", "from", "had", "has", "have", "how", "i", "if", "in", "into", "is", "it", "its", "me", "my", "no", "not", "of", "on", "or", "our", "so", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "to", "was", "we", "were", "what", "when", "where", "which", "who", "why", "will", "with", "would", "you", "your"]
+)
+
+
+def query_terms(text: str, limit: int = 32) -> list[str]:
+    """Lower-cased word tokens of a user query, stop words and duplicates removed, order kept."""
+    seen: dict[str, None] = {}
+    for tok in _TOKEN_RE.findall(text.lower()):
+        if tok not in STOPWORDS and tok not in seen:
+            seen[tok] = None
+        if len(seen) >= limit:
+            break
+    return list(seen)
