@@ -8,6 +8,7 @@ Only stdlib sqlite3 + FTS5 are needed: no extension loading.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -111,7 +112,7 @@ class _Mirror:
         self.matrix[self.size : need] = vectors
         self.ids[self.size : need] = ids
         self.alive[self.size : need] = True
-        for offset, (cid, did) in enumerate(zip(ids, doc_ids, strict=True)):
+        for offset, cid in enumerate(ids):
             self.row_of[cid] = self.size + offset
         self.doc_ids.extend(doc_ids)
         self.size = need
@@ -310,10 +311,8 @@ class SqliteKnowledgeIndex:
         mirror.generation = generation
 
     def _rollback(self) -> None:
-        try:
+        with contextlib.suppress(sqlite3.Error):
             self._conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         vectors = np.asarray(self.embedder.embed(texts, task_type="RETRIEVAL_DOCUMENT"), dtype=np.float32)
