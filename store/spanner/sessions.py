@@ -1,0 +1,109 @@
+"""SessionArchive on Spanner (table `Sessions`, see store/spanner/ddl.py)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from store.sessions import ArchiveError, SessionRecord
+from store.spanner.connection import SpannerConfig, SpannerConnectionHandler
+from store.spanner.ddl import SESSIONS_TABLE
+
+_COLUMNS = ("SessionId", "Tenant", "UserId", "TicketId", "Version", "UpdatedAt", "Data", "CommittedAt")
+_SELECT = f"SELECT SessionId, Tenant, UserId, TicketId, Version, UpdatedAt, Data FROM {SESSIONS_TABLE}"
+
+
+class SpannerSessionArchive:
+    """Implements store.sessions.SessionArchive. Thread-safe (no state beyond the shared client)."""
+
+    def __init__(self, config: SpannerConfig, *, handler: SpannerConnectionHandler | None = None) -> None:
+        self.config = config
+        self._handler = handler or SpannerConnectionHandler.for_config(config)
+        self._db = self._handler.get_database(config.database)
+
+    def save(self, record: SessionRecord) -> None:
+        from google.cloud.spanner_v1 import COMMIT_TIMESTAMP, JsonObject
+        from google.cloud.spanner_v1 import param_types as pt
+
+        row = (
+            record.session_id,
+            record.tenant,
+            record.user_id,
+            record.ticket_id,
+            record.version,
+            float(record.updated_at),
+            JsonObject(record.data),
+            COMMIT_TIMESTAMP,
+        )
+
+        def write(txn: Any) -> None:
+            # Read-then-write in one transaction: an older version never overwrites a newer one.
+            current = list(
+                txn.execute_sql(
+                    f"SELECT Version FROM {SESSIONS_TABLE} WHERE SessionId = @id",
+                    params={"id": record.session_id},
+                    param_types={"id": pt.STRING},
+                )
+            )
+            if current and int(current[0][0]) > record.version:
+                return
+            txn.insert_or_update(SESSIONS_TABLE, _COLUMNS, [row])
+
+        try:
+            self._db.run_in_transaction(write)
+        except Exception as exc:
+            raise ArchiveError(f"spanner archive write failed: {exc}") from exc
+
+    def load(self, session_id: str) -> SessionRecord | None:
+        from google.cloud.spanner_v1 import param_types as pt
+
+        rows = self._read(f"{_SELECT} WHERE SessionId = @id", {"id": session_id}, {"id": pt.STRING})
+        return _row_to_record(rows[0]) if rows else None
+
+    def delete(self, session_id: str) -> bool:
+        from google.cloud.spanner_v1 import param_types as pt
+
+        def remove(txn: Any) -> int:
+            return txn.execute_update(
+                f"DELETE FROM {SESSIONS_TABLE} WHERE SessionId = @id",
+                params={"id": session_id},
+                param_types={"id": pt.STRING},
+            )
+
+        try:
+            return bool(self._db.run_in_transaction(remove))
+        except Exception as exc:
+            raise ArchiveError(f"spanner archive delete failed: {exc}") from exc
+
+    def list_by_ticket(self, tenant: str, ticket_id: str) -> list[SessionRecord]:
+        from google.cloud.spanner_v1 import param_types as pt
+
+        rows = self._read(
+            f"{_SELECT} WHERE Tenant = @tenant AND TicketId = @ticket ORDER BY UpdatedAt DESC",
+            {"tenant": tenant, "ticket": ticket_id},
+            {"tenant": pt.STRING, "ticket": pt.STRING},
+        )
+        return [_row_to_record(r) for r in rows]
+
+    def ping(self) -> None:
+        self._read("SELECT 1", {}, {})
+
+    def close(self) -> None:
+        """The client is process-wide (SpannerConnectionHandler); nothing to release here."""
+
+    def _read(self, sql: str, params: dict[str, Any], types: dict[str, Any]) -> list[list[Any]]:
+        try:
+            with self._db.snapshot() as snap:
+                return [list(r) for r in snap.execute_sql(sql, params=params, param_types=types)]
+        except Exception as exc:
+            raise ArchiveError(f"spanner archive read failed: {exc}") from exc
+
+
+def _row_to_record(row: list[Any]) -> SessionRecord:
+    session_id, tenant, user_id, ticket_id, version, updated_at, data = row
+    if isinstance(data, str):  # older client versions return JSON columns as text
+        try:
+            data = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise ArchiveError(f"session {session_id} has a corrupt archive row") from exc
+    return SessionRecord(session_id, tenant, user_id, ticket_id, int(version), dict(data), float(updated_at))
