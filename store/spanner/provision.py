@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from store.spanner.connection import SpannerConfig, SpannerConnectionHandler
 from store.spanner.ddl import all_ddl
 
@@ -17,20 +19,16 @@ def ensure_database(config: SpannerConfig, *, timeout: float = 120.0) -> None:
     instance = client.instance(config.instance)
     if config.emulator_host and not instance.exists():
         config_name = f"{client.project_name}/instanceConfigs/emulator-config"
-        try:
+        with contextlib.suppress(AlreadyExists):
             client.instance(config.instance, configuration_name=config_name, node_count=1).create().result(
                 timeout
             )
-        except AlreadyExists:
-            pass
     database = instance.database(config.database)
     if database.exists():
         return
     ddl = all_ddl(config.dimensions, vector_index=config.emulator_host is None)
-    try:
+    with contextlib.suppress(AlreadyExists):
         instance.database(config.database, ddl_statements=ddl).create().result(timeout)
-    except AlreadyExists:
-        pass
 
 
 def drop_database(config: SpannerConfig) -> None:
