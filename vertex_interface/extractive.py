@@ -1,0 +1,303 @@
+"""The offline responder's core: pick, order and cite the source sentences that answer a question.
+
+It never writes prose of its own. Every sentence in an answer is a verbatim slice of one source,
+followed by that source's citation; when no sentence is relevant enough it says so.
+
+Relevance = ``w * cosine(MiniLM(question), MiniLM(sentence)) + (1 - w) * lexical overlap``, where the
+lexical part is the share of the question's content words (crudely stemmed) found in the sentence.
+MiniLM alone rates topical-but-useless sentences too high; word overlap alone misses paraphrases.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import LocalResponderConfig
+from .types import Source
+
+OFFLINE_LABEL = "Offline mode: quoted from the sources below, no AI-written text."
+NOTHING_FOUND = "Offline mode: I found nothing relevant to this question in the available sources."
+
+# Sentence ends: . ! ? (optionally followed by a closing quote/bracket) then whitespace.
+_SENT_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
+_ABBREVIATIONS = frozenset(
+    [
+        "e.g",
+        "i.e",
+        "etc",
+        "vs",
+        "approx",
+        "no",
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "st",
+        "inc",
+        "ltd",
+        "co",
+        "jr",
+        "sr",
+        "fig",
+        "min",
+        "max",
+        "hrs",
+        "mon",
+        "tue",
+        "wed",
+        "thu",
+        "fri",
+        "sat",
+        "sun",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+        "u.s",
+    ]
+)
+_BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d{1,2}[.)])\s+")
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "being",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "please",
+        "so",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "can't",
+        "don't",
+        "i'm",
+        "i've",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Span:
+    source: Source
+    text: str  # verbatim slice of source.text
+    start: int  # offset in source.text, for document order
+
+
+def split_sentences(source: Source) -> list[Span]:
+    """Sentences (and list items / lines) of a source, as verbatim slices with their offsets."""
+    spans: list[Span] = []
+    text = source.text
+    for line_match in re.finditer(r"[^\n]+", text):
+        line = line_match.group(0)
+        bullet = _BULLET.match(line)
+        offset = line_match.start() + (bullet.end() if bullet else 0)
+        body = line[bullet.end() :] if bullet else line
+        pieces: list[tuple[int, int]] = []
+        start = 0
+        for end_match in _SENT_END.finditer(body):
+            candidate = body[start : end_match.start()].rstrip()
+            last_word = candidate.rsplit(None, 1)[-1].rstrip(".").lower() if candidate.split() else ""
+            if last_word in _ABBREVIATIONS or re.fullmatch(r"[a-z]", last_word):
+                continue  # "e.g. " or an initial: not a sentence end
+            pieces.append((start, end_match.start()))
+            start = end_match.end()
+        pieces.append((start, len(body)))
+        for a, b in pieces:
+            raw = body[a:b]
+            stripped = raw.strip()
+            if len(_WORD.findall(stripped.lower())) < 3:
+                continue  # headings, fragments
+            lead = len(raw) - len(raw.lstrip())
+            spans.append(Span(source, stripped, offset + a + lead))
+    return spans
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s", "ly"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def content_terms(text: str) -> set[str]:
+    return {_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOPWORDS and len(w) > 1}
+
+
+class _VectorCache:
+    """LRU of sentence -> embedding: the same help-center sentences come back turn after turn."""
+
+    def __init__(self, embed: Callable[[list[str]], np.ndarray], capacity: int = 20_000) -> None:
+        self._embed = embed
+        self._capacity = capacity
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._items]
+        if missing:
+            fresh = self._embed(missing)
+            with self._lock:
+                for t, v in zip(missing, fresh, strict=True):
+                    self._items[t] = v
+                while len(self._items) > self._capacity:
+                    self._items.popitem(last=False)
+        with self._lock:
+            rows: list[np.ndarray | None] = []
+            for t in texts:
+                vec = self._items.get(t)
+                if vec is not None:
+                    self._items.move_to_end(t)
+                rows.append(vec)
+        # Evicted meanwhile by another thread (rare): embed those again, outside the lock.
+        for i, t in enumerate(texts):
+            if rows[i] is None:
+                rows[i] = self._embed([t])[0]
+        return np.stack(rows)
+
+
+@dataclass(frozen=True)
+class Pick:
+    span: Span
+    score: float
+
+
+@dataclass(frozen=True)
+class ExtractiveAnswer:
+    text: str
+    picks: tuple[Pick, ...]
+    found: bool
+
+    @property
+    def citations(self) -> tuple[int, ...]:
+        return tuple(dict.fromkeys(p.span.source.number for p in self.picks))
+
+
+class ExtractiveResponder:
+    def __init__(
+        self,
+        settings: LocalResponderConfig,
+        embed_documents: Callable[[list[str]], np.ndarray],
+        embed_query: Callable[[list[str]], np.ndarray],
+    ) -> None:
+        self.settings = settings
+        self._docs = _VectorCache(embed_documents)
+        self._embed_query = embed_query
+
+    def score(self, question: str, spans: Sequence[Span]) -> np.ndarray:
+        if not spans:
+            return np.zeros(0, dtype=np.float32)
+        q_vec = self._embed_query([question])[0]
+        s_vecs = self._docs.get([s.text for s in spans])
+        semantic = np.clip(s_vecs @ q_vec, 0.0, 1.0)
+        q_terms = content_terms(question)
+        lexical = np.array(
+            [len(q_terms & content_terms(s.text)) / len(q_terms) if q_terms else 0.0 for s in spans],
+            dtype=np.float32,
+        )
+        w = self.settings.semantic_weight
+        return w * semantic + (1 - w) * lexical
+
+    def answer(self, question: str, sources: Sequence[Source]) -> ExtractiveAnswer:
+        spans = [span for source in sources for span in split_sentences(source)]
+        if not question.strip() or not spans:
+            return ExtractiveAnswer(NOTHING_FOUND, (), False)
+        scores = self.score(question, spans)
+        best = float(scores.max())
+        if best < self.settings.relevance_threshold:
+            return ExtractiveAnswer(NOTHING_FOUND, (), False)
+        floor = max(self.settings.relevance_threshold, best * self.settings.relative_cutoff)
+        picks: list[Pick] = []
+        seen: set[str] = set()
+        for i in np.argsort(-scores, kind="stable"):
+            if scores[i] < floor or len(picks) >= self.settings.max_sentences:
+                break
+            key = " ".join(spans[i].text.lower().split())
+            if key in seen:  # the same sentence in two articles: quote it once
+                continue
+            seen.add(key)
+            picks.append(Pick(spans[i], float(scores[i])))
+        return ExtractiveAnswer(self._render(picks), tuple(picks), True)
+
+    @staticmethod
+    def _render(picks: Sequence[Pick]) -> str:
+        # Sources in order of their best sentence; sentences in document order so each paragraph reads
+        # as the article does; one citation per paragraph since every sentence in it shares the source.
+        by_source: dict[int, list[Pick]] = {}
+        for p in picks:
+            by_source.setdefault(p.span.source.number, []).append(p)
+        paragraphs = [OFFLINE_LABEL]
+        for number, group in by_source.items():
+            group.sort(key=lambda p: p.span.start)
+            paragraphs.append(" ".join(p.span.text for p in group) + f" [{number}]")
+        return "\n\n".join(paragraphs)

@@ -1,0 +1,557 @@
+"""The vertex backend: Gemini and text embeddings on Vertex AI through the google-genai client.
+
+google-genai does the wire protocol; this module adds what each call would otherwise repeat: typed
+errors, retries with backoff (its own retry is left off so there is one policy), a per-model circuit
+breaker, safety handling, controlled generation with one repair retry, callbacks and cost records.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+from pydantic import BaseModel
+
+from .base import BaseLLM, ModelCallbacks
+from .breaker import BreakerBoard
+from .config import LLMConfig
+from .cost import UsageLedger
+from .errors import Blocked, InvalidOutput, LLMError, RateLimited, Timeout, Unavailable
+from .json_output import JsonProblem, parse_and_validate, repair_prompt
+from .prompting import render_sources
+from .retry import retrying
+from .types import (
+    CallTags,
+    Contents,
+    Delta,
+    Embeddings,
+    GenerateConfig,
+    Message,
+    ModelRequest,
+    Response,
+    SafetyRating,
+    Source,
+    Usage,
+    cited_numbers,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Finish reasons that mean the answer was withheld, not completed.
+BLOCKING_FINISH_REASONS = frozenset(
+    {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "MODEL_ARMOR"}
+)
+DEFAULT_EMBEDDING_DIMENSIONS = 768
+
+
+def _transport_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """(timeout, other transport) exception classes of whichever httpx flavour google-genai uses."""
+    timeouts: list[type[BaseException]] = []
+    transport: list[type[BaseException]] = []
+    for name in ("httpx", "httpx2"):
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:
+            continue
+        timeouts.append(mod.TimeoutException)
+        transport.append(mod.TransportError)
+    return tuple(timeouts), tuple(transport)
+
+
+_TIMEOUTS, _TRANSPORT = _transport_errors()
+
+
+def _enum_name(value: Any) -> str:
+    if value is None:
+        return ""
+    return str(getattr(value, "value", value))
+
+
+def _retry_after(response: Any) -> float | None:
+    headers = getattr(response, "headers", None)
+    raw = headers.get("retry-after") if headers is not None else None
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        # The HTTP-date form: seconds until then.
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(raw).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def translate_error(exc: BaseException, model: str) -> LLMError | None:
+    """Map an SDK / transport / auth exception to our typed errors (None: not ours to map)."""
+    from google.auth import exceptions as auth_exceptions
+    from google.genai import errors as genai_errors
+
+    if isinstance(exc, LLMError):
+        return exc
+    if isinstance(exc, genai_errors.APIError):
+        code = exc.code or 0
+        detail = exc.message or exc.status or ""
+        if code == 429:
+            return RateLimited(
+                f"rate limited by Vertex AI: {detail}", model=model, retry_after=_retry_after(exc.response)
+            )
+        if code in (408, 504):
+            return Timeout(f"Vertex AI deadline exceeded ({code}): {detail}", model=model)
+        if code >= 500:
+            return Unavailable(f"Vertex AI error {code}: {detail}", model=model, retryable=True)
+        if code in (401, 403):
+            return Unavailable(f"Vertex AI refused the credentials ({code}): {detail}", model=model)
+        if code == 404:
+            return Unavailable(f"model {model!r} not found in this project/location: {detail}", model=model)
+        return LLMError(f"Vertex AI rejected the request ({code}): {detail}", model=model)
+    if _TIMEOUTS and isinstance(exc, _TIMEOUTS):
+        return Timeout(f"no reply from Vertex AI within the timeout ({type(exc).__name__})", model=model)
+    if _TRANSPORT and isinstance(exc, _TRANSPORT):
+        return Unavailable(
+            f"connection to Vertex AI failed: {type(exc).__name__}: {exc}", model=model, retryable=True
+        )
+    if isinstance(exc, json.JSONDecodeError | genai_errors.UnknownApiResponseError):
+        return Unavailable(f"malformed reply from Vertex AI: {exc}", model=model, retryable=True)
+    if isinstance(exc, auth_exceptions.GoogleAuthError):
+        # Never echo the exception's details: they can carry token fragments.
+        return Unavailable(f"could not obtain Google credentials ({type(exc).__name__})", model=model)
+    return None
+
+
+def _is_outage(err: LLMError) -> bool:
+    """Failures that say Vertex (not our request) is in trouble: these trip the breaker."""
+    return isinstance(err, Timeout) or (isinstance(err, Unavailable) and err.retryable)
+
+
+class VertexLLM(BaseLLM):
+    backend: Literal["vertex"] = "vertex"
+
+    def __init__(
+        self,
+        config: LLMConfig,
+        *,
+        callbacks: ModelCallbacks | None = None,
+        ledger: UsageLedger | None = None,
+        credentials: Any = None,
+        client: Any = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(config, callbacks=callbacks, ledger=ledger)
+        if config.backend != "vertex":
+            raise ValueError("VertexLLM needs a config with backend='vertex'")
+        self._client = client if client is not None else self._make_client(config, credentials)
+        self._sleep = sleep
+        self.breakers = BreakerBoard(config.breaker, clock=clock)
+
+    @staticmethod
+    def _make_client(config: LLMConfig, credentials: Any) -> Any:
+        from google import genai
+        from google.genai import types as gt
+
+        http_options = gt.HttpOptions(
+            timeout=int(config.timeout_s * 1000),  # milliseconds
+            base_url=config.api_endpoint,
+            # retry_options left unset: the SDK makes one attempt and our policy owns retries.
+        )
+        return genai.Client(
+            vertexai=True,
+            project=config.project,
+            location=config.location,
+            credentials=credentials,
+            http_options=http_options,
+        )
+
+    def close(self) -> None:
+        close = getattr(self._client, "close", None)
+        if callable(close):
+            close()
+
+    # --- resilience ---------------------------------------------------------------------------
+    def _attempt(self, model: str, fn: Callable[[], T]) -> T:
+        breaker = self.breakers.for_model(model)
+        if not breaker.try_acquire():
+            raise Unavailable(
+                f"Vertex AI circuit for {model} is open after repeated failures; "
+                f"next probe in {breaker.retry_in():.1f}s",
+                model=model,
+            )
+        try:
+            result = fn()
+        except BaseException as exc:
+            err = translate_error(exc, model)
+            if err is None:
+                breaker.release()
+                raise
+            if _is_outage(err):
+                breaker.record_failure()
+            elif isinstance(err, RateLimited | Blocked | InvalidOutput):
+                breaker.record_success()  # Vertex answered: it is up
+            else:
+                breaker.release()
+            if err is exc:
+                raise
+            raise err from exc
+        breaker.record_success()
+        return result
+
+    def _with_retries(self, model: str, fn: Callable[[], T]) -> T:
+        for attempt in retrying(self.config.retry, sleep=self._sleep):
+            with attempt:
+                return self._attempt(model, fn)
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    # --- request translation ------------------------------------------------------------------
+    def _sdk_contents(self, request: ModelRequest) -> list[dict[str, Any]]:
+        last_user = max(i for i, m in enumerate(request.contents) if m.role == "user")
+        out: list[dict[str, Any]] = []
+        for i, m in enumerate(request.contents):
+            parts: list[dict[str, str]] = []
+            if i == last_user and request.sources:
+                # Context goes right before the question it serves, as its own part.
+                parts.append({"text": render_sources(request.sources)})
+            parts.append({"text": m.text or " "})
+            out.append({"role": m.role, "parts": parts})
+        return out
+
+    def _sdk_config(self, request: ModelRequest, schema: type[BaseModel] | None = None) -> Any:
+        from google.genai import types as gt
+
+        cfg: dict[str, Any] = {
+            "automatic_function_calling": gt.AutomaticFunctionCallingConfig(disable=True),
+            # One request per call: continuation hops would hide retries and cost from us.
+            "automatic_continuation": False,
+        }
+        if request.system:
+            cfg["system_instruction"] = request.system
+        if request.config is not None:
+            cfg.update(request.config.model_dump(exclude_none=True))
+        if schema is not None:
+            cfg["response_mime_type"] = "application/json"
+            cfg["response_schema"] = schema
+        return gt.GenerateContentConfig(**cfg)
+
+    def _context_tokens(self, request: ModelRequest, input_tokens: int) -> int:
+        if not request.sources or not input_tokens:
+            return 0
+        context = len(render_sources(request.sources))
+        total = context + sum(len(m.text) for m in request.contents) + len(request.system or "")
+        return round(input_tokens * context / max(total, 1))
+
+    def _usage_from(self, request: ModelRequest, meta: Any, model: str) -> Usage:
+        prompt = int(getattr(meta, "prompt_token_count", 0) or 0) if meta is not None else 0
+        # Thinking tokens are billed at the output rate.
+        output = 0
+        if meta is not None:
+            output = int(meta.candidates_token_count or 0) + int(
+                getattr(meta, "thoughts_token_count", 0) or 0
+            )
+        return self._usage(model, prompt, output, self._context_tokens(request, prompt))
+
+    @staticmethod
+    def _safety(ratings: Any) -> tuple[SafetyRating, ...]:
+        return tuple(
+            SafetyRating(
+                category=_enum_name(r.category),
+                probability=_enum_name(r.probability) or None,
+                score=r.probability_score,
+                blocked=bool(r.blocked),
+            )
+            for r in ratings or ()
+        )
+
+    @staticmethod
+    def _candidate_text(candidate: Any) -> str:
+        content = getattr(candidate, "content", None)
+        if content is None or not content.parts:
+            return ""
+        return "".join(p.text for p in content.parts if p.text and not p.thought)
+
+    def _check_prompt_feedback(self, sdk: Any, request: ModelRequest, usage: Usage) -> None:
+        feedback = getattr(sdk, "prompt_feedback", None)
+        if feedback is not None and feedback.block_reason:
+            reason = _enum_name(feedback.block_reason)
+            raise Blocked(
+                f"the prompt was blocked by Vertex AI safety filters ({reason})",
+                model=request.model,
+                reason=reason,
+                safety=self._safety(feedback.safety_ratings),
+                usage=usage,
+            )
+
+    def _to_response(self, sdk: Any, request: ModelRequest) -> Response:
+        usage = self._usage_from(request, sdk.usage_metadata, request.model)
+        self._check_prompt_feedback(sdk, request, usage)
+        if not sdk.candidates:
+            raise InvalidOutput("Vertex AI returned no candidates", model=request.model)
+        cand = sdk.candidates[0]
+        finish = _enum_name(cand.finish_reason)
+        safety = self._safety(cand.safety_ratings)
+        if finish in BLOCKING_FINISH_REASONS:
+            raise Blocked(
+                f"the answer was withheld by Vertex AI ({finish})",
+                model=request.model,
+                reason=finish,
+                safety=safety,
+                usage=usage,
+            )
+        text = self._candidate_text(cand)
+        return Response(
+            text=text,
+            finish_reason=finish,
+            usage=usage,
+            model=request.model,
+            backend="vertex",
+            safety=safety,
+            citations=cited_numbers(text, request.sources),
+        )
+
+    # --- public surface -----------------------------------------------------------------------
+    def generate(
+        self,
+        contents: Contents,
+        *,
+        system: str | None = None,
+        config: GenerateConfig | Mapping[str, Any] | None = None,
+        sources: Sequence[Source] | None = None,
+        tags: CallTags | None = None,
+    ) -> Response:
+        request = self._request(
+            "generate",
+            self.config.gemini_model,
+            contents,
+            system=system,
+            config=config,
+            sources=sources,
+            tags=tags,
+        )
+        return self._generate(request)
+
+    def _generate(self, request: ModelRequest, schema: type[BaseModel] | None = None) -> Response:
+        self.callbacks.run_before(request)
+        try:
+            contents = self._sdk_contents(request)
+            sdk_config = self._sdk_config(request, schema)
+            response = self._with_retries(
+                request.model,
+                lambda: self._to_response(
+                    self._client.models.generate_content(
+                        model=request.model, contents=contents, config=sdk_config
+                    ),
+                    request,
+                ),
+            )
+        except LLMError as exc:
+            self._failed(request, exc)
+            raise
+        self._succeeded(request, response)
+        return response
+
+    def stream(
+        self,
+        contents: Contents,
+        *,
+        system: str | None = None,
+        config: GenerateConfig | Mapping[str, Any] | None = None,
+        sources: Sequence[Source] | None = None,
+        tags: CallTags | None = None,
+    ) -> Iterator[Delta]:
+        request = self._request(
+            "stream",
+            self.config.gemini_model,
+            contents,
+            system=system,
+            config=config,
+            sources=sources,
+            tags=tags,
+        )
+        # Vetoes surface here, at the call, not at the first next().
+        self.callbacks.run_before(request)
+        return self._stream(request)
+
+    def _stream(self, request: ModelRequest) -> Iterator[Delta]:
+        model = request.model
+        contents = self._sdk_contents(request)
+        sdk_config = self._sdk_config(request)
+        iterator: Any = None
+
+        def open_stream() -> tuple[Any, Any]:
+            it = self._client.models.generate_content_stream(
+                model=model, contents=contents, config=sdk_config
+            )
+            try:
+                # The HTTP request goes out on the first next(): retries cover it, not later chunks.
+                first = next(it, None)
+            except BaseException:
+                it.close()
+                raise
+            return it, first
+
+        pieces: list[str] = []
+        finish = ""
+        safety: tuple[SafetyRating, ...] = ()
+        meta: Any = None
+        try:
+            iterator, chunk = self._with_retries(model, open_stream)
+            while chunk is not None:
+                if chunk.usage_metadata is not None:
+                    meta = chunk.usage_metadata
+                self._check_prompt_feedback(chunk, request, self._usage_from(request, meta, model))
+                if chunk.candidates:
+                    cand = chunk.candidates[0]
+                    if cand.finish_reason:
+                        finish = _enum_name(cand.finish_reason)
+                    if cand.safety_ratings:
+                        safety = self._safety(cand.safety_ratings)
+                    text = self._candidate_text(cand)
+                    if text:
+                        pieces.append(text)
+                        yield Delta(text)
+                try:
+                    chunk = next(iterator, None)
+                except BaseException as exc:
+                    err = translate_error(exc, model)
+                    if err is None:
+                        raise
+                    if _is_outage(err):
+                        self.breakers.for_model(model).record_failure()
+                    # Text already went to the caller: a retry would repeat it, so fail plainly.
+                    raise Unavailable(
+                        f"the stream from Vertex AI broke off after {len(pieces)} chunks: {err.message}",
+                        model=model,
+                        retryable=False,
+                    ) from exc
+            usage = self._usage_from(request, meta, model)
+            if finish in BLOCKING_FINISH_REASONS:
+                raise Blocked(
+                    f"the answer was withheld by Vertex AI ({finish})",
+                    model=model,
+                    reason=finish,
+                    safety=safety,
+                    usage=usage,
+                )
+            if not finish:
+                raise Unavailable(
+                    "the stream from Vertex AI ended without a finish reason", model=model, retryable=False
+                )
+        except LLMError as exc:
+            self._failed(request, exc)
+            raise
+        finally:
+            if iterator is not None:
+                iterator.close()
+        text = "".join(pieces)
+        response = Response(
+            text=text,
+            finish_reason=finish,
+            usage=usage,
+            model=model,
+            backend="vertex",
+            safety=safety,
+            citations=cited_numbers(text, request.sources),
+        )
+        self._succeeded(request, response)
+        yield Delta("", response=response)
+
+    def generate_json(
+        self,
+        contents: Contents,
+        *,
+        schema: type[BaseModel],
+        system: str | None = None,
+        config: GenerateConfig | Mapping[str, Any] | None = None,
+        sources: Sequence[Source] | None = None,
+        tags: CallTags | None = None,
+    ) -> dict[str, Any]:
+        if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
+            raise TypeError("schema must be a pydantic BaseModel subclass")
+        request = self._request(
+            "generate_json",
+            self.config.gemini_model,
+            contents,
+            system=system,
+            config=config,
+            sources=sources,
+            tags=tags,
+            schema=schema,
+        )
+        first = self._generate(request, schema)
+        try:
+            return parse_and_validate(first.text, schema)
+        except JsonProblem as problem:
+            log.info("controlled generation for %s needs a repair: %s", schema.__name__, problem)
+            repair = replace(
+                request,
+                contents=(
+                    *request.contents,
+                    Message("model", first.text or "(empty reply)"),
+                    Message("user", repair_prompt(str(problem))),
+                ),
+                attempt=2,
+            )
+        second = self._generate(repair, schema)
+        try:
+            return parse_and_validate(second.text, schema)
+        except JsonProblem as problem:
+            raise InvalidOutput(
+                f"model output does not match {schema.__name__} after one repair: {problem}",
+                model=request.model,
+                raw=second.text,
+                detail=str(problem),
+            ) from problem
+
+    def embed(
+        self, texts: Sequence[str], *, task_type: str = "RETRIEVAL_DOCUMENT", tags: CallTags | None = None
+    ) -> np.ndarray:
+        from google.genai import types as gt
+
+        model = self.config.embedding_model
+        request = self._embed_request(model, texts, task_type, tags)
+        if not request.texts:
+            return np.zeros((0, DEFAULT_EMBEDDING_DIMENSIONS), dtype=np.float32)
+        self.callbacks.run_before(request)
+        rows: list[list[float]] = []
+        tokens = 0
+        size = self.config.embed_batch_size
+        try:
+            for start in range(0, len(request.texts), size):
+                batch = list(request.texts[start : start + size])
+
+                def call(batch: list[str] = batch) -> Any:
+                    result = self._client.models.embed_content(
+                        model=model, contents=batch, config=gt.EmbedContentConfig(task_type=task_type)
+                    )
+                    if not result.embeddings or len(result.embeddings) != len(batch):
+                        raise Unavailable(
+                            f"Vertex AI returned {len(result.embeddings or [])} embeddings for {len(batch)} texts",
+                            model=model,
+                            retryable=True,
+                        )
+                    return result
+
+                result = self._with_retries(model, call)
+                for emb in result.embeddings:
+                    rows.append(list(emb.values or []))
+                    stats = emb.statistics
+                    tokens += int(stats.token_count or 0) if stats is not None else 0
+            vectors = np.asarray(rows, dtype=np.float32)
+            if vectors.ndim != 2 or vectors.shape[1] == 0:
+                raise Unavailable("Vertex AI returned embeddings of uneven or zero length", model=model)
+        except LLMError as exc:
+            self._failed(request, exc)
+            raise
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = vectors / np.where(norms == 0, 1.0, norms)
+        usage = self._usage(model, tokens, 0)
+        self._succeeded(request, Embeddings(vectors, usage))
+        return vectors
