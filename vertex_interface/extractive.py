@@ -25,125 +25,21 @@ OFFLINE_LABEL = "Offline mode: quoted from the sources below, no AI-written text
 NOTHING_FOUND = "Offline mode: I found nothing relevant to this question in the available sources."
 
 # Sentence ends: . ! ? (optionally followed by a closing quote/bracket) then whitespace.
-_SENT_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
-_ABBREVIATIONS = frozenset(
-    [
-        "e.g",
-        "i.e",
-        "etc",
-        "vs",
-        "approx",
-        "no",
-        "mr",
-        "mrs",
-        "ms",
-        "dr",
-        "st",
-        "inc",
-        "ltd",
-        "co",
-        "jr",
-        "sr",
-        "fig",
-        "min",
-        "max",
-        "hrs",
-        "mon",
-        "tue",
-        "wed",
-        "thu",
-        "fri",
-        "sat",
-        "sun",
-        "jan",
-        "feb",
-        "mar",
-        "apr",
-        "jun",
-        "jul",
-        "aug",
-        "sep",
-        "sept",
-        "oct",
-        "nov",
-        "dec",
-        "u.s",
-    ]
+_SENT_END = re.compile(r"(?<=[.!?])([\"'\u201d)\]]*)\s+")
+_ABBREVIATION_WORDS = (
+    "e.g i.e etc vs approx no mr mrs ms dr st inc ltd co jr sr fig min max hrs mon tue wed thu fri "
+    "sat sun jan feb mar apr jun jul aug sep sept oct nov dec u.s"
 )
+_ABBREVIATIONS = frozenset(_ABBREVIATION_WORDS.split())
 _BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d{1,2}[.)])\s+")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "been",
-        "being",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "doing",
-        "for",
-        "from",
-        "had",
-        "has",
-        "have",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "me",
-        "my",
-        "of",
-        "on",
-        "or",
-        "our",
-        "please",
-        "so",
-        "than",
-        "that",
-        "the",
-        "their",
-        "them",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "to",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "yours",
-        "can't",
-        "don't",
-        "i'm",
-        "i've",
-    ]
+_STOPWORD_WORDS = (
+    "a an and are as at be been being but by can could did do does doing for from had has have how i "
+    "if in into is it its me my of on or our please so than that the their them then there these "
+    "they this to was we were what when where which who why will with would you your yours can't "
+    "don't i'm i've"
 )
+_STOPWORDS = frozenset(_STOPWORD_WORDS.split())
 
 
 @dataclass(frozen=True)
@@ -162,14 +58,18 @@ def split_sentences(source: Source) -> list[Span]:
         bullet = _BULLET.match(line)
         offset = line_match.start() + (bullet.end() if bullet else 0)
         body = line[bullet.end() :] if bullet else line
+        if _is_heading(body, source):
+            continue
         pieces: list[tuple[int, int]] = []
         start = 0
         for end_match in _SENT_END.finditer(body):
-            candidate = body[start : end_match.start()].rstrip()
-            last_word = candidate.rsplit(None, 1)[-1].rstrip(".").lower() if candidate.split() else ""
-            if last_word in _ABBREVIATIONS or re.fullmatch(r"[a-z]", last_word):
-                continue  # "e.g. " or an initial: not a sentence end
-            pieces.append((start, end_match.start()))
+            end = end_match.start() + len(end_match.group(1))  # closing quotes stay with their sentence
+            candidate = body[start:end]
+            last_word = candidate.rsplit(None, 1)[-1].lower() if candidate.split() else ""
+            following = body[end_match.end() : end_match.end() + 1]
+            if _is_abbreviation(last_word) or following.islower():
+                continue  # "e.g. ", "2 p.m. Eastern", '"Forgot password?" on': not a sentence end
+            pieces.append((start, end))
             start = end_match.end()
         pieces.append((start, len(body)))
         for a, b in pieces:
@@ -180,6 +80,23 @@ def split_sentences(source: Source) -> list[Span]:
             lead = len(raw) - len(raw.lstrip())
             spans.append(Span(source, stripped, offset + a + lead))
     return spans
+
+
+def _is_abbreviation(word: str) -> bool:
+    word = word.strip("\"'()[]\u201c\u201d")
+    if not word.endswith("."):
+        return False
+    core = word.rstrip(".")
+    # "p.m.", "e.g.", "U.S." (inner dots), single initials ("J."), or a known short form ("approx.").
+    return "." in core or len(core) == 1 or core in _ABBREVIATIONS
+
+
+def _is_heading(line: str, source: Source) -> bool:
+    stripped = line.strip()
+    if stripped.rstrip(".:").lower() == source.title.strip().lower():
+        return True
+    # A short line without sentence punctuation is a heading, not something to quote as an answer.
+    return not re.search(r"[.!?:;]\W*$", stripped) and len(stripped.split()) < 8
 
 
 def _stem(word: str) -> str:
