@@ -1,9 +1,150 @@
-"""`sidebar-assistant ingest` — placeholder until the store issue lands (owned by the store work)."""
+"""`sidebar-assistant ingest` — load Zendesk exports, Markdown or a live account into the index.
+
+A thin wrapper: the logic lives in store.ingest; this builds the embedder and index from Settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
 
 import click
 
+from backend.settings import Settings
+
+
+def spanner_config_from_settings(settings: Settings, dimensions: int):  # -> store.spanner.SpannerConfig
+    from store.spanner.connection import SpannerConfig
+
+    if not settings.spanner_project or not settings.spanner_instance:
+        raise click.ClickException("ARCHIVE_BACKEND=spanner needs SPANNER_PROJECT and SPANNER_INSTANCE")
+    emulator = os.environ.get("SPANNER_EMULATOR_HOST")
+    return SpannerConfig(
+        project=settings.spanner_project,
+        instance=settings.spanner_instance,
+        database=settings.spanner_database,
+        emulator_host=emulator,
+        vector_search="exact" if emulator else "approx",
+        dimensions=dimensions,
+    )
+
+
+def open_index(settings: Settings):  # -> store.knowledge.KnowledgeIndex
+    from store.factory import KNOWLEDGE_FILENAME, open_knowledge_index
+    from vertex_interface.local_embedder import LocalEmbedder
+
+    embedder = LocalEmbedder()
+    if settings.archive_backend == "spanner":
+        return open_knowledge_index(
+            "spanner", embedder=embedder, spanner=spanner_config_from_settings(settings, embedder.dimensions)
+        )
+    return open_knowledge_index(
+        "sqlite", embedder=embedder, sqlite_path=settings.data_dir / KNOWLEDGE_FILENAME
+    )
+
 
 @click.command("ingest")
-def ingest() -> None:
-    """Ingest Zendesk exports into the knowledge index."""
-    raise click.ClickException("ingest is not available yet")
+@click.option("--tenant", required=True, help="Tenant (Zendesk account) the documents belong to.")
+@click.option(
+    "--source",
+    "sources",
+    type=click.Choice(["help-center", "tickets", "macros", "markdown"]),
+    multiple=True,
+    help="What PATH holds. With --from-zendesk: which resources to import (default: all three).",
+)
+@click.option(
+    "--from-zendesk",
+    is_flag=True,
+    help="Import live from ZENDESK_SUBDOMAIN using ZENDESK_EMAIL + ZENDESK_API_TOKEN.",
+)
+@click.option(
+    "--locale",
+    default="en-us",
+    show_default=True,
+    help="Help Center locale (live import) and default locale.",
+)
+@click.option(
+    "--start-time",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Incremental ticket export start (unix seconds).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+def ingest(
+    tenant: str,
+    sources: tuple[str, ...],
+    from_zendesk: bool,
+    locale: str,
+    start_time: int,
+    as_json: bool,
+    quiet: bool,
+    path: Path | None,
+) -> None:
+    """Ingest Zendesk exports (or a folder of Markdown) at PATH into the knowledge index.
+
+    Idempotent: unchanged documents are skipped, documents that disappeared from the source are
+    deleted. Bad records are reported one by one; the rest are still ingested. Exit status 1
+    when any record failed."""
+    from store.ingest import IngestLimits, ZendeskClient, ZendeskCredentials, import_from_zendesk, ingest_path
+    from store.knowledge.types import InvalidQueryError, validate_tenant
+
+    try:
+        validate_tenant(tenant)
+    except InvalidQueryError as exc:
+        raise click.BadParameter(str(exc), param_hint="--tenant") from exc
+    if from_zendesk:
+        if path is not None:
+            raise click.UsageError("--from-zendesk takes no PATH")
+        if "markdown" in sources:
+            raise click.UsageError("markdown cannot be imported from Zendesk")
+        try:
+            credentials = ZendeskCredentials.from_env()
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+    else:
+        if path is None or len(sources) != 1:
+            raise click.UsageError("give exactly one --source and a PATH (or --from-zendesk)")
+        if not path.exists():
+            raise click.BadParameter(f"{path} does not exist", param_hint="PATH")
+
+    settings = Settings()
+    index = open_index(settings)
+    try:
+        if from_zendesk:
+            client = ZendeskClient(credentials)
+            click.echo(f"importing from {credentials.root} as {credentials.email}", err=True)
+            reports = import_from_zendesk(
+                index,
+                tenant,
+                client,
+                sources=sources or ("help-center", "tickets", "macros"),
+                locale=locale,
+                start_time=start_time,
+                progress=not quiet,
+                limits=IngestLimits(),
+            )
+        else:
+            reports = [
+                ingest_path(index, tenant, sources[0], path, progress=not quiet, default_locale=locale)
+            ]
+    finally:
+        index.close()
+
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in reports], indent=2))
+    else:
+        for report in reports:
+            click.echo(report.summary())
+            for error in report.errors[:50]:
+                click.echo(f"  error: {error}", err=True)
+            if len(report.errors) > 50:
+                click.echo(f"  ... and {len(report.errors) - 50} more errors", err=True)
+            if report.sweep_skipped:
+                click.echo(f"  removed documents were not deleted: {report.sweep_skipped}", err=True)
+    if any(r.errors for r in reports):
+        sys.exit(1)
