@@ -47,6 +47,8 @@ _PATH = re.compile(
     r"/publishers/google/models/(?P<model>[^/:]+):(?P<action>[A-Za-z]+)$"
 )
 
+HANDLER_THREAD_NAME = "fake-vertex-handler"
+SERVER_THREAD_NAME = "fake-vertex-server"
 ACTIONS = ("generateContent", "streamGenerateContent", "predict")
 
 
@@ -259,7 +261,7 @@ class FakeVertex:
         self._server.block_on_close = True
         self._release.clear()
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-vertex-server"
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=SERVER_THREAD_NAME
         )
         self._thread.start()
         return self
@@ -342,6 +344,11 @@ def _make_handler(fake: FakeVertex) -> type[BaseHTTPRequestHandler]:
         # A client that vanishes mid-request must not pin this thread forever.
         timeout = 30
 
+        def setup(self) -> None:
+            # Named so tests can tell the fake's threads from the client's.
+            threading.current_thread().name = HANDLER_THREAD_NAME
+            super().setup()
+
         def log_message(self, format: str, *args: Any) -> None:  # quiet test output
             pass
 
@@ -418,3 +425,10 @@ def _make_handler(fake: FakeVertex) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(b"0\r\n\r\n")
 
     return Handler
+
+
+def offline_credentials() -> Any:
+    """google-auth credentials with a fixed token: valid, never refreshed, no network."""
+    from google.oauth2.credentials import Credentials
+
+    return Credentials(token="test-token")

@@ -1,0 +1,213 @@
+"""Contract tests: the real google-genai client, through vertex_interface, against the fake Vertex AI.
+
+They pin what we send (paths, systemInstruction, generationConfig, responseSchema, sources) and how
+we read real-shaped replies (text, finishReason, usageMetadata, safetyRatings, embeddings).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from pydantic import BaseModel, Field
+
+from tests.fakes.fake_vertex import (
+    FakeVertex,
+    fake_embedding,
+    json_reply,
+    offline_credentials,
+    stream_reply,
+    text_reply,
+)
+from vertex_interface import (
+    CallTags,
+    GenerateConfig,
+    LLMConfig,
+    Message,
+    RetryPolicy,
+    Source,
+    UsageLedger,
+    create_llm,
+)
+from vertex_interface.prompting import SOURCES_HEADER
+from vertex_interface.vertex import VertexLLM
+
+
+class RouteDecision(BaseModel):
+    agent: str = Field(description="Which agent handles the turn.")
+    confidence: float = Field(ge=0, le=1)
+    reasons: list[str] = []
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeVertex]:
+    with FakeVertex() as server:
+        yield server
+
+
+def make_llm(fake: FakeVertex, **overrides) -> VertexLLM:
+    config = LLMConfig(
+        backend="vertex",
+        project="demo-project",
+        location="europe-west4",
+        api_endpoint=fake.base_url,
+        timeout_s=5,
+        retry=RetryPolicy(initial_backoff_s=0.01, max_backoff_s=0.02, jitter_s=0),
+        **overrides,
+    )
+    llm = create_llm(config, credentials=offline_credentials(), sleep=lambda s: None)
+    assert isinstance(llm, VertexLLM)
+    return llm
+
+
+SOURCES = [
+    Source(1, "Returns policy", "Items can be returned within 30 days.", url="https://help.example.com/1"),
+    Source(2, "Shipping", "Express shipping costs $14.99.", kind="macro"),
+]
+
+
+def test_generate_sends_system_config_and_history_to_the_vertex_path(fake: FakeVertex) -> None:
+    fake.script("generateContent", text_reply("Sure, 30 days [1].", prompt_tokens=120, output_tokens=8))
+    llm = make_llm(fake)
+    history = [
+        Message("user", "Hi"),
+        {"role": "model", "text": "Hello! How can I help?"},
+        {"role": "user", "parts": [{"text": "How long is the return window?"}]},
+    ]
+    resp = llm.generate(
+        history,
+        system="You are a support assistant.",
+        config=GenerateConfig(temperature=0.2, max_output_tokens=256, stop_sequences=["END"]),
+        sources=SOURCES,
+    )
+    req = fake.calls("generateContent")[-1]
+    assert req.path == (
+        "/v1beta1/projects/demo-project/locations/europe-west4/publishers/google/models/gemini-2.5-flash:generateContent"
+    )
+    assert req.headers["authorization"] == "Bearer test-token"
+    body = req.body
+    assert body["systemInstruction"]["parts"] == [{"text": "You are a support assistant."}]
+    assert body["generationConfig"] == {"temperature": 0.2, "maxOutputTokens": 256, "stopSequences": ["END"]}
+    assert [c["role"] for c in body["contents"]] == ["user", "model", "user"]
+    # Sources ride as their own part right before the last question, numbered for citation.
+    last_parts = body["contents"][-1]["parts"]
+    assert last_parts[-1] == {"text": "How long is the return window?"}
+    rendered = last_parts[0]["text"]
+    assert rendered.startswith(SOURCES_HEADER)
+    assert (
+        "[1] Returns policy (article) <https://help.example.com/1>\nItems can be returned within 30 days."
+        in rendered
+    )
+    assert "[2] Shipping (macro)\nExpress shipping costs $14.99." in rendered
+    assert "tools" not in body and "responseSchema" not in body["generationConfig"]
+
+    assert resp.text == "Sure, 30 days [1]."
+    assert resp.finish_reason == "STOP"
+    assert resp.citations == (1,)
+    assert resp.backend == "vertex" and not resp.offline
+    assert resp.usage.input_tokens == 120 and resp.usage.output_tokens == 8
+    assert 0 < resp.usage.context_tokens < 120
+    assert resp.usage.cost_usd == pytest.approx((120 * 0.30 + 8 * 2.50) / 1e6)
+    assert resp.safety[0].category == "HARM_CATEGORY_HATE_SPEECH"
+    assert resp.safety[0].probability == "NEGLIGIBLE" and resp.safety[0].score == pytest.approx(0.02)
+
+
+def test_generate_json_sends_controlled_generation_and_returns_validated_dict(fake: FakeVertex) -> None:
+    fake.script("generateContent", json_reply({"agent": "knowledge", "confidence": 0.9}))
+    llm = make_llm(fake, gemini_model="gemini-2.5-pro")
+    out = llm.generate_json("Route: where is my parcel?", schema=RouteDecision, system="Route the turn.")
+    assert out == {"agent": "knowledge", "confidence": 0.9, "reasons": []}
+    req = fake.calls("generateContent")[-1]
+    assert req.model == "gemini-2.5-pro"
+    gen = req.body["generationConfig"]
+    assert gen["responseMimeType"] == "application/json"
+    schema = gen["responseSchema"]
+    assert schema["type"] == "OBJECT"
+    assert schema["properties"]["agent"]["type"] == "STRING"
+    assert schema["properties"]["confidence"]["type"] == "NUMBER"
+    assert set(schema["required"]) == {"agent", "confidence"}
+    assert req.body["systemInstruction"]["parts"][0]["text"] == "Route the turn."
+
+
+def test_stream_yields_deltas_then_final_usage(fake: FakeVertex) -> None:
+    fake.script(
+        "streamGenerateContent",
+        stream_reply(["Returns ", "take ", "30 days [1]."], prompt_tokens=50, output_tokens=9),
+    )
+    llm = make_llm(fake)
+    deltas = list(llm.stream("How long do returns take?", sources=SOURCES[:1]))
+    req = fake.calls("streamGenerateContent")[-1]
+    assert req.query == "alt=sse"
+    assert [d.text for d in deltas[:-1]] == ["Returns ", "take ", "30 days [1]."]
+    final = deltas[-1]
+    assert final.is_final and final.text == ""
+    assert final.response.text == "Returns take 30 days [1]."
+    assert final.response.finish_reason == "STOP"
+    assert final.response.usage.input_tokens == 50 and final.response.usage.output_tokens == 9
+    assert final.response.citations == (1,)
+    assert not any(d.is_final for d in deltas[:-1])
+
+
+def test_embed_batches_passes_task_type_and_normalises(fake: FakeVertex) -> None:
+    llm = make_llm(fake, embed_batch_size=2)
+    texts = ["refund window", "express shipping", "reset password", "gift cards"]
+    vectors = llm.embed(texts, task_type="RETRIEVAL_QUERY")
+    calls = fake.calls("predict")
+    assert len(calls) == 2
+    assert calls[0].path.endswith("/publishers/google/models/text-embedding-005:predict")
+    assert calls[0].body == {
+        "instances": [
+            {"content": "refund window", "task_type": "RETRIEVAL_QUERY"},
+            {"content": "express shipping", "task_type": "RETRIEVAL_QUERY"},
+        ]
+    }
+    assert calls[1].body["instances"][1]["content"] == "gift cards"
+    assert vectors.shape == (4, 768) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # Row order follows input order across batches.
+    expected = np.asarray(fake_embedding("reset password"), dtype=np.float32)
+    assert np.allclose(vectors[2], expected / np.linalg.norm(expected), atol=1e-5)
+
+
+def test_embed_rejects_bad_input_before_any_request(fake: FakeVertex) -> None:
+    llm = make_llm(fake)
+    with pytest.raises(ValueError, match="task_type"):
+        llm.embed(["x"], task_type="RETRIEVAL")
+    with pytest.raises(ValueError, match="empty"):
+        llm.embed(["ok", "  "], task_type="RETRIEVAL_DOCUMENT")
+    with pytest.raises(TypeError):
+        llm.embed("not a list", task_type="RETRIEVAL_DOCUMENT")
+    assert fake.calls() == []
+    assert llm.embed([], task_type="RETRIEVAL_DOCUMENT").shape == (0, 768)
+
+
+def test_every_call_lands_in_the_ledger_with_its_tags(fake: FakeVertex) -> None:
+    ledger = UsageLedger()
+    config = LLMConfig(backend="vertex", project="p", api_endpoint=fake.base_url)
+    llm = create_llm(config, ledger=ledger, credentials=offline_credentials())
+    fake.script("generateContent", text_reply("a", prompt_tokens=100, output_tokens=10))
+    fake.script("generateContent", text_reply("b", prompt_tokens=200, output_tokens=20))
+    llm.generate("q1", tags=CallTags("s1", "t1", "controller"))
+    llm.generate("q2", tags=CallTags("s1", "t1", "knowledge"))
+    llm.embed(["abcdefgh"], task_type="RETRIEVAL_QUERY", tags=CallTags("s1", "t2", "knowledge"))
+    turn1 = ledger.totals(session_id="s1", turn_id="t1")
+    assert (turn1.calls, turn1.input_tokens, turn1.output_tokens) == (2, 300, 30)
+    assert turn1.cost_usd == pytest.approx((300 * 0.30 + 30 * 2.50) / 1e6)
+    assert set(ledger.by_turn("s1")) == {"t1", "t2"}
+    assert ledger.by_agent("s1", "t1")["knowledge"].input_tokens == 200
+    assert ledger.by_model()["text-embedding-005"].calls == 1
+    llm.close()
+
+
+def test_invalid_config_values_fail_at_the_boundary() -> None:
+    with pytest.raises(ValueError, match="project"):
+        LLMConfig(backend="vertex")
+    with pytest.raises(ValueError):
+        LLMConfig(backend="vertex", project="p", location="us central")
+    with pytest.raises(ValueError):
+        GenerateConfig(temperature=5)
+    with pytest.raises(ValueError):
+        LLMConfig(timeout_s=0)
+    with pytest.raises(ValueError):
+        LLMConfig(gemini_model="gemini 2.5")
