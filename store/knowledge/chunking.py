@@ -79,7 +79,7 @@ def html_blocks(html: str) -> list[Block]:
             name = child.name.lower()
             if name in _HEADING_TAGS:
                 flush_pending()
-                text = _clean(child.get_text(" "))
+                text = _clean(child.get_text())
                 if text:
                     blocks.append(Block(text, _HEADING_TAGS[name]))
             elif name in _BLOCK_TAGS or name in {"ul", "ol", "table", "tr", "dl", "article", "main"}:
@@ -97,7 +97,7 @@ def html_blocks(html: str) -> list[Block]:
                     walk(child)
                     flush_pending()
                 else:
-                    text = _clean(child.get_text(" "))
+                    text = _clean(child.get_text())
                     if text:
                         blocks.append(Block(f"- {text}" if name == "li" else text))
             else:

@@ -1,0 +1,102 @@
+"""Generated Spanner DDL/SQL and result mapping (no Spanner needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from store.knowledge.types import SearchFilters
+from store.spanner import SpannerConfig, all_ddl, build_hybrid_query, knowledge_ddl, row_to_hit, session_ddl
+from store.spanner.ddl import render_schema_sql, vector_index_ddl
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_schema_sql_file_is_generated_from_ddl_module() -> None:
+    assert (REPO / "infra/spanner/schema.sql").read_text() == render_schema_sql(384)
+
+
+def test_sessions_table_has_row_deletion_policy_and_ticket_index() -> None:
+    table, index = session_ddl()
+    assert "ROW DELETION POLICY (OLDER_THAN(ExpiresAt, INTERVAL 0 DAY))" in table
+    assert "PRIMARY KEY (SessionId)" in table
+    assert "Data JSON NOT NULL" in table
+    assert index.startswith("CREATE INDEX SessionsByTicket ON Sessions (Tenant, TicketId")
+
+
+def test_chunks_table_has_vector_tokens_and_indexes() -> None:
+    ddl = "\n".join(knowledge_ddl(768))
+    assert "Embedding ARRAY<FLOAT32>(vector_length=>768) NOT NULL" in ddl
+    assert "Text_Tokens TOKENLIST AS (TOKENIZE_FULLTEXT(Text)) HIDDEN" in ddl
+    assert "INTERLEAVE IN PARENT KnowledgeDocuments ON DELETE CASCADE" in ddl
+    assert "CREATE SEARCH INDEX KnowledgeChunksText ON KnowledgeChunks (Text_Tokens, Title_Tokens)" in ddl
+    assert "PARTITION BY Tenant" in ddl
+    (vector,) = vector_index_ddl()
+    assert vector.startswith("CREATE VECTOR INDEX KnowledgeChunksEmbedding ON KnowledgeChunks (Embedding)")
+    assert "distance_type = 'COSINE'" in vector and "WHERE Embedding IS NOT NULL" in vector
+    assert len(all_ddl(vector_index=False)) == len(all_ddl()) - 1
+
+
+def test_hybrid_query_is_one_statement_fusing_both_lists_with_rrf() -> None:
+    q = build_hybrid_query("refund for my order", np.ones(4, dtype=np.float32), 5, SearchFilters("acme"))
+    assert q is not None
+    sql = q.sql
+    assert sql.count("UNION ALL") == 1 and sql.count("WITH OFFSET AS off") == 2
+    assert (
+        "APPROX_COSINE_DISTANCE(Embedding, @vector, options => JSON '{\"num_leaves_to_search\": 10}')" in sql
+    )
+    assert "@{FORCE_INDEX=KnowledgeChunksEmbedding}" in sql
+    assert "SEARCH(Text_Tokens, @query)" in sql and "SCORE(Text_Tokens, @query)" in sql
+    assert "SUM(1.0 / (@rrf_k + Rnk)) AS Score" in sql
+    assert "MIN(IF(Src = 'text', Rnk, NULL)) AS TextRank" in sql
+    # Every branch and both joins pin the tenant.
+    assert sql.count("Tenant = @tenant") == 4
+    assert q.params["tenant"] == "acme" and q.params["rrf_k"] == 60.0 and q.params["k"] == 5
+    assert q.params["query"] == "refund OR order"
+    assert q.params["vector"] == [1.0, 1.0, 1.0, 1.0]
+
+
+def test_hybrid_query_exact_mode_filters_and_single_branches() -> None:
+    f = SearchFilters("acme", kinds=("article", "macro"), locale="de", tags=("vip",))
+    q = build_hybrid_query("x", np.zeros(3), 3, f, vector_search="exact")
+    assert q is not None
+    assert "COSINE_DISTANCE(Embedding, @vector)" in q.sql and "APPROX" not in q.sql
+    assert "Kind IN UNNEST(@kinds)" in q.sql and "Locale = @locale" in q.sql
+    assert "ARRAY_INCLUDES_ANY(Tags, @tags)" in q.sql
+    assert (
+        q.params["kinds"] == ["article", "macro"]
+        and q.params["locale"] == "de"
+        and q.params["tags"] == ["vip"]
+    )
+    text_only = build_hybrid_query("refund", None, 3, f)
+    assert text_only is not None and "UNION ALL" not in text_only.sql and "@vector" not in text_only.sql
+    vector_only = build_hybrid_query("the of", np.ones(3), 3, f)  # only stop words: no text branch
+    assert vector_only is not None and "SEARCH(" not in vector_only.sql
+    assert build_hybrid_query("", None, 3, f) is None
+
+
+def test_user_text_cannot_inject_into_the_query() -> None:
+    q = build_hybrid_query('x\' OR 1=1; -- "a" -b', None, 3, SearchFilters("acme"))
+    assert q is not None
+    assert "1=1" not in q.sql and "--" not in q.params["query"] and '"' not in q.params["query"]
+
+
+def test_row_to_hit_maps_columns() -> None:
+    hit = row_to_hit(
+        ["article:1", 2, "text", "Title", "https://u", "article", "en-us", ["a"], None, 3, 0.0159]
+    )
+    assert hit.chunk.id == "article:1#2" and hit.chunk.position == 2 and hit.chunk.text == "text"
+    assert hit.document.id == "article:1" and hit.document.tags == ("a",) and hit.document.url == "https://u"
+    assert hit.text_rank is None and hit.vector_rank == 3 and hit.score == pytest.approx(0.0159)
+
+
+def test_spanner_config_validates() -> None:
+    with pytest.raises(ValueError):
+        SpannerConfig(project="", instance="inst")
+    with pytest.raises(ValueError):
+        SpannerConfig(project="p", instance="Bad Id")
+    with pytest.raises(ValueError):
+        SpannerConfig(project="p", instance="inst", vector_search="fast")  # type: ignore[arg-type]
+    assert SpannerConfig(project="p", instance="inst").database == "sidebar"
