@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from store.knowledge import (
@@ -47,7 +49,7 @@ def test_long_sections_split_with_overlap_and_within_size() -> None:
     chunks = chunk_document("Guide", md, "markdown", cfg)
     assert len(chunks) > 3
     assert all(len(c) <= cfg.max_chars * 1.25 for c in chunks)
-    for before, after in zip(chunks, chunks[1:], strict=False):
+    for before, after in itertools.pairwise(chunks):
         last_para = before.split("\n")[-1]
         assert after.split("\n")[1] == last_para  # the overlap repeats the previous paragraph
     assert all(c.startswith("Part\n") for c in chunks)
