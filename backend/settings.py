@@ -49,8 +49,12 @@ class Settings(BaseSettings):
     turn_timeout_seconds: float = Field(
         120.0, gt=0, description="A turn running longer than this is cancelled and marked interrupted."
     )
+    turn_handler: str = Field(
+        "backend.turn_handlers:NotConfiguredHandler",
+        description="`module:Name` of the TurnHandler that produces answers (the orchestrator once installed).",
+    )
     instance_heartbeat_seconds: float = Field(
-        5.0, gt=0, description="How often a server instance refreshes its liveness key in Redis."
+        2.0, gt=0, description="How often a server instance refreshes its liveness key in Redis."
     )
 
     # --- archive / knowledge ------------------------------------------------------------------

@@ -1,0 +1,163 @@
+"""Flask application factory: explicit wiring of settings, Redis, archive, auth and turns."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib
+import logging
+import threading
+import uuid
+from dataclasses import dataclass, field
+
+import redis
+import socketio as socketio_lib
+from flask import Flask
+from flask_socketio import SocketIO
+
+from backend.auth import Authenticator, DevTokenAuthenticator, load_or_create_secret
+from backend.http import bp as http_bp
+from backend.sessions import SessionStore
+from backend.settings import Settings
+from backend.socket_events import Connections, register_socket_events
+from backend.turns import TurnRunner
+from orchestrator.turn import TurnHandler
+from store.sessions import SessionArchive, SqliteSessionArchive
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything one server process wires together; reachable as app.extensions['sidebar']."""
+
+    settings: Settings
+    instance_id: str
+    redis: redis.Redis
+    archive: SessionArchive
+    store: SessionStore
+    authenticator: Authenticator
+    socketio: SocketIO
+    runner: TurnRunner
+    connections: Connections | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(redis.RedisError):
+            self.store.retire()  # peers see our in-flight turns as orphaned right away
+
+
+def load_turn_handler(path: str) -> TurnHandler:
+    """`module:attr` naming a TurnHandler class or zero-argument factory."""
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"TURN_HANDLER must look like 'package.module:Name', got {path!r}")
+    target = getattr(importlib.import_module(module_name), attr)
+    # A class or factory is called; an object that already handles turns is used as is.
+    handler = target() if isinstance(target, type) or not hasattr(target, "handle") else target
+    if not isinstance(handler, TurnHandler):
+        raise TypeError(f"{path} did not produce a TurnHandler")
+    return handler
+
+
+def build_authenticator(settings: Settings) -> Authenticator:
+    secret = (
+        settings.secret_key.get_secret_value()
+        if settings.secret_key
+        else load_or_create_secret(settings.data_dir)
+    )
+    if settings.auth_mode == "dev":
+        return DevTokenAuthenticator(secret, settings.dev_token_ttl_seconds)
+    raise NotImplementedError("AUTH_MODE=zendesk arrives with the Zendesk app (docs/configuration.md)")
+
+
+def open_archive(settings: Settings) -> SessionArchive:
+    if settings.archive_backend == "sqlite":
+        return SqliteSessionArchive(settings.sqlite_path)
+    from store.factory import open_session_archive  # spanner lives with the store package
+
+    return open_session_archive(settings)  # type: ignore[arg-type]
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    handler: TurnHandler | None = None,
+    archive: SessionArchive | None = None,
+) -> Flask:
+    settings = settings or Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not settings.redis_url:
+        # A lone process without the launcher: run its own Redis (not shared with other instances).
+        from backend.redis_embedded import EmbeddedRedis
+
+        embedded = EmbeddedRedis(settings.data_dir)
+        atexit.register(embedded.shutdown)
+        settings = settings.model_copy(update={"redis_url": embedded.url})
+    assert settings.redis_url
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_event_bytes
+    instance_id = f"{uuid.uuid4().hex[:12]}"
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
+    archive = archive or open_archive(settings)
+    store = SessionStore(client, archive, ttl_seconds=settings.session_ttl_seconds, instance_id=instance_id)
+    origins = settings.cors_allowed_origins
+    socketio = SocketIO(
+        app,
+        async_mode="threading",
+        # Built explicitly: Flask-SocketIO only recognises redis:// URLs, not the embedded unix socket.
+        client_manager=socketio_lib.RedisManager(settings.redis_url, channel="sidebar-assistant"),
+        cors_allowed_origins="*"
+        if origins.strip() == "*"
+        else [o.strip() for o in origins.split(",") if o.strip()],
+        max_http_buffer_size=settings.max_event_bytes,
+        logger=False,
+        engineio_logger=False,
+    )
+    handler = handler or load_turn_handler(settings.turn_handler)
+
+    def emit(event: str, payload: dict, room: str) -> None:
+        socketio.emit(event, payload, to=room)
+
+    runner = TurnRunner(
+        store, handler, emit, turn_timeout=settings.turn_timeout_seconds, spawn=socketio.start_background_task
+    )
+    svc = Services(
+        settings, instance_id, client, archive, store, build_authenticator(settings), socketio, runner
+    )
+    svc.connections = register_socket_events(socketio, svc)
+    app.extensions["sidebar"] = svc
+    app.register_blueprint(http_bp)
+    _start_heartbeat(svc)
+    atexit.register(svc.shutdown)
+    log.info(
+        "instance %s ready (redis=%s, archive=%s)",
+        instance_id,
+        _redact(settings.redis_url),
+        settings.archive_backend,
+    )
+    return app
+
+
+def _start_heartbeat(svc: Services) -> None:
+    interval = svc.settings.instance_heartbeat_seconds
+
+    def beat() -> None:
+        while not svc._stop.is_set():
+            try:
+                svc.store.heartbeat(interval)
+            except redis.RedisError:
+                log.warning("heartbeat to redis failed", exc_info=True)
+            svc._stop.wait(interval)
+
+    svc.store.heartbeat(interval)
+    threading.Thread(target=beat, name="instance-heartbeat", daemon=True).start()
+
+
+def _redact(url: str) -> str:
+    """Never log a password embedded in a Redis URL."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

@@ -1,0 +1,118 @@
+"""Socket.IO protocol: event names and payload schemas, validated on every event.
+
+docs/protocol.md describes the same events for client authors; tests keep them in step.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+# Client → server
+JOIN = "session:join"
+MESSAGE = "chat:message"
+RETRY = "chat:retry"
+FEEDBACK = "chat:feedback"
+CLIENT_EVENTS = (JOIN, MESSAGE, RETRY, FEEDBACK)
+
+# Server → client
+STATE = "session:state"
+ACK = "chat:ack"
+THINKING = "chat:thinking"
+DELTA = "chat:delta"
+DONE = "chat:done"
+ERROR = "chat:error"
+FEEDBACK_ACK = "chat:feedback:ack"
+SERVER_EVENTS = (STATE, ACK, THINKING, DELTA, DONE, ERROR, FEEDBACK_ACK)
+
+ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
+MAX_TICKET_JSON_BYTES = 64_000
+
+
+class ProtocolError(ValueError):
+    """A payload that fails validation; `code` goes to the client in chat:error."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Ticket(BaseModel):
+    """What the sidebar knows of the open ticket. Extra ZAF fields are kept (bounded in size)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(pattern=ID_PATTERN)
+    subject: str = Field("", max_length=1000)
+    description: str = Field("", max_length=20_000)
+    status: str | None = Field(None, max_length=32)
+    tags: list[str] = Field(default_factory=list, max_length=100)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_to_str(cls, v: Any) -> Any:
+        # ZAF returns numeric ticket ids; bool is an int subclass and is never an id.
+        if isinstance(v, int) and not isinstance(v, bool):
+            return str(v)
+        return v
+
+
+class JoinPayload(_Strict):
+    ticket: Ticket
+    # Optional: a client resuming a session it was told about; it must be the caller's own.
+    session_id: str | None = Field(None, pattern=ID_PATTERN)
+
+
+class MessagePayload(_Strict):
+    id: str = Field(pattern=ID_PATTERN, description="Client-generated id; resends are deduplicated.")
+    text: str = Field(min_length=1)
+
+
+class RetryPayload(_Strict):
+    id: str = Field(pattern=ID_PATTERN, description="Id of the user message whose reply was interrupted.")
+
+
+class FeedbackPayload(_Strict):
+    message_id: str = Field(pattern=ID_PATTERN)
+    rating: Literal["up", "down"]
+    comment: str | None = Field(None, max_length=2000)
+    reasons: list[Literal["wrong_sources", "incorrect", "incomplete", "too_slow", "other"]] = Field(
+        default_factory=list, max_length=5
+    )
+
+
+def parse(model: type[BaseModel], data: Any, *, max_message_chars: int | None = None) -> Any:
+    """Validate one event payload, turning every failure into a ProtocolError with a clear message."""
+    if not isinstance(data, dict):
+        raise ProtocolError("invalid_payload", f"expected a JSON object, got {type(data).__name__}")
+    try:
+        parsed = model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "payload"
+        raise ProtocolError("invalid_payload", f"{where}: {first['msg']}") from None
+    if isinstance(parsed, MessagePayload) and max_message_chars and len(parsed.text) > max_message_chars:
+        raise ProtocolError(
+            "message_too_long", f"message is {len(parsed.text)} characters; the limit is {max_message_chars}"
+        )
+    if isinstance(parsed, JoinPayload):
+        size = len(json.dumps(data.get("ticket"), default=str))
+        if size > MAX_TICKET_JSON_BYTES:
+            raise ProtocolError(
+                "ticket_too_large", f"ticket context is {size} bytes; the limit is {MAX_TICKET_JSON_BYTES}"
+            )
+    return parsed
+
+
+def error(code: str, message: str, *, retryable: bool = False, id: str | None = None) -> dict[str, Any]:
+    payload: dict[str, Any] = {"code": code, "message": message, "retryable": retryable}
+    if id is not None:
+        payload["id"] = id
+    return payload

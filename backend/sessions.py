@@ -1,0 +1,271 @@
+"""Chat sessions: live in Redis, mirrored to the durable archive.
+
+A session is one JSON document per (tenant, user, ticket). Every change goes through
+`SessionStore.update`, an optimistic compare-and-set (WATCH/MULTI) on the document's key, so
+two tabs or two instances writing at once never lose an update: the loser re-reads and
+re-applies its change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
+
+import redis
+from pydantic import BaseModel, Field
+
+from orchestrator.turn import Principal
+from store.sessions import ArchiveError, SessionArchive, SessionRecord
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_SESSION_NAMESPACE = uuid.UUID("6f1d0c1e-5a8b-4c55-9a57-2f6d5b9e0a11")
+KEY_PREFIX = "sa"
+
+MessageStatus = Literal["complete", "streaming", "interrupted", "error"]
+
+
+class ThreadMessage(BaseModel):
+    """One bubble of the sidebar thread."""
+
+    id: str
+    role: Literal["user", "assistant"]
+    text: str = ""
+    status: MessageStatus = "complete"
+    created_at: float = Field(default_factory=time.time)
+    reply_to: str | None = None
+    citations: list[dict[str, Any]] = Field(default_factory=list)
+    # For assistant messages: routing, timings, cost, error details, owning instance while streaming.
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class Session(BaseModel):
+    id: str
+    tenant: str
+    user_id: str
+    user_name: str = ""
+    ticket_id: str
+    ticket: dict[str, Any] = Field(default_factory=dict)
+    thread: list[ThreadMessage] = Field(default_factory=list)
+    model_history: list[dict[str, Any]] = Field(default_factory=list)
+    routing_history: list[dict[str, Any]] = Field(default_factory=list)
+    feedback: list[dict[str, Any]] = Field(default_factory=list)
+    usage: dict[str, float] = Field(default_factory=dict)
+    version: int = 0
+    created_at: float = Field(default_factory=time.time)
+    updated_at: float = Field(default_factory=time.time)
+
+    def message(self, message_id: str) -> ThreadMessage | None:
+        return next((m for m in self.thread if m.id == message_id), None)
+
+    def reply_to(self, message_id: str) -> ThreadMessage | None:
+        return next((m for m in self.thread if m.reply_to == message_id), None)
+
+    def owned_by(self, principal: Principal) -> bool:
+        return self.tenant == principal.tenant and self.user_id == principal.user_id
+
+    def to_record(self) -> SessionRecord:
+        return SessionRecord(
+            session_id=self.id,
+            tenant=self.tenant,
+            user_id=self.user_id,
+            ticket_id=self.ticket_id,
+            version=self.version,
+            data=self.model_dump(mode="json"),
+            updated_at=self.updated_at,
+        )
+
+
+def session_id_for(principal: Principal, ticket_id: str) -> str:
+    """Deterministic id: one session per (tenant, user, ticket), so re-joining resumes it and
+    two instances creating it at once agree on the id without coordination."""
+    return str(uuid.uuid5(_SESSION_NAMESPACE, f"{principal.tenant}\x00{principal.user_id}\x00{ticket_id}"))
+
+
+class ConcurrentUpdateError(RuntimeError):
+    """The compare-and-set kept losing; the caller should report a retryable error."""
+
+
+class SessionNotFound(KeyError):
+    pass
+
+
+class SessionStore:
+    """Redis-backed sessions with archive mirroring, TTL on disconnect and hydration."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        archive: SessionArchive,
+        *,
+        ttl_seconds: int,
+        instance_id: str,
+        max_cas_retries: int = 64,
+    ) -> None:
+        self.redis = client
+        self.archive = archive
+        self.ttl_seconds = ttl_seconds
+        self.instance_id = instance_id
+        self.max_cas_retries = max_cas_retries
+
+    # --- keys ---------------------------------------------------------------------------------
+    @staticmethod
+    def key(session_id: str) -> str:
+        return f"{KEY_PREFIX}:session:{session_id}"
+
+    @staticmethod
+    def conns_key(session_id: str) -> str:
+        return f"{KEY_PREFIX}:conns:{session_id}"
+
+    @staticmethod
+    def instance_key(instance_id: str) -> str:
+        return f"{KEY_PREFIX}:instance:{instance_id}"
+
+    # --- read ---------------------------------------------------------------------------------
+    def get(self, session_id: str) -> Session | None:
+        raw = self.redis.get(self.key(session_id))
+        return Session.model_validate_json(raw) if raw else None
+
+    def open(self, principal: Principal, ticket: dict[str, Any]) -> tuple[Session, bool, bool]:
+        """Create or resume the caller's session for a ticket.
+
+        Returns (session, resumed, hydrated): resumed when the session already existed (in Redis
+        or the archive), hydrated when it had to be brought back from the archive.
+        """
+        ticket_id = str(ticket["id"])
+        session_id = session_id_for(principal, ticket_id)
+        key = self.key(session_id)
+        resumed, hydrated = True, False
+        if not self.redis.exists(key):
+            record = self.archive.load(session_id)
+            if record is not None:
+                session = Session.model_validate(record.data)
+                hydrated = True
+            else:
+                session = Session(
+                    id=session_id,
+                    tenant=principal.tenant,
+                    user_id=principal.user_id,
+                    user_name=principal.user_name,
+                    ticket_id=ticket_id,
+                )
+                resumed = False
+            # NX: if another instance created or hydrated it meanwhile, theirs wins and we re-read.
+            if not self.redis.set(key, session.model_dump_json(), nx=True):
+                hydrated = False
+                resumed = True
+        # Refresh the ticket context (the sidebar sends the live ticket) and cancel any expiry.
+        session = self.update(session_id, lambda s: _set_ticket(s, ticket))[0]
+        self.redis.persist(key)
+        return session, resumed, hydrated
+
+    # --- write --------------------------------------------------------------------------------
+    def update(self, session_id: str, mutate: Callable[[Session], T]) -> tuple[Session, T]:
+        """Apply `mutate` atomically. `mutate` may run several times (on conflict): keep it pure
+        apart from changing the session it is given."""
+        key = self.key(session_id)
+        for _ in range(self.max_cas_retries):
+            with self.redis.pipeline() as pipe:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if raw is None:
+                        raise SessionNotFound(session_id)
+                    session = Session.model_validate_json(raw)
+                    result = mutate(session)
+                    session.version += 1
+                    session.updated_at = time.time()
+                    pipe.multi()
+                    # KEEPTTL: an update while nobody is connected must not revive an expiring session.
+                    pipe.set(key, session.model_dump_json(), keepttl=True)
+                    pipe.execute()
+                    return session, result
+                except redis.WatchError:
+                    continue
+        raise ConcurrentUpdateError(f"session {session_id}: too many concurrent updates")
+
+    def archive_now(self, session: Session) -> bool:
+        """Mirror to the archive; failures are logged, not raised, because Redis still has it."""
+        try:
+            self.archive.save(session.to_record())
+            return True
+        except ArchiveError:
+            log.exception("archive write failed", extra={"session_id": session.id})
+            return False
+
+    # --- connections and expiry ---------------------------------------------------------------
+    def attach(self, session_id: str, sid: str) -> None:
+        with self.redis.pipeline() as pipe:
+            pipe.hset(self.conns_key(session_id), sid, self.instance_id)
+            pipe.persist(self.key(session_id))
+            pipe.persist(self.conns_key(session_id))
+            pipe.execute()
+
+    def detach(self, session_id: str, sid: str) -> int:
+        """Forget a connection; when no live connection is left, start the TTL and archive.
+
+        Connections of crashed instances are ignored, so a session whose tab moved from a
+        dead instance still expires when that tab goes away.
+        """
+        conns_key = self.conns_key(session_id)
+        self.redis.hdel(conns_key, sid)
+        remaining = self.redis.hgetall(conns_key)
+        live = [s for s, inst in remaining.items() if self.instance_alive(inst)]
+        if not live:
+            with self.redis.pipeline() as pipe:
+                pipe.expire(self.key(session_id), self.ttl_seconds)
+                pipe.expire(conns_key, self.ttl_seconds)
+                pipe.execute()
+            session = self.get(session_id)
+            if session is not None:
+                self.archive_now(session)
+        return len(live)
+
+    def heartbeat(self, interval: float) -> None:
+        # Three missed beats and the instance counts as dead.
+        self.redis.set(self.instance_key(self.instance_id), str(time.time()), px=int(interval * 3000))
+
+    def retire(self) -> None:
+        self.redis.delete(self.instance_key(self.instance_id))
+
+    def instance_alive(self, instance_id: str) -> bool:
+        if instance_id == self.instance_id:
+            return True
+        return bool(self.redis.exists(self.instance_key(instance_id)))
+
+    def mark_orphaned_turns(self, session_id: str) -> Session:
+        """Replies still 'streaming' on an instance that died are marked interrupted."""
+
+        def mutate(s: Session) -> int:
+            changed = 0
+            for m in s.thread:
+                owner = m.meta.get("instance")
+                if m.status == "streaming" and owner and not self.instance_alive(owner):
+                    m.status = "interrupted"
+                    m.meta["interrupted_reason"] = "instance_lost"
+                    changed += 1
+            return changed
+
+        session = self.get(session_id)
+        if session is None:
+            raise SessionNotFound(session_id)
+        if not any(m.status == "streaming" for m in session.thread):
+            return session
+        session, changed = self.update(session_id, mutate)
+        if changed:
+            self.archive_now(session)
+        return session
+
+
+def _set_ticket(session: Session, ticket: dict[str, Any]) -> None:
+    session.ticket = ticket
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,208 @@
+"""Socket.IO event handlers: authenticate, validate, delegate to sessions and turns.
+
+Every handler answers a bad request with `chat:error` to the sender only and keeps the
+connection; nothing is stored for a payload that fails validation.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import redis
+from flask import request
+from flask_socketio import SocketIO, join_room, leave_room
+from socketio.exceptions import ConnectionRefusedError as SocketIORefused
+
+from backend import protocol
+from backend.auth import AuthError
+from backend.sessions import ConcurrentUpdateError, Session, SessionNotFound, session_id_for
+from backend.turns import room_for
+from orchestrator.turn import Principal
+
+if TYPE_CHECKING:
+    from backend.app import Services
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Connection:
+    principal: Principal
+    session_id: str | None = None
+
+
+class Connections:
+    """Who is on each socket of this process (a socket lives on exactly one instance)."""
+
+    def __init__(self) -> None:
+        self._by_sid: dict[str, Connection] = {}
+        self._lock = threading.Lock()
+
+    def add(self, sid: str, conn: Connection) -> None:
+        with self._lock:
+            self._by_sid[sid] = conn
+
+    def get(self, sid: str) -> Connection | None:
+        with self._lock:
+            return self._by_sid.get(sid)
+
+    def pop(self, sid: str) -> Connection | None:
+        with self._lock:
+            return self._by_sid.pop(sid, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._by_sid)
+
+
+def register_socket_events(socketio: SocketIO, svc: Services) -> Connections:
+    conns = Connections()
+    store = svc.store
+
+    def reply_error(code: str, message: str, *, retryable: bool = False, id: str | None = None) -> None:
+        socketio.emit(
+            protocol.ERROR, protocol.error(code, message, retryable=retryable, id=id), to=request.sid
+        )
+
+    def guarded(fn: Callable[..., None]) -> Callable[..., None]:
+        """Map every failure of a handler to a clear chat:error; the socket stays open."""
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any) -> None:
+            try:
+                fn(*args)
+            except protocol.ProtocolError as exc:
+                reply_error(exc.code, exc.message)
+            except ConcurrentUpdateError:
+                reply_error("conflict", "The session is busy; please try again.", retryable=True)
+            except SessionNotFound:
+                reply_error("session_expired", "The session expired; join the ticket again.", retryable=True)
+            except redis.RedisError:
+                log.exception("redis unavailable during %s", fn.__name__)
+                reply_error(
+                    "unavailable", "Session storage is unavailable; retrying shortly.", retryable=True
+                )
+            except Exception:
+                log.exception("handler %s failed", fn.__name__)
+                reply_error("internal_error", "Something went wrong.", retryable=True)
+
+        return wrapper
+
+    def joined() -> tuple[Connection, str]:
+        conn = conns.get(request.sid)
+        if conn is None:  # cannot happen after a successful connect; defensive
+            raise protocol.ProtocolError("unauthenticated", "connect with a valid token first")
+        if conn.session_id is None:
+            raise protocol.ProtocolError("not_joined", f"send {protocol.JOIN} before chatting")
+        return conn, conn.session_id
+
+    @socketio.on("connect")
+    def on_connect(auth: Any = None) -> None:
+        try:
+            principal = svc.authenticator.authenticate(auth)
+        except AuthError as exc:
+            log.info("connect refused: %s", exc)
+            # socketio's own exception carries the reason to the client; the builtin one does not.
+            raise SocketIORefused(str(exc)) from None
+        conns.add(request.sid, Connection(principal))
+
+    @socketio.on("disconnect")
+    def on_disconnect(*_: Any) -> None:
+        conn = conns.pop(request.sid)
+        if conn and conn.session_id:
+            try:
+                store.detach(conn.session_id, request.sid)
+            except redis.RedisError:
+                log.exception("could not detach %s", conn.session_id)
+
+    @socketio.on(protocol.JOIN)
+    @guarded
+    def on_join(data: Any = None) -> None:
+        conn = conns.get(request.sid)
+        if conn is None:
+            raise protocol.ProtocolError("unauthenticated", "connect with a valid token first")
+        payload = protocol.parse(protocol.JoinPayload, data)
+        ticket = payload.ticket.model_dump(mode="json")
+        own_id = session_id_for(conn.principal, ticket["id"])
+        if payload.session_id and payload.session_id != own_id:
+            raise protocol.ProtocolError("forbidden", "that session belongs to someone else")
+        if conn.session_id and conn.session_id != own_id:
+            leave_room(room_for(conn.session_id))
+            store.detach(conn.session_id, request.sid)
+        started = time.perf_counter()
+        session, resumed, hydrated = store.open(conn.principal, ticket)
+        if not session.owned_by(conn.principal):  # defence in depth: ids are derived, never trusted
+            raise protocol.ProtocolError("forbidden", "that session belongs to someone else")
+        session = store.mark_orphaned_turns(session.id)
+        join_room(room_for(session.id))
+        store.attach(session.id, request.sid)
+        conn.session_id = session.id
+        socketio.emit(
+            protocol.STATE,
+            _state(session, resumed=resumed, hydrated=hydrated, elapsed=time.perf_counter() - started),
+            to=request.sid,
+        )
+
+    @socketio.on(protocol.MESSAGE)
+    @guarded
+    def on_message(data: Any = None) -> None:
+        conn, session_id = joined()
+        payload = protocol.parse(
+            protocol.MessagePayload, data, max_message_chars=svc.settings.max_message_chars
+        )
+        svc.runner.submit(session_id, conn.principal, payload.id, payload.text)
+
+    @socketio.on(protocol.RETRY)
+    @guarded
+    def on_retry(data: Any = None) -> None:
+        conn, session_id = joined()
+        payload = protocol.parse(protocol.RetryPayload, data)
+        svc.runner.retry(session_id, conn.principal, payload.id)
+
+    @socketio.on(protocol.FEEDBACK)
+    @guarded
+    def on_feedback(data: Any = None) -> None:
+        conn, session_id = joined()
+        payload = protocol.parse(protocol.FeedbackPayload, data)
+
+        def mutate(s: Session) -> None:
+            if s.message(payload.message_id) is None:
+                raise protocol.ProtocolError(
+                    "unknown_message", f"no message {payload.message_id} in this session"
+                )
+            # One rating per message and user: a changed mind replaces the earlier one.
+            s.feedback = [f for f in s.feedback if f.get("message_id") != payload.message_id]
+            s.feedback.append(
+                {**payload.model_dump(mode="json"), "user_id": conn.principal.user_id, "at": time.time()}
+            )
+
+        session, _ = store.update(session_id, mutate)
+        store.archive_now(session)
+        socketio.emit(protocol.FEEDBACK_ACK, {"message_id": payload.message_id}, to=request.sid)
+
+    @socketio.on("*")
+    def on_unknown(event: str, *_: Any) -> None:
+        reply_error(
+            "unknown_event",
+            f"unknown event {str(event)[:64]!r}; expected one of {list(protocol.CLIENT_EVENTS)}",
+        )
+
+    return conns
+
+
+def _state(session: Session, *, resumed: bool, hydrated: bool, elapsed: float) -> dict[str, Any]:
+    return {
+        "session_id": session.id,
+        "ticket_id": session.ticket_id,
+        "thread": [m.model_dump(mode="json") for m in session.thread],
+        "resumed": resumed,
+        "hydrated": hydrated,
+        "version": session.version,
+        "server_ms": round(elapsed * 1000, 2),
+    }

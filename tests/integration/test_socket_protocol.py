@@ -1,0 +1,225 @@
+"""The Socket.IO protocol over a real server: auth, join/resume, turns, idempotency, bad input."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import socketio
+
+from backend import protocol
+from tests.support.client import SidebarClient
+from tests.support.handlers import HangingHandler
+
+pytestmark = pytest.mark.integration
+
+TICKET = {
+    "id": 1001,
+    "subject": "Parcel never arrived",
+    "description": "Order BO-100234 shows delivered",
+    "tags": ["shipping"],
+}
+
+
+@pytest.fixture
+def server(live_app):
+    return live_app()
+
+
+@pytest.fixture
+def client(server, tokens):
+    c = SidebarClient()
+    c.connect(server.url, tokens.mint("acme", "alice", "Alice"))
+    yield c
+    c.disconnect()
+
+
+def test_connect_without_or_with_bad_token_is_refused(server, tokens):
+    for token in (None, "", "not-a-token", tokens.mint("acme", "alice")[:-3] + "xyz"):
+        c = SidebarClient()
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            c.connect(server.url, token)
+        assert not c.sio.connected
+        assert c.connect_errors[0]["message"] in (
+            "missing token: connect with auth={'token': ...}",
+            "malformed token",
+            "invalid token",
+        )
+
+
+def test_expired_token_is_refused(server):
+    from backend.auth import DevTokenAuthenticator
+    from tests.conftest import TEST_SECRET
+
+    old = DevTokenAuthenticator(TEST_SECRET, 3600).mint("acme", "alice")
+    time.sleep(2.1)  # itsdangerous timestamps have one-second resolution
+    server.services.authenticator.max_age_seconds = 1  # the server now considers it too old
+    c = SidebarClient()
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        c.connect(server.url, old)
+    assert c.connect_errors == [{"message": "token expired"}]
+
+
+def test_join_ask_stream_and_resume(server, client, tokens):
+    state = client.join(TICKET)
+    assert state["resumed"] is False and state["thread"] == []
+    done = client.ask("m-1", "where is the parcel")
+    assert client.of(protocol.ACK)[0]["id"] == "m-1"
+    assert client.of(protocol.THINKING)[0]["text"] == "reading the ticket"
+    deltas = [d["text"] for d in client.of(protocol.DELTA) if d["id"] == "m-1"]
+    assert "".join(deltas) == "echo: where is the parcel" == done["message"]["text"]
+    assert [d["seq"] for d in client.of(protocol.DELTA)] == list(range(1, len(deltas) + 1))
+    assert done["citations"][0]["title"] == "Test source"
+    assert done["message"]["status"] == "complete"
+    client.disconnect()
+
+    again = SidebarClient()
+    again.connect(server.url, tokens.mint("acme", "alice", "Alice"))
+    state = again.join({"id": "1001"})
+    assert state["resumed"] is True
+    assert [(m["role"], m["text"]) for m in state["thread"]] == [
+        ("user", "where is the parcel"),
+        ("assistant", "echo: where is the parcel"),
+    ]
+    again.disconnect()
+
+
+def test_resent_message_is_acked_but_processed_once(server, client):
+    client.join(TICKET)
+    client.ask("m-dup", "hello")
+    client.emit(protocol.MESSAGE, {"id": "m-dup", "text": "hello"})
+    client.wait_for(protocol.ACK, timeout=5, start=len(client.events) - 1 if client.events else 0)
+    time.sleep(0.3)
+    assert len(client.of(protocol.ACK)) == 2
+    assert len(client.of(protocol.DONE)) == 1
+    session = server.services.store.get(client.of(protocol.STATE)[0]["session_id"])
+    assert [m.id for m in session.thread] == ["m-dup", "m-dup.reply"]
+
+
+@pytest.mark.parametrize(
+    ("event", "payload", "code"),
+    [
+        (protocol.MESSAGE, {"id": "x", "text": "a" * 5000}, "message_too_long"),
+        (protocol.MESSAGE, {"id": "bad id with spaces", "text": "hi"}, "invalid_payload"),
+        (protocol.MESSAGE, {"text": "no id"}, "invalid_payload"),
+        (protocol.MESSAGE, "just a string", "invalid_payload"),
+        (protocol.MESSAGE, {"id": "x", "text": "hi", "admin": True}, "invalid_payload"),
+        (protocol.FEEDBACK, {"message_id": "nope", "rating": "up"}, "unknown_message"),
+        (protocol.FEEDBACK, {"message_id": "x", "rating": "meh"}, "invalid_payload"),
+        (protocol.RETRY, {"id": "nope"}, "unknown_message"),
+        (protocol.JOIN, {"ticket": {"id": "1", "description": "x" * 70_000}}, "invalid_payload"),
+        (protocol.JOIN, {"ticket": {"id": "1", "custom": "x" * 70_000}}, "ticket_too_large"),
+        ("admin:drop_tables", {}, "unknown_event"),
+    ],
+)
+def test_bad_input_gets_clear_error_keeps_connection_stores_nothing(server, client, event, payload, code):
+    state = client.join(TICKET)
+    client.emit(event, payload)
+    err = client.wait_for(protocol.ERROR, lambda d: d["code"] == code, timeout=5)
+    assert err["message"] and err["retryable"] is False
+    session = server.services.store.get(state["session_id"])
+    assert session.thread == [] and session.feedback == []
+    assert client.sio.connected
+    assert client.ask("after", "still works")["message"]["status"] == "complete"
+
+
+def test_chat_before_join_is_refused(client):
+    client.emit(protocol.MESSAGE, {"id": "m", "text": "hi"})
+    assert client.wait_for(protocol.ERROR)["code"] == "not_joined"
+
+
+def test_cannot_join_someone_elses_session(server, tokens):
+    alice, bob = SidebarClient(), SidebarClient()
+    alice.connect(server.url, tokens.mint("acme", "alice"))
+    bob.connect(server.url, tokens.mint("acme", "bob"))
+    alices = alice.join(TICKET)["session_id"]
+    alice.ask("secret", "my private question")
+    bob.emit(protocol.JOIN, {"ticket": TICKET, "session_id": alices})
+    assert bob.wait_for(protocol.ERROR)["code"] == "forbidden"
+    assert not bob.of(protocol.STATE)
+    # Same ticket without a session id: bob gets his own, empty session.
+    assert bob.join(TICKET)["thread"] == []
+    # Another tenant with the same user id is someone else too.
+    eve = SidebarClient()
+    eve.connect(server.url, tokens.mint("other-tenant", "alice"))
+    assert eve.join(TICKET)["session_id"] != alices
+    for c in (alice, bob, eve):
+        c.disconnect()
+
+
+def test_two_tabs_share_the_session_and_see_each_others_turns(server, tokens):
+    tab1, tab2 = SidebarClient(), SidebarClient()
+    for tab in (tab1, tab2):
+        tab.connect(server.url, tokens.mint("acme", "alice"))
+        tab.join(TICKET)
+    tab2.ask("from-tab-2", "hi from tab two")
+    assert tab1.wait_for(protocol.DONE, lambda d: d["id"] == "from-tab-2")["message"]["text"].endswith(
+        "tab two"
+    )
+    assert tab1.of(protocol.ACK)[0]["message"]["text"] == "hi from tab two"
+    tab1.disconnect()
+    tab2.disconnect()
+
+
+def test_handler_failure_is_reported_and_retryable(server, client):
+    client.join(TICKET)
+    client.emit(protocol.MESSAGE, {"id": "f1", "text": "please fail"})
+    err = client.wait_for(protocol.ERROR, lambda d: d.get("id") == "f1")
+    assert (err["code"], err["retryable"]) == ("agent_failed", True)
+    client.emit(protocol.MESSAGE, {"id": "c1", "text": "please crash"})
+    err = client.wait_for(protocol.ERROR, lambda d: d.get("id") == "c1")
+    assert err["code"] == "internal_error" and "boom" not in err["message"]
+    session = server.services.store.get(client.of(protocol.STATE)[0]["session_id"])
+    assert session.reply_to("f1").status == "error"
+
+
+def test_retry_reruns_an_interrupted_turn(server, client):
+    state = client.join(TICKET)
+    sid = state["session_id"]
+    store = server.services.store
+    client.emit(protocol.MESSAGE, {"id": "r1", "text": "please fail"})
+    client.wait_for(protocol.ERROR, lambda d: d.get("id") == "r1")
+    # The user edits nothing and retries; this time the handler succeeds.
+    store.update(sid, lambda s: setattr(s.message("r1"), "text", "second try"))
+    client.emit(protocol.RETRY, {"id": "r1"})
+    done = client.wait_for(protocol.DONE, lambda d: d["id"] == "r1")
+    assert done["message"]["text"] == "echo: second try"
+    assert done["message"]["meta"]["attempt"] == 2
+    client.emit(protocol.RETRY, {"id": "r1"})
+    assert client.wait_for(protocol.ERROR, lambda d: d["code"] == "not_retryable")
+
+
+def test_turn_timeout_marks_interrupted(live_app, tokens):
+    server = live_app(handler=HangingHandler(), settings={"turn_timeout_seconds": 0.5})
+    c = SidebarClient()
+    c.connect(server.url, tokens.mint("acme", "alice"))
+    state = c.join(TICKET)
+    c.emit(protocol.MESSAGE, {"id": "slow", "text": "take forever"})
+    err = c.wait_for(protocol.ERROR, lambda d: d.get("id") == "slow", timeout=5)
+    assert (err["code"], err["retryable"]) == ("turn_timeout", True)
+    assert server.services.store.get(state["session_id"]).reply_to("slow").status == "interrupted"
+    c.disconnect()
+
+
+def test_feedback_is_stored_and_replaced(server, client):
+    state = client.join(TICKET)
+    client.ask("q", "hello")
+    client.emit(protocol.FEEDBACK, {"message_id": "q.reply", "rating": "down", "reasons": ["wrong_sources"]})
+    client.wait_for(protocol.FEEDBACK_ACK)
+    client.emit(protocol.FEEDBACK, {"message_id": "q.reply", "rating": "up", "comment": "actually fine"})
+    client.wait_for(protocol.FEEDBACK_ACK, start=len(client.events) - 1)
+    time.sleep(0.1)
+    fb = server.services.store.get(state["session_id"]).feedback
+    assert len(fb) == 1 and fb[0]["rating"] == "up" and fb[0]["user_id"] == "alice"
+    assert server.services.archive.load(state["session_id"]).data["feedback"][0]["comment"] == "actually fine"
+
+
+def test_health_and_readiness(server):
+    import requests
+
+    assert requests.get(server.url + "/healthz", timeout=5).json()["status"] == "ok"
+    r = requests.get(server.url + "/readyz", timeout=5)
+    assert r.status_code == 200 and r.json()["checks"] == {"redis": "ok", "archive": "ok"}
+    server.services.archive.close()
+    r = requests.get(server.url + "/readyz", timeout=5)
+    assert r.status_code == 503 and r.json()["checks"]["archive"].startswith("unreachable")
