@@ -50,36 +50,77 @@ class Span:
 
 
 def split_sentences(source: Source) -> list[Span]:
-    """Sentences (and list items / lines) of a source, as verbatim slices with their offsets."""
+    """Sentences (and list items / lines) of a source, as verbatim slices with their offsets.
+
+    A sentence that introduces a list ("We deliver to 15 countries:") carries the list lines that
+    follow it (up to the next blank line or full sentence), since it answers nothing without them.
+    """
     spans: list[Span] = []
     text = source.text
-    for line_match in re.finditer(r"[^\n]+", text):
-        line = line_match.group(0)
+    lines = [(m.start(), m.group(0)) for m in re.finditer(r"[^\n]+", text)]
+    i = 0
+    while i < len(lines):
+        line_start, line = lines[i]
+        i += 1
         bullet = _BULLET.match(line)
-        offset = line_match.start() + (bullet.end() if bullet else 0)
+        offset = line_start + (bullet.end() if bullet else 0)
         body = line[bullet.end() :] if bullet else line
         if _is_heading(body, source):
             continue
-        pieces: list[tuple[int, int]] = []
-        start = 0
-        for end_match in _SENT_END.finditer(body):
-            end = end_match.start() + len(end_match.group(1))  # closing quotes stay with their sentence
-            candidate = body[start:end]
-            last_word = candidate.rsplit(None, 1)[-1].lower() if candidate.split() else ""
-            following = body[end_match.end() : end_match.end() + 1]
-            if _is_abbreviation(last_word) or following.islower():
-                continue  # "e.g. ", "2 p.m. Eastern", '"Forgot password?" on': not a sentence end
-            pieces.append((start, end))
-            start = end_match.end()
-        pieces.append((start, len(body)))
-        for a, b in pieces:
-            raw = body[a:b]
-            stripped = raw.strip()
-            if len(_WORD.findall(stripped.lower())) < 3:
-                continue  # headings, fragments
-            lead = len(raw) - len(raw.lstrip())
-            spans.append(Span(source, stripped, offset + a + lead))
+        line_spans = [Span(source, t, offset + a) for a, t in _sentences_of(body)]
+        if line_spans and line_spans[-1].text.endswith(":"):
+            intro = line_spans[-1]
+            end, i = _list_after(text, lines, i)
+            if end is not None:
+                line_spans[-1] = Span(source, text[intro.start : end], intro.start)
+        spans.extend(line_spans)
     return spans
+
+
+_MAX_LIST_LINES = 8
+
+
+def _list_after(text: str, lines: list[tuple[int, str]], i: int) -> tuple[int | None, int]:
+    """End offset of the list lines starting at ``lines[i]``, and the index after them."""
+    end: int | None = None
+    prev_end = lines[i - 1][0] + len(lines[i - 1][1])
+    j = i
+    while j < len(lines) and j - i < _MAX_LIST_LINES:
+        start, line = lines[j]
+        if text[prev_end:start].count("\n") > 1:
+            break  # a blank line ends the list
+        stripped = line.strip()
+        is_item = bool(_BULLET.match(line)) or not re.search(r"[.!?]\W*$", stripped)
+        if not is_item or not stripped:
+            break
+        end = start + len(line.rstrip())
+        prev_end = start + len(line)
+        j += 1
+    return end, j
+
+
+def _sentences_of(body: str) -> list[tuple[int, str]]:
+    """(offset, sentence) pairs of one line; fragments under three words are dropped."""
+    pieces: list[tuple[int, int]] = []
+    start = 0
+    for end_match in _SENT_END.finditer(body):
+        end = end_match.start() + len(end_match.group(1))  # closing quotes stay with their sentence
+        candidate = body[start:end]
+        last_word = candidate.rsplit(None, 1)[-1].lower() if candidate.split() else ""
+        following = body[end_match.end() : end_match.end() + 1]
+        if _is_abbreviation(last_word) or following.islower():
+            continue  # "e.g. ", "2 p.m. Eastern", '"Forgot password?" on': not a sentence end
+        pieces.append((start, end))
+        start = end_match.end()
+    pieces.append((start, len(body)))
+    out: list[tuple[int, str]] = []
+    for a, b in pieces:
+        raw = body[a:b]
+        stripped = raw.strip()
+        if len(_WORD.findall(stripped.lower())) < 3:
+            continue
+        out.append((a + len(raw) - len(raw.lstrip()), stripped))
+    return out
 
 
 def _is_abbreviation(word: str) -> bool:
@@ -186,7 +227,10 @@ class ExtractiveResponder:
         return w * semantic + (1 - w) * lexical
 
     def answer(self, question: str, sources: Sequence[Source]) -> ExtractiveAnswer:
-        spans = [span for source in sources for span in split_sentences(source)]
+        # A question in an article ("Ordered as a guest?") introduces an answer; it never is one.
+        spans = [
+            span for source in sources for span in split_sentences(source) if not span.text.endswith("?")
+        ]
         if not question.strip() or not spans:
             return ExtractiveAnswer(NOTHING_FOUND, (), False)
         scores = self.score(question, spans)

@@ -236,7 +236,9 @@ def test_generate_json_repairs_once_with_the_validation_error(fake: FakeVertex) 
         json_reply({"answerable": False, "agent": "kb"}),
     )
     assert make_llm(fake).generate_json("q", schema=Verdict) == {"answerable": False, "agent": "kb"}
-    first, repair = fake.calls("generateContent")
+    calls = fake.calls("generateContent")
+    assert len(calls) == 2
+    repair = calls[1]
     contents = repair.body["contents"]
     assert [c["role"] for c in contents] == ["user", "model", "user"]
     assert contents[1]["parts"][0]["text"] == '{"answerable": "maybe"}'
