@@ -72,6 +72,17 @@ class UsageLedger:
         with self._lock:
             self._records.append(record)
 
+    def discard(self, *, session_id: str) -> UsageTotals:
+        """Drop a finished session's records (a process-wide ledger must not grow forever); returns
+        their totals so the caller can persist them with the session."""
+        with self._lock:
+            mine = [r for r in self._records if r.tags.session_id == session_id]
+            self._records = [r for r in self._records if r.tags.session_id != session_id]
+        out = UsageTotals()
+        for r in mine:
+            out = out.add(r.usage)
+        return out
+
     def records(self, predicate: Callable[[UsageRecord], bool] | None = None) -> list[UsageRecord]:
         with self._lock:
             items = list(self._records)

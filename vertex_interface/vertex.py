@@ -289,7 +289,7 @@ class VertexLLM(BaseLLM):
                 usage=usage,
             )
 
-    def _to_response(self, sdk: Any, request: ModelRequest) -> Response:
+    def _to_response(self, sdk: Any, request: ModelRequest, *, allow_empty: bool = False) -> Response:
         usage = self._usage_from(request, sdk.usage_metadata, request.model)
         self._check_prompt_feedback(sdk, request, usage)
         if not sdk.candidates:
@@ -306,6 +306,11 @@ class VertexLLM(BaseLLM):
                 usage=usage,
             )
         text = self._candidate_text(cand)
+        if not text.strip() and not allow_empty:
+            # E.g. MAX_TOKENS spent on thinking: nothing to show, so let the caller degrade.
+            raise InvalidOutput(
+                f"Vertex AI returned an empty answer (finish reason {finish})", model=request.model
+            )
         return Response(
             text=text,
             finish_reason=finish,
@@ -349,6 +354,7 @@ class VertexLLM(BaseLLM):
                         model=request.model, contents=contents, config=sdk_config
                     ),
                     request,
+                    allow_empty=schema is not None,  # the JSON repair step handles an empty reply
                 ),
             )
         except LLMError as exc:
@@ -451,6 +457,10 @@ class VertexLLM(BaseLLM):
             if iterator is not None:
                 iterator.close()
         text = "".join(pieces)
+        if not text.strip():
+            err = InvalidOutput(f"Vertex AI streamed an empty answer (finish reason {finish})", model=model)
+            self._failed(request, err)
+            raise err
         response = Response(
             text=text,
             finish_reason=finish,

@@ -239,6 +239,8 @@ def test_ledger_rolls_up_per_model_turn_agent_turn_turn_and_session() -> None:
     assert sessions["s1"].calls == 4 and sessions["s2"].calls == 1
     assert ledger.totals().cost_usd == pytest.approx(0.008)
     assert turn.as_dict()["prompt_tokens"] == 1600
+    gone = ledger.discard(session_id="s1")
+    assert gone.calls == 4 and ledger.totals().calls == 1 and "s1" not in ledger.by_session()
 
 
 def test_ledger_is_thread_safe() -> None:

@@ -290,3 +290,15 @@ def test_rate_limits_do_not_trip_the_breaker(fake: FakeVertex) -> None:
     with pytest.raises(RateLimited):
         llm.generate("hi")
     assert llm.breakers.for_model("gemini-2.5-flash").state is BreakerState.CLOSED
+
+
+def test_empty_answer_is_invalid_output_but_json_mode_repairs_it(fake: FakeVertex) -> None:
+    fake.script("generateContent", text_reply("", finish_reason="MAX_TOKENS"))
+    with pytest.raises(InvalidOutput, match="MAX_TOKENS"):
+        make_llm(fake).generate("hi")
+    assert len(fake.calls()) == 1  # an answer, not an outage: no retry
+    fake.script("generateContent", text_reply(""), json_reply({"answerable": True, "agent": "kb"}))
+    assert make_llm(fake).generate_json("q", schema=Verdict) == {"answerable": True, "agent": "kb"}
+    repair = fake.calls("generateContent")[-1]
+    assert repair.body["contents"][1]["parts"][0]["text"] == "(empty reply)"
+    assert "empty" in repair.body["contents"][2]["parts"][0]["text"]
