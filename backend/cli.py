@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from backend.commands.ingest import ingest
+from backend.commands.serve import dev_token, run
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -12,7 +13,8 @@ def cli() -> None:
     """Zendesk sidebar assistant."""
 
 
-cli.add_command(ingest)
+for command in (run, dev_token, ingest):
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -8,7 +8,6 @@ re-applies its change.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -176,7 +175,10 @@ class SessionStore:
                     pipe.watch(key)
                     raw = pipe.get(key)
                     if raw is None:
-                        raise SessionNotFound(session_id)
+                        pipe.reset()
+                        if not self._rehydrate(session_id):
+                            raise SessionNotFound(session_id)
+                        continue
                     session = Session.model_validate_json(raw)
                     result = mutate(session)
                     session.version += 1
@@ -189,6 +191,23 @@ class SessionStore:
                 except redis.WatchError:
                     continue
         raise ConcurrentUpdateError(f"session {session_id}: too many concurrent updates")
+
+    def _rehydrate(self, session_id: str) -> bool:
+        """Redis lost the session (flush, failover) mid-flight: bring it back from the archive.
+
+        It gets the disconnect TTL, since no connection is known; a join PERSISTs it again.
+        """
+        record = self.archive.load(session_id)
+        if record is None:
+            return False
+        self.redis.set(
+            self.key(session_id),
+            Session.model_validate(record.data).model_dump_json(),
+            nx=True,
+            ex=self.ttl_seconds,
+        )
+        log.warning("session %s rehydrated from the archive during an update", session_id)
+        return True
 
     def archive_now(self, session: Session) -> bool:
         """Mirror to the archive; failures are logged, not raised, because Redis still has it."""
@@ -265,7 +284,3 @@ class SessionStore:
 
 def _set_ticket(session: Session, ticket: dict[str, Any]) -> None:
     session.ticket = ticket
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
