@@ -229,9 +229,10 @@ class VertexLLM(BaseLLM):
 
         cfg: dict[str, Any] = {
             "automatic_function_calling": gt.AutomaticFunctionCallingConfig(disable=True),
-            # One request per call: continuation hops would hide retries and cost from us.
-            "automatic_continuation": False,
         }
+        if "automatic_continuation" in gt.GenerateContentConfig.model_fields:
+            # One request per call: continuation hops would hide retries and cost from us.
+            cfg["automatic_continuation"] = False
         if request.system:
             cfg["system_instruction"] = request.system
         if request.config is not None:

@@ -5,6 +5,7 @@ It speaks the wire protocol google-genai's Vertex client uses (checked against g
 - ``POST /v1beta1/projects/{p}/locations/{l}/publishers/google/models/{model}:generateContent``
 - ``POST .../models/{model}:streamGenerateContent?alt=sse`` (Server-Sent Events, chunked)
 - ``POST .../models/{model}:predict`` (text embeddings: ``text-embedding-*`` models)
+- ``POST .../models/{model}:embedContent`` / ``:batchEmbedContents`` (``gemini-embedding-*`` models)
 
 Point a client at it with ``HttpOptions(base_url=fake.base_url)`` plus ``project``/``location`` and
 credentials that need no network (``google.oauth2.credentials.Credentials(token="test")``).
@@ -49,7 +50,7 @@ _PATH = re.compile(
 
 HANDLER_THREAD_NAME = "fake-vertex-handler"
 SERVER_THREAD_NAME = "fake-vertex-server"
-ACTIONS = ("generateContent", "streamGenerateContent", "predict")
+ACTIONS = ("generateContent", "streamGenerateContent", "predict", "embedContent", "batchEmbedContents")
 
 
 # --- replies ---------------------------------------------------------------------------------------
@@ -290,7 +291,7 @@ class FakeVertex:
 
     # scripting
     def script(self, action: str, *replies: Reply) -> None:
-        """Queue replies for an action (``generateContent``, ``streamGenerateContent``, ``predict``)."""
+        """Queue replies for an action (one of ``ACTIONS``); they are used first in, first out."""
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r}; expected one of {ACTIONS}")
         with self._lock:
@@ -333,9 +334,27 @@ class FakeVertex:
                 for inst in instances
             ]
             return Reply(body={"predictions": predictions, "metadata": {"billableCharacterCount": 10}})
+        if req.action == "embedContent":
+            text = _content_text((req.body or {}).get("content"))
+            return Reply(
+                body={
+                    "embedding": {"values": fake_embedding(text, self.embedding_dims)},
+                    "usageMetadata": {"promptTokenCount": max(1, len(text) // 4)},
+                }
+            )
+        if req.action == "batchEmbedContents":
+            texts = [_content_text(r.get("content")) for r in (req.body or {}).get("requests", [])]
+            return Reply(
+                body={"embeddings": [{"values": fake_embedding(t, self.embedding_dims)} for t in texts]}
+            )
         if req.action == "streamGenerateContent":
             return stream_reply(["Hello", " from", " the fake."])
         return text_reply("Hello from the fake.")
+
+
+def _content_text(content: Any) -> str:
+    parts = (content or {}).get("parts", []) if isinstance(content, dict) else []
+    return "".join(p.get("text", "") for p in parts if isinstance(p, dict))
 
 
 def _make_handler(fake: FakeVertex) -> type[BaseHTTPRequestHandler]:
@@ -357,7 +376,7 @@ def _make_handler(fake: FakeVertex) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             match = _PATH.match(url.path)
-            if not match:
+            if not match or match["action"] not in ACTIONS:
                 self._send(
                     Reply(
                         status=404,

@@ -211,3 +211,32 @@ def test_invalid_config_values_fail_at_the_boundary() -> None:
         LLMConfig(timeout_s=0)
     with pytest.raises(ValueError):
         LLMConfig(gemini_model="gemini 2.5")
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_gemini_embedding_models_use_embed_content(fake: FakeVertex, count: int) -> None:
+    llm = make_llm(fake, embedding_model="gemini-embedding-001")
+    texts = ["refund window", "express shipping", "reset password"][:count]
+    vectors = llm.embed(texts, task_type="RETRIEVAL_DOCUMENT")
+    req = fake.calls()[-1]
+    if count == 1:
+        assert req.action == "embedContent"
+        assert req.body["embedContentConfig"] == {"taskType": "RETRIEVAL_DOCUMENT"}
+    else:
+        assert req.action == "batchEmbedContents"
+        assert [r["content"]["parts"][0]["text"] for r in req.body["requests"]] == texts
+    assert vectors.shape == (count, 768)
+    expected = np.asarray(fake_embedding(texts[-1]), dtype=np.float32)
+    assert np.allclose(vectors[-1], expected / np.linalg.norm(expected), atol=1e-5)
+
+
+def test_unknown_paths_get_404(fake: FakeVertex) -> None:
+    import json as _json
+    import urllib.error
+    import urllib.request
+
+    url = fake.base_url + "v1beta1/projects/p/locations/l/publishers/google/models/m:countTokens"
+    req = urllib.request.Request(url, data=_json.dumps({}).encode(), method="POST")
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(req, timeout=5)
+    assert info.value.code == 404
