@@ -111,3 +111,17 @@ class Settings(BaseSettings):
 
     def env_name(self, field_name: str) -> str:
         return field_name.upper()
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting, as embedded in docs/configuration.md."""
+    rows = ["| Variable | Default | Description |", "| --- | --- | --- |"]
+    for name, info in Settings.model_fields.items():
+        default = info.default
+        shown = "unset" if default is None else f"`{default}`"
+        rows.append(f"| `{name.upper()}` | {shown} | {info.description or ''} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(settings_table())

@@ -1,0 +1,56 @@
+# The README's two commands: `make run` and `make test`. Everything else is optional.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+
+.PHONY: run run-cluster test test-fast lint format bench clean help
+
+help:
+	@echo "make run          run the assistant on the embedded defaults (http://127.0.0.1:8080)"
+	@echo "make test         install test extras and run the whole test suite"
+	@echo "make run-cluster  two instances sharing one embedded Redis (ports 8080, 8081)"
+	@echo "make bench        benchmarks; reports in bench/results/"
+	@echo "make lint         ruff"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# torch first, pinned to the CPU wheel on this machine's disk: a looser request pulls a CUDA build.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e .
+	@touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
+	$(PIP) install -q -e ".[test]"
+	@touch $@
+
+run: $(VENV)/.installed
+	$(BIN)/sidebar-assistant run
+
+run-cluster: $(VENV)/.installed
+	INSTANCES=2 $(BIN)/sidebar-assistant run
+
+test: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -ra -m "not slow" $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed-test
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python -m bench.run_all
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
