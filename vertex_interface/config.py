@@ -119,6 +119,15 @@ class LLMConfig(BaseModel):
             raise ValueError(f"invalid model name {v!r}")
         return v
 
+    @field_validator("project")
+    @classmethod
+    def _project(cls, v: str | None) -> str | None:
+        # It becomes part of the request URL: allow only what project ids can contain
+        # (lowercase, digits, hyphens; legacy domain-scoped ids add '.' and ':').
+        if v is not None and not re.fullmatch(r"[a-z0-9][a-z0-9.:-]{0,99}", v):
+            raise ValueError(f"invalid Google Cloud project id {v!r}")
+        return v
+
     @field_validator("location")
     @classmethod
     def _location(cls, v: str) -> str:

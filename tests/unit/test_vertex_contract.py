@@ -205,6 +205,8 @@ def test_invalid_config_values_fail_at_the_boundary() -> None:
         LLMConfig(backend="vertex")
     with pytest.raises(ValueError):
         LLMConfig(backend="vertex", project="p", location="us central")
+    with pytest.raises(ValueError, match="project id"):
+        LLMConfig(backend="vertex", project="p/../../other")
     with pytest.raises(ValueError):
         GenerateConfig(temperature=5)
     with pytest.raises(ValueError):
