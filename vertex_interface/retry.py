@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar
 
 import tenacity
 
@@ -13,7 +12,6 @@ from .config import RetryPolicy
 from .errors import LLMError, RateLimited
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 class _Backoff(tenacity.wait.wait_base):
