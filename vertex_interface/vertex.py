@@ -432,8 +432,10 @@ class VertexLLM(BaseLLM):
                         raise
                     if _is_outage(err):
                         self.breakers.for_model(model).record_failure()
-                    # Text already went to the caller: a retry would repeat it, so fail plainly.
-                    raise Unavailable(
+                    # Text already went to the caller: a retry would repeat it, so fail plainly
+                    # (same error type, but not retryable).
+                    kind = Timeout if isinstance(err, Timeout) else Unavailable
+                    raise kind(
                         f"the stream from Vertex AI broke off after {len(pieces)} chunks: {err.message}",
                         model=model,
                         retryable=False,

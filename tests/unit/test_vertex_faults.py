@@ -302,3 +302,34 @@ def test_empty_answer_is_invalid_output_but_json_mode_repairs_it(fake: FakeVerte
     repair = fake.calls("generateContent")[-1]
     assert repair.body["contents"][1]["parts"][0]["text"] == "(empty reply)"
     assert "empty" in repair.body["contents"][2]["parts"][0]["text"]
+
+
+def test_stream_stalling_past_the_timeout_breaks_off_without_hanging(fake: FakeVertex) -> None:
+    fake.script("streamGenerateContent", stream_reply(["first ", "second"], chunk_delay=30))
+    llm = make_llm(fake, timeout_s=0.3)
+    before = {t for t in threading.enumerate() if not t.name.startswith("fake-vertex")}
+    received: list[str] = []
+    started = time.monotonic()
+    with pytest.raises(Timeout, match="broke off") as info:
+        for delta in llm.stream("hi"):
+            received.append(delta.text)
+    assert time.monotonic() - started < 10
+    assert received == ["first "]
+    assert not info.value.retryable
+    llm.close()
+    assert {t for t in threading.enumerate() if not t.name.startswith("fake-vertex")} == before
+
+
+def test_auth_and_missing_model_errors_are_unavailable_and_not_retried(fake: FakeVertex) -> None:
+    from tests.fakes.fake_vertex import error_reply
+
+    fake.script(
+        "generateContent", error_reply(403, "Permission denied on resource project p.", "PERMISSION_DENIED")
+    )
+    with pytest.raises(Unavailable, match="403") as info:
+        make_llm(fake).generate("hi")
+    assert not info.value.retryable and "test-token" not in str(info.value)
+    fake.script("generateContent", error_reply(404, "Publisher model not found.", "NOT_FOUND"))
+    with pytest.raises(Unavailable, match="not found"):
+        make_llm(fake).generate("hi")
+    assert len(fake.calls()) == 2
