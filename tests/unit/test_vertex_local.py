@@ -260,6 +260,9 @@ class _Text(HTMLParser):
 
 def demo_sources(titles: list[str]) -> list[Source]:
     articles = {a["title"]: a for a in json.loads(ARTICLES.read_text())["articles"]}
+    missing = [t for t in titles if t not in articles]
+    if missing:
+        pytest.skip(f"demo Help Center changed; articles not found: {missing}")
     out = []
     for i, title in enumerate(titles, start=1):
         parser = _Text()
@@ -292,7 +295,7 @@ DEMO_TITLES = [
 def test_demo_articles_answer_from_the_right_article(
     llm: LocalLLM, question: str, expected_title: str
 ) -> None:
-    sources = demo_sources([t for t in DEMO_TITLES if ARTICLES.exists()])
+    sources = demo_sources(DEMO_TITLES)
     resp = llm.generate(question, sources=sources)
     cited = assert_grounded(resp.text, sources)
     assert sources[cited[0] - 1].title == expected_title
