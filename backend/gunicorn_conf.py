@@ -11,6 +11,7 @@ workers = 1
 worker_class = "gthread"
 # Each open WebSocket holds a thread for its lifetime.
 threads = int(os.environ.get("THREADS", "200"))
+worker_connections = threads + 100  # gthread refuses keep-alive when connections <= threads
 timeout = 0  # WebSockets are long-lived; Cloud Run enforces its own request timeout
 graceful_timeout = 20
 keepalive = 75
