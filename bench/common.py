@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import time
@@ -37,7 +38,7 @@ def percentiles(values: list[float], ps: tuple[int, ...] = (50, 95, 99)) -> dict
     ordered = sorted(values)
     out = {}
     for p in ps:
-        idx = min(len(ordered) - 1, max(0, int(round(p / 100 * len(ordered) + 0.5)) - 1))
+        idx = min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))
         out[f"p{p}"] = round(ordered[idx] * 1000, 2)
     return out
 
