@@ -94,3 +94,39 @@ def live_app(settings: Settings):
     for srv in servers:
         srv.services.shutdown()
         srv.server.shutdown()
+
+
+# --- the demo tenant, built once per run and reused across runs -------------------------------
+DEMO_CACHE = Path(__file__).resolve().parents[1] / ".pytest_cache" / "demo_index"
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """One MiniLM model for the whole run (loading it costs seconds)."""
+    from vertex_interface.local_embedder import LocalEmbedder
+
+    return LocalEmbedder()
+
+
+@pytest.fixture(scope="session")
+def demo_index(embedder):
+    """The demo tenant ('demo') in a SQLite knowledge index.
+
+    Kept under .pytest_cache: ingest is incremental (content hashes), so later runs only
+    re-embed documents whose text changed.
+    """
+    from store.demo import ensure_demo_tenant
+    from store.factory import open_knowledge_index
+
+    DEMO_CACHE.mkdir(parents=True, exist_ok=True)
+    index = open_knowledge_index("sqlite", embedder=embedder, sqlite_path=DEMO_CACHE / "knowledge.sqlite3")
+    ensure_demo_tenant(index, "demo", progress=False)
+    yield index
+    index.close()
+
+
+@pytest.fixture(scope="session")
+def local_llm(embedder):
+    from vertex_interface import LLMConfig, create_llm
+
+    return create_llm(LLMConfig(backend="local"), embedder=embedder)
