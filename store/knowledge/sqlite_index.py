@@ -61,20 +61,30 @@ CREATE TABLE IF NOT EXISTS chunks (
     embedding BLOB NOT NULL,
     UNIQUE (tenant, doc_id, position)
 );
--- External-content FTS over chunks (no second copy of the text); title is its own column so
--- bm25 can weight it. Rows are removed with FTS5's 'delete' command, which needs the old values.
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-    title, text, content='chunks', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2'
-);
+-- One row per tenant; its rowid names the tenant's own FTS5 table (fts_<rowid>), so a
+-- full-text query never even reads another tenant's postings and needs no join to filter.
 CREATE TABLE IF NOT EXISTS tenant_state (
     tenant     TEXT PRIMARY KEY,
     generation INTEGER NOT NULL,
     dimensions INTEGER NOT NULL
 );
 """
+SCHEMA_VERSION = 2
+
+# External-content FTS over chunks (no second copy of the text); title is its own column so bm25
+# can weight it. Rows are removed with FTS5's 'delete' command, which needs the old values.
+_FTS_DDL = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS {name} USING fts5("
+    "title, text, content='chunks', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2')"
+)
 
 # bm25 column weights (title, text): a title match is a strong topical signal.
-_BM25 = "bm25(chunks_fts, 3.0, 1.0)"
+_BM25_WEIGHTS = "3.0, 1.0"
+# Query terms found in more than this share of a tenant's chunks are dropped (their idf is tiny,
+# yet scoring their postings dominates latency on large corpora); see _fts_query.
+_MAX_TERM_SHARE = 0.25
+# Below this many postings in total, scoring everything is cheap (~1 µs each): no pruning.
+_SCORE_BUDGET = 8000
 
 
 @dataclass
@@ -162,9 +172,20 @@ class SqliteKnowledgeIndex:
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.executescript(_SCHEMA)
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            legacy = self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunks_fts'").fetchone()
+            if version == 0 and not legacy:
+                self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif version != SCHEMA_VERSION or legacy:
+                raise KnowledgeError(
+                    f"{path} has an older knowledge index layout; delete it and run the ingest again"
+                )
         except sqlite3.Error as exc:
             raise KnowledgeError(f"cannot open knowledge index {path}: {exc}") from exc
         self._mirrors: dict[str, _Mirror] = {}
+        self._fts_names: dict[str, str] = {}
+        # (tenant) -> (generation, chunk count, {term: document frequency}); reset on writes.
+        self._df_cache: dict[str, tuple[int, int, dict[str, int]]] = {}
 
     # --- writes ---------------------------------------------------------------------------------
 
@@ -189,11 +210,12 @@ class SqliteKnowledgeIndex:
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
+                fts = self._ensure_tenant(tenant)
                 offset = 0
                 added_rows: list[tuple[list[int], list[str], np.ndarray]] = []
                 removed: list[int] = []
                 for doc, chunks in chunked:
-                    removed.extend(self._delete_doc_rows(tenant, doc.id))
+                    removed.extend(self._delete_doc_rows(tenant, doc.id, fts))
                     self._conn.execute(
                         "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",
                         (
@@ -219,7 +241,7 @@ class SqliteKnowledgeIndex:
                         )
                         rowid = int(cur.lastrowid)
                         self._conn.execute(
-                            "INSERT INTO chunks_fts (rowid, title, text) VALUES (?,?,?)",
+                            f"INSERT INTO {fts} (rowid, title, text) VALUES (?,?,?)",
                             (rowid, doc.title, text),
                         )
                         ids.append(rowid)
@@ -247,10 +269,11 @@ class SqliteKnowledgeIndex:
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
+                fts = self._fts_name(tenant)
                 removed: list[int] = []
                 count = 0
-                for doc_id in dict.fromkeys(doc_ids):
-                    removed.extend(self._delete_doc_rows(tenant, doc_id))
+                for doc_id in dict.fromkeys(doc_ids if fts else []):
+                    removed.extend(self._delete_doc_rows(tenant, doc_id, fts))
                     cur = self._conn.execute(
                         "DELETE FROM documents WHERE tenant = ? AND doc_id = ?", (tenant, doc_id)
                     )
@@ -266,24 +289,40 @@ class SqliteKnowledgeIndex:
                 self._apply_to_mirror(tenant, generation, removed, [])
         return count
 
-    def _delete_doc_rows(self, tenant: str, doc_id: str) -> list[int]:
+    def _fts_name(self, tenant: str) -> str | None:
+        name = self._fts_names.get(tenant)
+        if name is None:
+            row = self._conn.execute("SELECT rowid FROM tenant_state WHERE tenant = ?", (tenant,)).fetchone()
+            if row is None:
+                return None
+            name = self._fts_names[tenant] = f"fts_{int(row[0])}"
+        return name
+
+    def _ensure_tenant(self, tenant: str) -> str:
+        """Inside a write transaction: the tenant's state row and FTS table exist afterwards."""
+        self._conn.execute(
+            "INSERT OR IGNORE INTO tenant_state (tenant, generation, dimensions) VALUES (?, 0, ?)",
+            (tenant, self.dimensions),
+        )
+        name = self._fts_name(tenant)
+        assert name is not None
+        self._conn.execute(_FTS_DDL.format(name=name))
+        return name
+
+    def _delete_doc_rows(self, tenant: str, doc_id: str, fts: str) -> list[int]:
         rows = self._conn.execute(
             "SELECT id, title, text FROM chunks WHERE tenant = ? AND doc_id = ?", (tenant, doc_id)
         ).fetchall()
         ids = [r[0] for r in rows]
         if ids:
             self._conn.executemany(
-                "INSERT INTO chunks_fts (chunks_fts, rowid, title, text) VALUES ('delete', ?, ?, ?)", rows
+                f"INSERT INTO {fts} ({fts}, rowid, title, text) VALUES ('delete', ?, ?, ?)", rows
             )
             self._conn.execute("DELETE FROM chunks WHERE tenant = ? AND doc_id = ?", (tenant, doc_id))
         return ids
 
     def _bump_generation(self, tenant: str) -> int:
-        self._conn.execute(
-            "INSERT INTO tenant_state (tenant, generation, dimensions) VALUES (?, 1, ?) "
-            "ON CONFLICT(tenant) DO UPDATE SET generation = generation + 1",
-            (tenant, self.dimensions),
-        )
+        self._conn.execute("UPDATE tenant_state SET generation = generation + 1 WHERE tenant = ?", (tenant,))
         return int(
             self._conn.execute("SELECT generation FROM tenant_state WHERE tenant = ?", (tenant,)).fetchone()[
                 0
@@ -393,20 +432,104 @@ class SqliteKnowledgeIndex:
         return {r[0] for r in rows}
 
     def _text_candidates(self, text: str, filters: SearchFilters, n: int) -> list[int]:
-        terms = query_terms(text)
-        if not terms:
+        fts = self._fts_name(filters.tenant)
+        if fts is None:
             return []
-        match = " OR ".join('"' + t.replace('"', "") + '"' for t in terms)
-        where, args = _filter_sql(filters, "d")
-        sql = (
-            f"SELECT c.id FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
-            f"JOIN documents d ON d.tenant = c.tenant AND d.doc_id = c.doc_id "
-            f"WHERE chunks_fts MATCH ? AND {where} ORDER BY {_BM25}, c.id LIMIT ?"
-        )
+        queries = self._fts_queries(fts, filters.tenant, query_terms(text))
+        filtered = bool(filters.kinds or filters.locale or filters.tags)
+        if filtered:
+            where, args = _filter_sql(filters, "d")
+            sql = (
+                f"SELECT {fts}.rowid FROM {fts} JOIN chunks c ON c.id = {fts}.rowid "
+                f"JOIN documents d ON d.tenant = c.tenant AND d.doc_id = c.doc_id "
+                f"WHERE {fts} MATCH ? AND {where} ORDER BY bm25({fts}, {_BM25_WEIGHTS}), {fts}.rowid LIMIT ?"
+            )
+        else:
+            # The FTS table holds this tenant only: no join needed on the hot path.
+            args = []
+            sql = f"SELECT rowid FROM {fts} WHERE {fts} MATCH ? ORDER BY bm25({fts}, {_BM25_WEIGHTS}), rowid LIMIT ?"
+        found: dict[int, None] = {}
         try:
-            return [r[0] for r in self._conn.execute(sql, (match, *args, n)).fetchall()]
+            # Tiered: the strict query first; the broad one only tops up a short list.
+            for match in queries:
+                for (rowid,) in self._conn.execute(sql, (match, *args, n)).fetchall():
+                    found.setdefault(int(rowid))
+                if len(found) >= n:
+                    break
         except sqlite3.Error as exc:
             raise KnowledgeError(f"full-text search failed: {exc}") from exc
+        return list(found)[:n]
+
+    def _fts_queries(self, fts: str, tenant: str, terms: list[str]) -> list[str]:
+        """FTS5 MATCH expressions for the query terms, strictest first.
+
+        bm25 scores every row a query matches (~1 µs each), so the cost is the number of postings.
+        When the terms' postings fit _SCORE_BUDGET, all terms are OR-ed and scored exhaustively.
+        Otherwise: tier 1 requires two of the rarest terms together (minimum-should-match 2;
+        terms in more than _MAX_TERM_SHARE of the chunks are left out, their idf is tiny), and
+        tier 2 tops up with the rarest terms whose postings still fit the budget."""
+        if not terms:
+            return []
+        dfs = self._document_frequencies(fts, tenant, terms)
+        ranked = sorted((t for t in terms if dfs[t] > 0), key=lambda t: dfs[t])
+        if not ranked:
+            return []
+        quoted = {t: '"' + t.replace('"', "") + '"' for t in ranked}
+        if sum(dfs[t] for t in ranked) <= _SCORE_BUDGET:
+            return [" OR ".join(quoted[t] for t in ranked)]
+        total = self._df_cache[tenant][1]
+        informative = [t for t in ranked if dfs[t] <= _MAX_TERM_SHARE * total][:6]
+        if len(informative) < 2:
+            informative = ranked[:2]
+        tiers: list[str] = []
+        if len(informative) >= 2:
+            # Cheapest pairs first, by their expected overlap under independence, within budget.
+            pairs = sorted(
+                (
+                    (dfs[a] * dfs[b] / total, a, b)
+                    for i, a in enumerate(informative)
+                    for b in informative[i + 1 :]
+                ),
+                key=lambda p: p[0],
+            )
+            chosen, expected = [], 0.0
+            for cost, a, b in pairs:
+                if chosen and expected + cost > _SCORE_BUDGET:
+                    break
+                chosen.append(f"({quoted[a]} AND {quoted[b]})")
+                expected += cost
+            tiers.append(" OR ".join(chosen))
+        cheap: list[str] = []
+        spent = 0
+        for t in ranked:
+            if spent + dfs[t] > _SCORE_BUDGET:
+                break
+            cheap.append(t)
+            spent += dfs[t]
+        if cheap:
+            tiers.append(" OR ".join(quoted[t] for t in cheap))
+        return tiers or [quoted[ranked[0]]]
+
+    def _document_frequencies(self, fts: str, tenant: str, terms: list[str]) -> dict[str, int]:
+        generation_row = self._conn.execute(
+            "SELECT generation FROM tenant_state WHERE tenant = ?", (tenant,)
+        ).fetchone()
+        generation = int(generation_row[0]) if generation_row else 0
+        cached = self._df_cache.get(tenant)
+        if cached is None or cached[0] != generation:
+            total = self._conn.execute("SELECT COUNT(*) FROM chunks WHERE tenant = ?", (tenant,)).fetchone()[
+                0
+            ]
+            cached = self._df_cache[tenant] = (generation, int(total), {})
+        dfs = cached[2]
+        for term in terms:
+            if term not in dfs:
+                if len(dfs) > 50_000:
+                    dfs.clear()
+                dfs[term] = self._conn.execute(
+                    f"SELECT COUNT(*) FROM {fts} WHERE {fts} MATCH ?", ('"' + term.replace('"', "") + '"',)
+                ).fetchone()[0]
+        return {t: dfs[t] for t in terms}
 
     def _vector_candidates(
         self, tenant: str, vector: np.ndarray, allowed: set[str] | None, n: int
@@ -461,8 +584,10 @@ class SqliteKnowledgeIndex:
         rows = self._conn.execute(
             f"SELECT c.id, c.doc_id, c.position, c.text, d.title, d.url, d.kind, d.locale, d.tags "
             f"FROM chunks c JOIN documents d ON d.tenant = c.tenant AND d.doc_id = c.doc_id "
-            f"WHERE c.tenant = ? AND c.id IN ({marks})",
-            (tenant, *ids),
+            # "+c.tenant": filter, do not drive the lookup through the (tenant, ...) index, which
+            # would scan the whole tenant instead of fetching a few rows by id.
+            f"WHERE c.id IN ({marks}) AND +c.tenant = ?",
+            (*ids, tenant),
         ).fetchall()
         by_id = {r[0]: r for r in rows}
         hits = []

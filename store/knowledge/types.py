@@ -231,70 +231,13 @@ def fuse(
 
 _TOKEN_RE = re.compile(r"\w+", re.UNICODE)
 # Very common words only: they match nearly every chunk, cost time and add no ranking signal.
-STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "but",
-        "by",
-        "can",
-        "could",
-        "do",
-        "does",
-        "for",
-        "from",
-        "had",
-        "has",
-        "have",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "me",
-        "my",
-        "no",
-        "not",
-        "of",
-        "on",
-        "or",
-        "our",
-        "so",
-        "than",
-        "that",
-        "the",
-        "their",
-        "them",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "to",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-    ]
-)
+_STOPWORDS_TEXT = """a about after again all also am an and any are as at be because been before being both but by
+    can could did do does doing down during each few for from further get got had has have he her here
+    hers him his how i if in into is it its just me more most much my myself no nor not now of off on
+    once only or other our ours out over own same she should so some such than that the their them
+    then there these they this those through to too under until up us very was we were what when where
+    which while who whom why will with would you your yours"""
+STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
 
 def query_terms(text: str, limit: int = 32) -> list[str]:
