@@ -72,14 +72,18 @@ class UsageLedger:
         with self._lock:
             self._records.append(record)
 
-    def discard(self, *, session_id: str) -> UsageTotals:
-        """Drop a finished session's records (a process-wide ledger must not grow forever); returns
-        their totals so the caller can persist them with the session."""
+    def discard(self, *, session_id: str, turn_id: str | None = None) -> UsageTotals:
+        """Drop a finished session's (or turn's) records (a process-wide ledger must not grow forever);
+        returns their totals so the caller can persist them with the session."""
+
+        def mine(r: UsageRecord) -> bool:
+            return r.tags.session_id == session_id and (turn_id is None or r.tags.turn_id == turn_id)
+
         with self._lock:
-            mine = [r for r in self._records if r.tags.session_id == session_id]
-            self._records = [r for r in self._records if r.tags.session_id != session_id]
+            taken = [r for r in self._records if mine(r)]
+            self._records = [r for r in self._records if not mine(r)]
         out = UsageTotals()
-        for r in mine:
+        for r in taken:
             out = out.add(r.usage)
         return out
 

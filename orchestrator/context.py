@@ -1,0 +1,122 @@
+"""Conversation context: follow-up references, task switches and bounded model history."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+ORDINALS = {
+    "first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
+    "fifth": 5, "5th": 5, "last": -1,
+}  # fmt: skip
+KIND_WORDS = {
+    "article": "article", "articles": "article", "ticket": "ticket", "tickets": "ticket",
+    "macro": "macro", "macros": "macro", "order": "order", "product": "product",
+    "source": None, "link": None, "one": None, "result": None,
+}  # fmt: skip
+_ORDINAL_REF = re.compile(
+    r"\b(?:the\s+)?(" + "|".join(ORDINALS) + r")\s+(" + "|".join(KIND_WORDS) + r")\b", re.IGNORECASE
+)
+_NUMBER_REF = re.compile(
+    r"(?:\[(\d{1,2})\]|\b(?:source|article|result|link)\s*#?\s*(\d{1,2})\b)", re.IGNORECASE
+)
+_DEMONSTRATIVE = re.compile(
+    r"\b(?:that|this|the same|the)\s+(order|product|article|ticket|macro)\b", re.IGNORECASE
+)
+
+MAX_HISTORY_TURNS = 8
+TASK_SWITCH_SIMILARITY = 0.25
+
+
+@dataclass
+class FollowUp:
+    """What an earlier answer contributed to this question."""
+
+    citations: list[dict[str, Any]] = field(default_factory=list)  # referenced earlier sources
+    order_numbers: list[str] = field(default_factory=list)
+    reason: str = ""
+
+
+def last_answer(thread: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    return next(
+        (m for m in reversed(thread) if m.get("role") == "assistant" and m.get("status") == "complete"), None
+    )
+
+
+def resolve_follow_up(query: str, thread: Sequence[Mapping[str, Any]]) -> FollowUp:
+    """'the second article', '[2]', 'that order' → the earlier citations they point at."""
+    answer = last_answer(thread)
+    if answer is None:
+        return FollowUp()
+    cites: list[dict[str, Any]] = list(answer.get("citations") or [])
+    out = FollowUp()
+    for m in _ORDINAL_REF.finditer(query):
+        pos, kind = ORDINALS[m.group(1).lower()], KIND_WORDS[m.group(2).lower()]
+        pool = [c for c in cites if kind is None or c.get("kind") == kind]
+        if pool and (pos == -1 or pos <= len(pool)):
+            out.citations.append(pool[pos - 1] if pos > 0 else pool[-1])
+            out.reason = f"refers to {m.group(0)!r}"
+    for m in _NUMBER_REF.finditer(query):
+        n = int(m.group(1) or m.group(2))
+        match = next((c for c in cites if c.get("n") == n), None)
+        if match and match not in out.citations:
+            out.citations.append(match)
+            out.reason = f"refers to source {n}"
+    for m in _DEMONSTRATIVE.finditer(query):
+        kind = m.group(1).lower()
+        for c in cites:
+            if c.get("kind") == kind and c not in out.citations:
+                out.citations.append(c)
+                out.reason = out.reason or f"refers to {m.group(0)!r}"
+                break
+    routing = (answer.get("meta") or {}).get("routing") or {}
+    meta_orders = (routing.get("facts") or {}).get("order_numbers") or []
+    for c in out.citations:
+        if c.get("kind") == "order" and str(c.get("id", "")).startswith("order:"):
+            out.order_numbers.append(str(c["id"]).split(":", 1)[1])
+    if _DEMONSTRATIVE.search(query) and not out.order_numbers and "order" in query.lower():
+        out.order_numbers = list(meta_orders)
+    return out
+
+
+def previous_question(thread: Sequence[Mapping[str, Any]]) -> str | None:
+    return next((m.get("text") for m in reversed(thread) if m.get("role") == "user"), None)
+
+
+def is_task_switch(
+    query: str, thread: Sequence[Mapping[str, Any]], embed: Callable[[list[str]], np.ndarray]
+) -> bool:
+    """A new topic: far from the previous question, with no reference to earlier results."""
+    prev = previous_question(thread)
+    if not prev:
+        return False
+    vecs = embed([query, prev])
+    return float(vecs[0] @ vecs[1]) < TASK_SWITCH_SIMILARITY
+
+
+def bounded_history(
+    history: Sequence[Mapping[str, Any]], question: str, answer: str, *, max_turns: int = MAX_HISTORY_TURNS
+) -> list[dict[str, Any]]:
+    """Append the turn; fold everything older than `max_turns` turns into one summary entry.
+
+    The summary is extractive (first sentence of each folded message), so it never invents.
+    """
+    entries = [dict(h) for h in history] + [
+        {"role": "user", "text": question},
+        {"role": "model", "text": answer},
+    ]
+    summary = [e for e in entries if e.get("role") == "summary"]
+    turns = [e for e in entries if e.get("role") != "summary"]
+    keep = max_turns * 2
+    if len(turns) <= keep:
+        return summary + turns
+    folded, recent = turns[:-keep], turns[-keep:]
+    lines = [summary[0]["text"]] if summary else []
+    for e in folded:
+        first = re.split(r"(?<=[.!?])\s", str(e.get("text", "")).strip(), maxsplit=1)[0][:200]
+        lines.append(f"{e.get('role')}: {first}")
+    return [{"role": "summary", "text": "\n".join(lines)[-4000:]}, *recent]

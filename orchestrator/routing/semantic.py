@@ -1,0 +1,163 @@
+"""Offline router: nearest manifest examples by embedding, with a confidence from the scores.
+
+Each agent is represented by its manifest's `when_to_use` examples (counter-examples push it
+down); a small set of conversational examples stands for "respond directly". No model call:
+one embedding of the question per turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from agents.base import AgentManifest
+from orchestrator.routing.base import MAX_ROUTES, Route, RoutingContext, RoutingDecision
+from orchestrator.routing.queries import enhance
+
+Embed = Callable[[list[str]], np.ndarray]
+
+RESPOND = "__respond__"
+RESPOND_EXAMPLES = (
+    "hi",
+    "hello, are you there?",
+    "thanks!",
+    "thank you, that was helpful",
+    "great, that's all",
+    "ok got it",
+    "what can you do?",
+    "who are you and how do you work?",
+    "good morning",
+    "never mind",
+)
+RESPOND_TEXT = {
+    "thanks": "You're welcome — ask me anything else about this ticket.",
+    "default": (
+        "I can look things up for this ticket: {agents}. Ask a question about the customer's issue and "
+        "I'll answer with sources."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class SemanticRouterConfig:
+    route_threshold: float = 0.30  # below this for every agent: ask a clarifying question
+    respond_threshold: float = 0.62  # conversational turns answered directly
+    margin: float = 0.06  # agents within this of the best also run (in parallel)
+    temperature: float = 0.05  # softmax temperature turning similarities into a confidence
+    max_agents: int = 3
+
+
+class SemanticRouter:
+    name = "semantic"
+
+    def __init__(
+        self, embed: Embed, manifests: Sequence[AgentManifest], config: SemanticRouterConfig | None = None
+    ) -> None:
+        self.config = config or SemanticRouterConfig()
+        self.embed = embed
+        self.manifests = {m.name: m for m in manifests if m.enabled}
+        if not self.manifests:
+            raise ValueError("the semantic router needs at least one enabled agent")
+        texts, labels, counter_texts, counter_labels = [], [], [], []
+        for m in self.manifests.values():
+            texts += m.when_to_use
+            labels += [m.name] * len(m.when_to_use)
+            counter_texts += m.counter_examples
+            counter_labels += [m.name] * len(m.counter_examples)
+        texts += RESPOND_EXAMPLES
+        labels += [RESPOND] * len(RESPOND_EXAMPLES)
+        self._labels = np.array(labels)
+        self._vectors = embed(texts)
+        self._counter_labels = np.array(counter_labels)
+        self._counter_vectors = (
+            embed(counter_texts) if counter_texts else np.zeros((0, self._vectors.shape[1]), np.float32)
+        )
+        self._names = [*self.manifests, RESPOND]
+
+    def scores(self, query: str) -> dict[str, float]:
+        """Per-route similarity: best example, minus how much a counter-example matches better."""
+        q = self.embed([query])[0]
+        sims = self._vectors @ q
+        counter = self._counter_vectors @ q if len(self._counter_vectors) else np.zeros(0)
+        out: dict[str, float] = {}
+        for name in self._names:
+            mask = self._labels == name
+            top = np.sort(sims[mask])[-2:]
+            # Mean of the two best examples is steadier than the single best.
+            score = float(top.mean()) if len(top) else 0.0
+            cmask = self._counter_labels == name
+            if cmask.any():
+                c = float(counter[cmask].max())
+                if c > score:
+                    score -= c - score
+            out[name] = score
+        return out
+
+    def route(self, ctx: RoutingContext) -> RoutingDecision:
+        cfg = self.config
+        scores = self.scores(ctx.query)
+        names = list(scores)
+        raw = np.array([scores[n] for n in names])
+        probs = np.exp((raw - raw.max()) / cfg.temperature)
+        probs /= probs.sum()
+        order = np.argsort(-raw)
+        best = names[order[0]]
+        confidence = float(probs[order[0]])
+        meta = {"scores": {n: round(scores[n], 4) for n in names}}
+        if best == RESPOND and scores[RESPOND] >= cfg.respond_threshold:
+            return RoutingDecision(
+                action="respond",
+                response=self._respond_text(ctx.query),
+                confidence=confidence,
+                router=self.name,
+                reason="conversational message",
+                meta=meta,
+            )
+        agent_names = [n for n in (names[i] for i in order) if n != RESPOND]
+        top = agent_names[0]
+        if scores[top] < cfg.route_threshold:
+            options = " or ".join(self.manifests[n].title.lower() for n in agent_names[:2])
+            return RoutingDecision(
+                action="clarify",
+                response=f"Could you say a bit more about what you need — for example, is this about {options}?",
+                confidence=confidence,
+                router=self.name,
+                reason=f"best match {top} at {scores[top]:.2f}",
+                meta=meta,
+            )
+        chosen = [n for n in agent_names if scores[n] >= max(cfg.route_threshold, scores[top] - cfg.margin)]
+        chosen = chosen[: min(cfg.max_agents, MAX_ROUTES)]
+        routes = [
+            Route(
+                agent=n,
+                enhanced_query=enhance(ctx.query, self.manifests[n], ctx.ticket, ctx.hints),
+                score=round(scores[n], 4),
+            )
+            for n in chosen
+        ]
+        return RoutingDecision(
+            action="route",
+            stages=plan_stages(routes, self.manifests),
+            confidence=confidence,
+            router=self.name,
+            reason=f"nearest examples: {', '.join(chosen)}",
+            meta=meta,
+        )
+
+    def _respond_text(self, query: str) -> str:
+        if any(w in query.lower() for w in ("thank", "great", "got it", "that's all")):
+            return RESPOND_TEXT["thanks"]
+        agents = ", ".join(m.title.lower() for m in self.manifests.values())
+        return RESPOND_TEXT["default"].format(agents=agents)
+
+
+def plan_stages(routes: list[Route], manifests: dict[str, AgentManifest]) -> list[list[Route]]:
+    """Facts first, then policy: API agents (orders, products) run before retrieval agents when
+    both are chosen, so the retrieval agents can use what was looked up."""
+    facts = [r for r in routes if manifests[r.agent].kind == "api"]
+    rest = [r for r in routes if manifests[r.agent].kind != "api"]
+    if facts and rest:
+        return [facts, rest]
+    return [routes]
