@@ -1,0 +1,3 @@
+"""placeholder"""
+
+QUERIES = [("where is my parcel", ["article:tracking"], "article")]
