@@ -384,6 +384,7 @@ SCENARIOS: list[dict[str, Any]] = [
             "No contact from the delivery company",
             "Delivery date for furniture order",
         ],
+        "pair_replies": True,
         "openers": [
             "I ordered the {item} on {ordered}. Nobody contacted me yet to plan delivery. How does this work?",
             "Hello! We paid €69 for the 2-person delivery of our {item}. Can they bring it up to the 2nd floor? And when will they call?",
@@ -391,6 +392,7 @@ SCENARIOS: list[dict[str, Any]] = [
         ],
         "replies": [
             "Your {item} is handed to our furniture partner Van der Berg Logistics. They'll send you an SMS and email to pick a delivery day, and two days before delivery you'll get a 3-hour time slot. Delivery takes 7–14 business days from your order.\n\nTwo people carry it to the room of your choice – stairs are fine up to the 3rd floor – and take the packaging away. All details: {link}",
+            "Good question! Two people carry your {item} to the room of your choice – stairs are fine up to the 3rd floor (no hoisting) – and take the packaging away. Van der Berg Logistics will contact you by SMS and email to pick a day; you get a 3-hour slot two days before. All details: {link}",
             "I've checked with Van der Berg Logistics: your {item} is at their depot and they'll contact you within 2 business days to agree a delivery day. I've added a note asking for a date before the 14th if possible.",
         ],
         "followups": [

@@ -471,7 +471,7 @@ SCENARIOS: list[dict[str, Any]] = [
         "replies": [
             'Absolutely. In the Returns portal choose "I received this as a gift", enter the order number from the gift note and your own email address. The purchaser isn\'t notified. Gift returns are refunded as a gift card emailed to you, valid for 3 years, so you can pick something else. Details: {link}',
         ],
-        "followups": ["Perfect, sent it back.", "Got the gift card, thanks!"],
+        "followups": ["Perfect, sent it back today.", "Dropped it off at the parcel shop, thanks!"],
         "resolutions": [
             {
                 "text": "Your gift card for {item_paid} has been sent to your email. Happy shopping!",
