@@ -1,0 +1,500 @@
+// The sidebar: reads the ticket through ZAF, talks to the backend over Socket.IO
+// (docs/protocol.md), and keeps the thread whole across reconnects, restarts and tab sleep.
+import ZAFClient from 'zendesk_app_framework_sdk';
+import { io } from 'socket.io-client';
+import { plainText, renderMarkdown, replyMarkdown, safeUrl } from './markdown.js';
+import { readTicket, TICKET_EVENTS } from './ticket.js';
+
+const config = JSON.parse(document.getElementById('sidebar-config').textContent);
+const $ = (id) => document.getElementById(id);
+const ui = { ticket: $('ticket'), status: $('status'), thread: $('thread'), empty: $('empty'),
+  composer: $('composer'), question: $('question'), send: $('send') };
+
+const state = {
+  token: config.token,
+  tokenExpiresAt: Date.now() + config.expiresIn * 1000,
+  ticket: null,
+  joined: false,
+  sessionId: null,
+  messages: new Map(), // id -> Message (docs/protocol.md)
+  order: [],
+  outbox: new Map(), // user messages not yet acknowledged: id -> text (resent with the same id)
+  seq: new Map(), // user message id -> last delta seq applied
+  thinking: new Map(), // user message id -> [{text, agent}]
+  feedback: new Map(), // reply id -> {rating, saved, open}
+  refusals: 0,
+};
+const elements = new Map();
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') node.className = v;
+    else if (k === 'text') node.textContent = v;
+    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? '' : String(v));
+  }
+  node.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
+  return node;
+}
+
+function newId(prefix) {
+  const rand = globalThis.crypto && crypto.randomUUID ? crypto.randomUUID()
+    : `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 12)}`;
+  return `${prefix}-${rand}`;
+}
+
+// --- status ---------------------------------------------------------------------------------
+const STATUS_TEXT = {
+  connecting: 'Connecting…',
+  reconnecting: 'Reconnecting… your conversation will resume.',
+  online: '',
+  expired: 'Your session expired. Reload the ticket to continue.',
+  outside: 'Open this app from a Zendesk ticket.',
+  refused: 'The assistant refused the connection. Reload the ticket to try again.',
+};
+function setStatus(name, text) {
+  ui.status.dataset.state = name;
+  ui.status.textContent = text ?? STATUS_TEXT[name] ?? '';
+  ui.status.hidden = name === 'online';
+  document.body.dataset.connection = name;
+}
+
+// --- token refresh --------------------------------------------------------------------------
+let refreshTimer = null;
+function scheduleRefresh() {
+  clearTimeout(refreshTimer);
+  const due = Math.max(5000, state.tokenExpiresAt - Date.now() - 60000);
+  refreshTimer = setTimeout(() => refreshToken().catch(() => setTimeout(scheduleRefresh, 5000)), due);
+}
+async function refreshToken() {
+  const resp = await fetch(config.refreshUrl, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ token: state.token }),
+    credentials: 'omit',
+    cache: 'no-store',
+  });
+  if (resp.status === 401) {
+    setStatus('expired');
+    return false;
+  }
+  if (!resp.ok) throw new Error(`refresh failed: ${resp.status}`);
+  const body = await resp.json();
+  state.token = body.token;
+  state.tokenExpiresAt = Date.now() + body.expires_in * 1000;
+  scheduleRefresh();
+  return true;
+}
+
+// --- socket ---------------------------------------------------------------------------------
+const socket = io({
+  path: config.socketPath,
+  autoConnect: false,
+  // A function, so every reconnect presents the current (refreshed) token.
+  auth: (cb) => cb({ token: state.token }),
+  reconnectionDelay: 500,
+  reconnectionDelayMax: 4000,
+});
+
+function join() {
+  if (state.ticket && socket.connected) socket.emit('session:join', { ticket: state.ticket });
+}
+
+socket.on('connect', () => {
+  state.refusals = 0;
+  join();
+});
+socket.on('disconnect', (reason) => {
+  state.joined = false;
+  if (reason === 'io server disconnect') socket.connect();
+  if (ui.status.dataset.state !== 'expired') setStatus('reconnecting');
+});
+socket.io.on('reconnect_attempt', () => {
+  if (ui.status.dataset.state !== 'expired') setStatus('reconnecting');
+});
+socket.on('connect_error', async () => {
+  if (socket.active) {
+    setStatus(state.sessionId ? 'reconnecting' : 'connecting');
+    return; // a network failure: socket.io retries on its own
+  }
+  // Refused by the server (expired or invalid token): refresh once, then connect again.
+  state.refusals += 1;
+  if (state.refusals > 3) {
+    setStatus('refused');
+    return;
+  }
+  try {
+    if (await refreshToken()) setTimeout(() => socket.connect(), 300 * state.refusals);
+  } catch {
+    setStatus('reconnecting');
+    setTimeout(() => socket.connect(), 2000);
+  }
+});
+
+socket.on('session:state', (s) => {
+  if (state.sessionId && s.session_id !== state.sessionId) resetThread();
+  state.sessionId = s.session_id;
+  const onServer = new Set();
+  for (const m of s.thread) {
+    onServer.add(m.id);
+    const local = state.messages.get(m.id);
+    // Deltas are not stored server-side: keep what this tab already streamed of a live reply.
+    const keepText = m.role === 'assistant' && m.status === 'streaming' && local && local.status === 'streaming';
+    state.messages.set(m.id, keepText ? { ...m, text: local.text } : m);
+    if (m.role === 'user') state.outbox.delete(m.id);
+  }
+  const pending = state.order.filter((id) => !onServer.has(id) && state.outbox.has(id));
+  for (const id of state.order) {
+    if (!onServer.has(id) && !state.outbox.has(id)) forget(id);
+  }
+  state.order = [...s.thread.map((m) => m.id), ...pending];
+  state.joined = true;
+  setStatus('online');
+  renderAll();
+  // Unacknowledged messages go again with the same id: the server stores each id once.
+  for (const [id, text] of state.outbox) socket.emit('chat:message', { id, text });
+});
+
+socket.on('chat:ack', ({ id, message }) => {
+  state.outbox.delete(id);
+  upsert(message);
+  ensureReply(id);
+});
+
+socket.on('chat:thinking', ({ id, text, agent }) => {
+  const reply = ensureReply(id);
+  const lines = state.thinking.get(id) || [];
+  lines.push({ text, agent });
+  state.thinking.set(id, lines);
+  render(reply.id);
+});
+
+socket.on('chat:delta', ({ id, text, seq }) => {
+  const reply = ensureReply(id);
+  const last = state.seq.get(id) || 0;
+  if (seq === 1) reply.text = text; // a new attempt starts over
+  else if (seq <= last) return; // already applied (a duplicate after a reconnect)
+  else reply.text += text;
+  state.seq.set(id, seq);
+  reply.status = 'streaming';
+  render(reply.id);
+});
+
+socket.on('chat:done', ({ id, message, citations }) => {
+  state.seq.delete(id);
+  upsert({ ...message, citations: message.citations && message.citations.length ? message.citations : citations });
+});
+
+socket.on('chat:error', (err) => {
+  if (err.id) {
+    const reply = ensureReply(err.id);
+    reply.status = err.code === 'turn_timeout' ? 'interrupted' : 'error';
+    reply.meta = { ...(reply.meta || {}), error: { code: err.code, message: err.message } };
+    state.seq.delete(err.id);
+    render(reply.id);
+  } else if (err.code === 'not_joined' || err.code === 'session_expired') {
+    join();
+  } else {
+    notice(err.message || 'Something went wrong.');
+  }
+});
+
+socket.on('chat:feedback:ack', ({ message_id: id }) => {
+  const fb = state.feedback.get(id);
+  if (fb) {
+    fb.saved = true;
+    fb.open = false;
+    render(id);
+  }
+});
+
+// --- thread model ---------------------------------------------------------------------------
+function resetThread() {
+  for (const id of [...state.order]) forget(id);
+  state.order = [];
+  state.outbox.clear();
+  state.seq.clear();
+  state.thinking.clear();
+}
+function forget(id) {
+  state.messages.delete(id);
+  const node = elements.get(id);
+  if (node) node.remove();
+  elements.delete(id);
+}
+function upsert(m) {
+  const known = state.messages.has(m.id);
+  state.messages.set(m.id, { ...(state.messages.get(m.id) || {}), ...m });
+  if (!known) {
+    const after = m.reply_to ? state.order.indexOf(m.reply_to) : -1;
+    if (after >= 0) state.order.splice(after + 1, 0, m.id);
+    else state.order.push(m.id);
+  }
+  renderAll();
+  return state.messages.get(m.id);
+}
+function ensureReply(userId) {
+  const id = `${userId}.reply`;
+  return state.messages.get(id)
+    || upsert({ id, role: 'assistant', text: '', status: 'streaming', reply_to: userId, citations: [], meta: {} });
+}
+
+function send(text) {
+  const id = newId('m');
+  state.outbox.set(id, text);
+  upsert({ id, role: 'user', text, status: 'sending', reply_to: null, citations: [], meta: {} });
+  if (state.joined) socket.emit('chat:message', { id, text });
+}
+
+function retry(userId) {
+  const reply = ensureReply(userId);
+  reply.status = 'streaming';
+  reply.text = '';
+  reply.meta = { ...(reply.meta || {}), error: undefined };
+  state.thinking.delete(userId);
+  state.seq.delete(userId);
+  render(reply.id);
+  socket.emit('chat:retry', { id: userId });
+}
+
+// --- rendering ------------------------------------------------------------------------------
+function renderAll() {
+  const nearBottom = ui.thread.scrollHeight - ui.thread.scrollTop - ui.thread.clientHeight < 80;
+  for (const id of state.order) {
+    render(id);
+    ui.thread.append(elements.get(id)); // moves nodes into thread order
+  }
+  ui.empty.hidden = state.order.length > 0;
+  if (nearBottom) ui.thread.scrollTop = ui.thread.scrollHeight;
+}
+
+function render(id) {
+  const m = state.messages.get(id);
+  if (!m) return;
+  let li = elements.get(id);
+  if (!li) {
+    li = el('li', { 'data-id': id });
+    elements.set(id, li);
+    ui.thread.append(li);
+  }
+  li.className = `sa-msg sa-msg--${m.role}`;
+  li.dataset.status = m.status;
+  if (m.role === 'user') {
+    li.replaceChildren(
+      el('span', { class: 'sa-visually-hidden', text: 'You asked:' }),
+      el('p', { class: 'sa-msg__text', text: m.text }),
+      m.status === 'sending' ? el('span', { class: 'sa-msg__meta', text: 'Sending…' }) : null,
+    );
+  } else {
+    li.replaceChildren(...assistantView(m));
+    li.setAttribute('aria-busy', m.status === 'streaming' ? 'true' : 'false');
+  }
+  const nearBottom = ui.thread.scrollHeight - ui.thread.scrollTop - ui.thread.clientHeight < 120;
+  if (nearBottom) ui.thread.scrollTop = ui.thread.scrollHeight;
+}
+
+const KIND_LABEL = { article: 'Article', ticket: 'Ticket', macro: 'Macro' };
+
+function assistantView(m) {
+  const userId = m.reply_to || m.id.replace(/\.reply$/, '');
+  const parts = [el('span', { class: 'sa-visually-hidden', text: 'Assistant answered:' })];
+  const lines = state.thinking.get(userId) || (m.meta && m.meta.thinking) || [];
+  if (lines.length) {
+    const list = el('ul', { class: 'sa-thinking', 'aria-label': 'What the assistant did' },
+      ...lines.map((l) => el('li', {}, l.agent ? el('span', { class: 'sa-thinking__agent', text: l.agent }) : null,
+        el('span', { text: l.text }))));
+    parts.push(m.status === 'streaming' ? list
+      : el('details', { class: 'sa-steps' }, el('summary', { text: `${lines.length} step${lines.length > 1 ? 's' : ''}` }), list));
+  }
+  const body = el('div', { class: 'sa-answer' });
+  if (m.text) renderMarkdown(body, m.text, m.citations);
+  else if (m.status === 'streaming') body.append(el('p', { class: 'sa-typing', text: 'Thinking…' }));
+  parts.push(body);
+
+  const cites = (m.citations || []).filter((c) => c && c.title !== undefined);
+  if (m.status === 'complete' && cites.length) {
+    parts.push(el('ol', { class: 'sa-sources', 'aria-label': 'Sources' }, ...cites.map((c) => {
+      const href = safeUrl(c.url);
+      const title = String(c.title || c.url || 'Untitled');
+      return el('li', { value: Number(c.n) || undefined },
+        el('span', { class: `sa-kind sa-kind--${KIND_LABEL[c.kind] ? c.kind : 'other'}`, text: KIND_LABEL[c.kind] || 'Source' }),
+        href ? el('a', { href, target: '_blank', rel: 'noopener noreferrer', text: title }) : el('span', { text: title }));
+    })));
+  }
+  if (m.status === 'interrupted' || m.status === 'error') {
+    const why = m.status === 'interrupted' ? 'This reply was interrupted.'
+      : `The assistant could not answer: ${(m.meta && m.meta.error && m.meta.error.message) || 'unknown error'}`;
+    parts.push(el('div', { class: 'sa-interrupted', role: 'alert' }, el('span', { text: why }),
+      el('button', { type: 'button', class: 'sa-btn sa-btn--small', 'data-action': 'retry', onclick: () => retry(userId) }, 'Retry')));
+  }
+  if (m.status === 'complete') parts.push(actions(m));
+  return parts;
+}
+
+function actions(m) {
+  const fb = state.feedback.get(m.id) || {};
+  const bar = el('div', { class: 'sa-actions', role: 'group', 'aria-label': 'Answer actions' },
+    el('button', { type: 'button', class: 'sa-btn sa-btn--small sa-btn--primary', 'data-action': 'insert',
+      onclick: (e) => insertIntoReply(m, e.currentTarget) }, 'Insert into reply'),
+    el('button', { type: 'button', class: 'sa-btn sa-btn--small', 'data-action': 'copy',
+      onclick: (e) => copyAnswer(m, e.currentTarget) }, 'Copy'),
+    el('button', { type: 'button', class: 'sa-btn sa-btn--icon', 'data-action': 'up', 'aria-label': 'Helpful',
+      'aria-pressed': fb.rating === 'up' ? 'true' : 'false', onclick: () => rate(m.id, 'up') }, '👍'),
+    el('button', { type: 'button', class: 'sa-btn sa-btn--icon', 'data-action': 'down', 'aria-label': 'Not helpful',
+      'aria-pressed': fb.rating === 'down' ? 'true' : 'false', 'aria-expanded': fb.open ? 'true' : 'false',
+      onclick: () => openDown(m.id) }, '👎'));
+  const wrap = el('div', {}, bar);
+  if (fb.open) wrap.append(downForm(m.id));
+  if (fb.saved) wrap.append(el('p', { class: 'sa-hint', role: 'status', 'data-feedback': 'saved', text: 'Thanks — feedback saved.' }));
+  return wrap;
+}
+
+function rate(id, rating, extra = {}) {
+  state.feedback.set(id, { ...(state.feedback.get(id) || {}), rating, saved: false, open: false });
+  socket.emit('chat:feedback', { message_id: id, rating, ...extra });
+  render(id);
+}
+function openDown(id) {
+  state.feedback.set(id, { ...(state.feedback.get(id) || {}), open: true, saved: false });
+  render(id);
+  const first = elements.get(id).querySelector('.sa-feedback input');
+  if (first) first.focus();
+}
+const REASONS = [['wrong_sources', 'Wrong sources'], ['incorrect', 'Incorrect'], ['incomplete', 'Incomplete']];
+function downForm(id) {
+  const form = el('form', { class: 'sa-feedback', 'aria-label': 'Why was this not helpful?' },
+    el('fieldset', {}, el('legend', { text: 'What was wrong?' }),
+      ...REASONS.map(([value, label]) => el('label', { class: 'sa-check' },
+        el('input', { type: 'checkbox', name: 'reason', value }), ` ${label}`))),
+    el('label', { class: 'sa-visually-hidden', for: `fb-${id}`, text: 'Comment (optional)' }),
+    el('textarea', { id: `fb-${id}`, name: 'comment', rows: 2, maxlength: 2000, placeholder: 'Comment (optional)',
+      class: 'c-txt__input c-txt__input--area' }),
+    el('button', { type: 'submit', class: 'sa-btn sa-btn--small sa-btn--primary' }, 'Send feedback'));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const reasons = [...form.querySelectorAll('input[name=reason]:checked')].map((i) => i.value);
+    const comment = form.querySelector('textarea').value.trim();
+    rate(id, 'down', { reasons, ...(comment ? { comment } : {}) });
+  });
+  return form;
+}
+
+function flash(button, text) {
+  const old = button.textContent;
+  button.textContent = text;
+  setTimeout(() => { button.textContent = old; }, 1500);
+}
+
+async function insertIntoReply(m, button) {
+  const markdown = replyMarkdown(m.text, m.citations);
+  try {
+    try {
+      await zaf.invoke('ticket.comment.appendMarkdown', markdown);
+    } catch {
+      await zaf.invoke('ticket.comment.appendText', plainText(markdown));
+    }
+    flash(button, 'Inserted ✓');
+  } catch {
+    flash(button, 'Could not insert');
+  }
+}
+
+async function copyAnswer(m, button) {
+  const text = replyMarkdown(m.text, m.citations);
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    // Sandboxed frames often lack clipboard permission; the selection fallback still works.
+    const area = el('textarea', { class: 'sa-visually-hidden', 'aria-hidden': 'true' });
+    area.value = text;
+    document.body.append(area);
+    area.select();
+    document.execCommand('copy');
+    area.remove();
+  }
+  flash(button, 'Copied ✓');
+}
+
+let noticeTimer = null;
+function notice(text) {
+  let node = $('notice');
+  if (!node) {
+    node = el('div', { id: 'notice', class: 'sa-notice', role: 'alert' });
+    ui.thread.after(node);
+  }
+  node.textContent = text;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => node.remove(), 6000);
+}
+
+function renderTicket(t) {
+  ui.ticket.dataset.state = 'ready';
+  ui.ticket.replaceChildren(
+    el('p', { class: 'sa-ticket__meta' },
+      el('span', { text: `#${t.id}` }), t.status ? el('span', { class: `sa-pill sa-pill--${t.status}`, text: t.status }) : null),
+    el('h1', { class: 'sa-ticket__subject', id: 'ticket-subject', text: t.subject || '(no subject)' }),
+    t.requester && t.requester.name ? el('p', { class: 'sa-ticket__requester', text: `Requester: ${t.requester.name}` }) : null,
+    t.tags.length ? el('ul', { class: 'sa-tags', 'aria-label': 'Tags' }, ...t.tags.slice(0, 8).map((g) => el('li', { text: g }))) : null,
+  );
+}
+
+// --- composer -------------------------------------------------------------------------------
+ui.composer.addEventListener('submit', (e) => {
+  e.preventDefault();
+  const text = ui.question.value.trim();
+  if (!text || !state.ticket) return;
+  send(text);
+  ui.question.value = '';
+  ui.question.focus();
+});
+ui.question.addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    ui.composer.requestSubmit();
+  }
+});
+
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState !== 'visible') return;
+  // Timers sleep with the tab: catch up on the token and the connection when it wakes.
+  if (state.tokenExpiresAt - Date.now() < 90000) refreshToken().catch(() => {});
+  if (!socket.connected && !socket.active && ui.status.dataset.state !== 'expired') socket.connect();
+});
+
+// --- start ----------------------------------------------------------------------------------
+const zaf = ZAFClient.init();
+let ticketTimer = null;
+
+async function loadTicket() {
+  const t = await readTicket(zaf);
+  const changedTicket = state.ticket && state.ticket.id !== t.id;
+  const changed = JSON.stringify(t) !== JSON.stringify(state.ticket);
+  state.ticket = t;
+  renderTicket(t);
+  if (changedTicket) resetThread();
+  if (changed && state.joined) join(); // the server refreshes the ticket context on every join
+  return t;
+}
+
+if (!zaf) {
+  setStatus('outside');
+  ui.ticket.replaceChildren(el('p', { text: 'No ticket: this page runs inside Zendesk.' }));
+} else {
+  setStatus('connecting');
+  scheduleRefresh();
+  zaf.invoke('resize', { width: '100%', height: '640px' }).catch(() => {});
+  for (const name of TICKET_EVENTS) {
+    zaf.on(name, () => {
+      clearTimeout(ticketTimer);
+      ticketTimer = setTimeout(() => loadTicket().catch(() => {}), 300);
+    });
+  }
+  loadTicket()
+    .then(() => socket.connect())
+    .catch((err) => {
+      ui.ticket.dataset.state = 'error';
+      ui.ticket.replaceChildren(el('p', { role: 'alert', text: `Could not read the ticket: ${err.message}` }));
+    });
+}
