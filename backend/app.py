@@ -19,8 +19,10 @@ from backend.auth import Authenticator, DevTokenAuthenticator, load_or_create_se
 from backend.http import bp as http_bp
 from backend.sessions import SessionStore
 from backend.settings import Settings
+from backend.sidebar import register_sidebar
 from backend.socket_events import Connections, register_socket_events
 from backend.turns import TurnRunner
+from backend.zendesk_auth import FirstOf, SessionTokens, ZendeskSessionAuthenticator
 from orchestrator.turn import TurnHandler
 from store.sessions import SessionArchive, SqliteSessionArchive
 
@@ -67,9 +69,13 @@ def build_authenticator(settings: Settings) -> Authenticator:
         if settings.secret_key
         else load_or_create_secret(settings.data_dir)
     )
+    sessions = ZendeskSessionAuthenticator(
+        SessionTokens(secret, settings.session_token_ttl_seconds, settings.session_max_age_seconds)
+    )
     if settings.auth_mode == "dev":
-        return DevTokenAuthenticator(secret, settings.dev_token_ttl_seconds)
-    raise NotImplementedError("AUTH_MODE=zendesk arrives with the Zendesk app (docs/configuration.md)")
+        # Dev tokens for scripts, session tokens for the /dev/sidebar harness.
+        return FirstOf([DevTokenAuthenticator(secret, settings.dev_token_ttl_seconds), sessions])
+    return sessions
 
 
 def open_archive(settings: Settings) -> SessionArchive:
@@ -129,6 +135,7 @@ def create_app(
     svc.connections = register_socket_events(socketio, svc)
     app.extensions["sidebar"] = svc
     app.register_blueprint(http_bp)
+    register_sidebar(app, svc)
     _start_heartbeat(svc)
     atexit.register(svc.shutdown)
     log.info(

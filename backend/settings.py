@@ -85,6 +85,19 @@ class Settings(BaseSettings):
     dev_token_ttl_seconds: int = Field(
         12 * 3600, ge=60, description="Lifetime of tokens minted by `sidebar-assistant dev-token`."
     )
+    zendesk_tenants_file: Path | None = Field(
+        None,
+        description="JSON file of Zendesk app installations (subdomain, installation id, public key, tenant); "
+        "required when AUTH_MODE=zendesk. See docs/zendesk_app.md.",
+    )
+    session_token_ttl_seconds: int = Field(
+        900, ge=60, le=3600, description="Lifetime of the sidebar's session token (refreshed before expiry)."
+    )
+    session_max_age_seconds: int = Field(
+        12 * 3600,
+        ge=300,
+        description="Hard limit on refreshing one sidebar session token; after it the app reloads through Zendesk.",
+    )
 
     # --- LLM ----------------------------------------------------------------------------------
     llm_backend: Literal["local", "vertex"] = Field(
