@@ -60,8 +60,10 @@ class SpannerConnectionHandler:
     """Hands out `Database` objects; the underlying client lives for the whole process.
 
     `SpannerConnectionHandler("cache").get_database()` returns the default database of instance
-    "cache". Clients are keyed by (project, instance) at class level, so every handler for the
-    same instance shares one client (one gRPC channel pool, one session pool per database).
+    "cache". Clients are created once per project (and emulator endpoint) at class level and live
+    for the process, so every handler — whichever instance it names — reuses one client and its
+    gRPC channels; `Database` objects (each with its session pool) are cached by
+    (project, instance, database). All of it is guarded by one lock.
     """
 
     _lock: ClassVar[threading.Lock] = threading.Lock()

@@ -100,3 +100,30 @@ def test_spanner_config_validates() -> None:
     with pytest.raises(ValueError):
         SpannerConfig(project="p", instance="inst", vector_search="fast")  # type: ignore[arg-type]
     assert SpannerConfig(project="p", instance="inst").database == "sidebar"
+
+
+def test_connection_handler_shares_one_client_per_instance_across_threads() -> None:
+    import threading
+
+    from store.spanner import SpannerConnectionHandler
+
+    SpannerConnectionHandler.reset()
+    config = SpannerConfig(project="p", instance="cache", database="sidebar", emulator_host="localhost:1")
+    results: list = []
+
+    def grab() -> None:
+        handler = SpannerConnectionHandler.for_config(config)
+        results.append((handler.client(), handler.get_database(), handler.get_database("other")))
+
+    threads = [threading.Thread(target=grab) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    clients = {id(c) for c, _, _ in results}
+    defaults = {id(d) for _, d, _ in results}
+    others = {id(o) for _, _, o in results}
+    assert len(clients) == 1 and len(defaults) == 1 and len(others) == 1 and defaults != others
+    _, db, other = results[0]
+    assert db.name.endswith("/instances/cache/databases/sidebar") and other.name.endswith("/databases/other")
+    SpannerConnectionHandler.reset()
