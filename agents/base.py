@@ -193,6 +193,8 @@ class AgentContext:
     # Bounded summary of earlier stages' results (multi-step questions).
     prior: list[AgentResult] = field(default_factory=list)
     tool_callbacks: ToolCallbacks = field(default_factory=CallbackChain)
+    # The support agent asking (fills macros' {{current_user.first_name}}); None when unknown.
+    user_name: str | None = None
 
     def tags(self, agent: str) -> CallTags:
         return CallTags(session_id=self.session_id, turn_id=self.turn_id, agent=agent)

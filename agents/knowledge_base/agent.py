@@ -1,0 +1,56 @@
+"""Help Center articles: the tenant's published answers (policies, how-tos, troubleshooting)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.base import AgentContext, BaseAgent, Evidence, ToolCall
+from agents.common import lead, model_summary, question_only, search_documents, strip_heading
+
+
+class KnowledgeBaseAgent(BaseAgent):
+    max_evidence = 4
+
+    def tools(self) -> dict[str, Any]:
+        return {"search_articles": self.search_articles}
+
+    def search_articles(self, ctx: AgentContext, query: str, locale: str | None = None) -> list[Evidence]:
+        cfg = self.manifest.config
+        matches = search_documents(
+            ctx.knowledge,
+            ctx.tenant,
+            query,
+            kinds=("article",),
+            k=int(cfg.get("results", 4)),
+            locale=locale,
+            min_similarity=float(cfg.get("min_similarity", 0.3)),
+        )
+        return [
+            Evidence(
+                id=m.doc_id,
+                title=m.title,
+                text=strip_heading(m.text, m.title),
+                kind="article",
+                url=m.url or None,
+                score=round(m.score, 4),
+                agent=self.name,
+            )
+            for m in matches
+        ]
+
+    def offline_tool_call(self, query: str, ctx: AgentContext, attempt: int) -> ToolCall | None:
+        locale = ctx.ticket.get("locale") if isinstance(ctx.ticket.get("locale"), str) else None
+        if attempt == 1:
+            args: dict[str, Any] = {"query": query}
+            if locale:
+                args["locale"] = locale
+            return ToolCall("search_articles", args, "search the Help Center with the request")
+        # Retry: ticket boilerplate may have drowned the question; search with the question
+        # alone, in every locale.
+        core = question_only(query)
+        return ToolCall("search_articles", {"query": core}, "retry with the question only") if core else None
+
+    def summarise(self, query: str, evidence: list[Evidence], ctx: AgentContext) -> str:
+        return model_summary(self, query, evidence, ctx) or "\n".join(
+            f"- {e.title}: {lead(e.text)}" for e in evidence[:3]
+        )

@@ -1,0 +1,83 @@
+"""Solved tickets like the open one, with how each was resolved."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from agents.base import AgentContext, BaseAgent, Evidence, ToolCall
+from agents.common import lead, model_summary, question_only, search_documents, strip_heading
+
+_RESOLUTION_RE = re.compile(r"^\s*(?:#+\s*)?Resolution\b", re.IGNORECASE | re.MULTILINE)
+_PROBLEM_RE = re.compile(r"^\s*(?:#+\s*)?Problem\b", re.IGNORECASE)
+
+
+def _resolution(chunks: list[str]) -> str | None:
+    for chunk in chunks:
+        m = _RESOLUTION_RE.search(chunk)
+        if m:
+            return chunk[m.end() :].strip(" :\n") or None
+    return None
+
+
+class SimilarTicketsAgent(BaseAgent):
+    max_evidence = 3
+
+    def tools(self) -> dict[str, Any]:
+        return {"search_tickets": self.search_tickets}
+
+    def search_tickets(self, ctx: AgentContext, query: str) -> list[Evidence]:
+        cfg = self.manifest.config
+        current = ctx.ticket.get("id")
+        exclude = [f"ticket:{current}"] if current not in (None, "") else []
+        matches = search_documents(
+            ctx.knowledge,
+            ctx.tenant,
+            query,
+            kinds=("ticket",),
+            k=int(cfg.get("results", 3)),
+            exclude=exclude,
+            min_similarity=float(cfg.get("min_similarity", 0.3)),
+            chunk_k=40,
+        )
+        evidence = []
+        for m in matches:
+            resolution = _resolution(m.chunks)
+            if resolution is None and ctx.knowledge is not None:
+                # The resolution chunk did not rank; fetch it with a full-text search on the title.
+                extra = search_documents(
+                    ctx.knowledge, ctx.tenant, f"{m.title} resolution", kinds=("ticket",), k=5, chunk_k=25
+                )
+                same = next((x for x in extra if x.doc_id == m.doc_id), None)
+                resolution = _resolution(same.chunks) if same else None
+            # The best-ranked chunk may be conversation; the problem statement reads better.
+            problem_chunk = next((c for c in m.chunks if _PROBLEM_RE.match(c)), m.text)
+            problem = lead(strip_heading(problem_chunk, m.title), 400)
+            text = f"Problem: {problem}\nResolved: {lead(resolution, 600) if resolution else 'not recorded'}"
+            evidence.append(
+                Evidence(
+                    id=m.doc_id,
+                    title=m.title,
+                    text=text,
+                    kind="ticket",
+                    url=m.url or None,
+                    score=round(m.score, 4),
+                    agent=self.name,
+                )
+            )
+        return evidence
+
+    def offline_tool_call(self, query: str, ctx: AgentContext, attempt: int) -> ToolCall | None:
+        if attempt == 1:
+            return ToolCall("search_tickets", {"query": query}, "find solved tickets like this one")
+        core = question_only(query)
+        return ToolCall("search_tickets", {"query": core}, "retry with the question only") if core else None
+
+    def summarise(self, query: str, evidence: list[Evidence], ctx: AgentContext) -> str:
+        def resolved(e: Evidence) -> str:
+            part = e.text.split("Resolved:", 1)[-1].strip()
+            return lead(part, 200)
+
+        return model_summary(self, query, evidence, ctx) or "\n".join(
+            f"- {e.title} ({e.id}): {resolved(e)}" for e in evidence[: self.max_evidence]
+        )
