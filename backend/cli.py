@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from backend.commands.ingest import ingest
+from backend.commands.new_agent import new_agent
 from backend.commands.serve import dev_token, run
 
 
@@ -13,7 +14,7 @@ def cli() -> None:
     """Zendesk sidebar assistant."""
 
 
-for command in (run, dev_token, ingest):
+for command in (run, dev_token, ingest, new_agent):
     cli.add_command(command)
 
 
