@@ -32,6 +32,13 @@ MAX_HISTORY_TURNS = 8
 TASK_SWITCH_SIMILARITY = 0.25
 
 
+_FRAMING = re.compile(
+    r"^\s*(?:what|how)\s+(?:does|do|did)\s+(?:.{0,40}?\s+)?(?:say|said|mention|tell us)\s+(?:about|on|regarding)?\s*"
+    r"|^\s*(?:tell me more about|more on|summari[sz]e|explain|open|show me)\s*",
+    re.IGNORECASE,
+)
+
+
 @dataclass
 class FollowUp:
     """What an earlier answer contributed to this question."""
@@ -39,6 +46,9 @@ class FollowUp:
     citations: list[dict[str, Any]] = field(default_factory=list)  # referenced earlier sources
     order_numbers: list[str] = field(default_factory=list)
     reason: str = ""
+    # The question without its pointer ("what does the second article say about X" → "X"),
+    # so ranking and retrieval see the topic rather than the reference.
+    focus: str | None = None
 
 
 def last_answer(thread: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
@@ -80,6 +90,10 @@ def resolve_follow_up(query: str, thread: Sequence[Mapping[str, Any]]) -> Follow
             out.order_numbers.append(str(c["id"]).split(":", 1)[1])
     if _DEMONSTRATIVE.search(query) and not out.order_numbers and "order" in query.lower():
         out.order_numbers = list(meta_orders)
+    if out.citations:
+        stripped = _DEMONSTRATIVE.sub(" ", _NUMBER_REF.sub(" ", _ORDINAL_REF.sub(" ", query)))
+        stripped = _FRAMING.sub("", re.sub(r"\s+", " ", stripped)).strip(" ?.!,")
+        out.focus = stripped if len(stripped) >= 3 else out.citations[0].get("title") or None
     return out
 
 

@@ -135,7 +135,7 @@ class Orchestrator:
         sources = [e.as_source(n) for n, e in enumerate(evidence, 1)]
         t = time.perf_counter()
         if sources:
-            text, cited = yield from self._synthesise(sources, history)
+            text, cited = yield from self._synthesise(sources, history, focus=follow.focus)
         else:
             searched = ", ".join(self.a.by_name[r.agent].manifest.title for r in decision.routes)
             text, cited = f"I couldn't find anything relevant to this question in: {searched}.", set()
@@ -306,15 +306,16 @@ class Orchestrator:
                         break
         return out[: self.a.config.max_sources]
 
-    def _synthesise(self, sources: list[Source], history: list[dict[str, Any]]) -> Iterator[TurnEvent]:
+    def _synthesise(
+        self, sources: list[Source], history: list[dict[str, Any]], focus: str | None = None
+    ) -> Iterator[TurnEvent]:
         contents = [
             *self._history_messages(history),
             Message("user", f"{render_ticket(self.req.ticket)}\n\nQuestion: {self.req.text}"),
         ]
         if self.a.llm.backend == "local":
-            contents = [
-                Message("user", self.req.text)
-            ]  # the extractive responder ranks against the question itself
+            # The extractive responder ranks sentences against the question itself.
+            contents = [Message("user", focus or self.req.text)]
         tags = CallTags(session_id=self.req.session_id, turn_id=self.turn_id, agent="synthesis")
         text, cited, first = "", set(), True
         try:

@@ -77,7 +77,7 @@ class LocalResponderConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     relevance_threshold: float = Field(
-        0.42, ge=0, le=1, description="Minimum combined score for a sentence to count as relevant."
+        0.33, ge=0, le=1, description="Minimum combined score for a sentence to count as relevant."
     )
     max_sentences: int = Field(4, ge=1, le=20, description="Most sentences quoted in one answer.")
     relative_cutoff: float = Field(

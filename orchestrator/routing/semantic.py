@@ -23,7 +23,9 @@ RESPOND_EXAMPLES = (
     "hi",
     "hello, are you there?",
     "thanks!",
+    "ok thank you",
     "thank you, that was helpful",
+    "perfect, cheers",
     "great, that's all",
     "ok got it",
     "what can you do?",
@@ -43,7 +45,8 @@ RESPOND_TEXT = {
 @dataclass(frozen=True)
 class SemanticRouterConfig:
     route_threshold: float = 0.30  # below this for every agent: ask a clarifying question
-    respond_threshold: float = 0.62  # conversational turns answered directly
+    respond_threshold: float = 0.45  # conversational turns answered directly…
+    respond_margin: float = 0.15  # …when they beat every agent by this much
     margin: float = 0.06  # agents within this of the best also run (in parallel)
     temperature: float = 0.05  # softmax temperature turning similarities into a confidence
     max_agents: int = 3
@@ -106,7 +109,12 @@ class SemanticRouter:
         best = names[order[0]]
         confidence = float(probs[order[0]])
         meta = {"scores": {n: round(scores[n], 4) for n in names}}
-        if best == RESPOND and scores[RESPOND] >= cfg.respond_threshold:
+        best_agent = max(v for k, v in scores.items() if k != RESPOND)
+        if (
+            best == RESPOND
+            and scores[RESPOND] >= cfg.respond_threshold
+            and scores[RESPOND] - best_agent >= cfg.respond_margin
+        ):
             return RoutingDecision(
                 action="respond",
                 response=self._respond_text(ctx.query),
