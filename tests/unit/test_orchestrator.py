@@ -192,9 +192,12 @@ def test_semantic_router_routes_responds_and_clarifies(local_llm):
         ],
     )
     router = SemanticRouter(lambda t: local_llm.embed(t, task_type="SEMANTIC_SIMILARITY"), [m_orders, m_kb])
-    ctx = lambda q, **kw: RoutingContext(
-        query=q, ticket={"id": "1", "subject": "Late parcel BO-123456"}, manifests=[m_orders, m_kb], **kw
-    )  # noqa: E731
+
+    def ctx(q: str) -> RoutingContext:
+        return RoutingContext(
+            query=q, ticket={"id": "1", "subject": "Late parcel BO-123456"}, manifests=[m_orders, m_kb]
+        )
+
     d = router.route(ctx("where's the customer's parcel right now?"))
     assert d.action == "route" and d.agents[0] == "orders" and 0 < d.confidence <= 1
     assert "BO-123456" in d.routes[0].enhanced_query  # the api agent gets the ticket's order number
