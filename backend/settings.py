@@ -50,8 +50,8 @@ class Settings(BaseSettings):
         120.0, gt=0, description="A turn running longer than this is cancelled and marked interrupted."
     )
     turn_handler: str = Field(
-        "backend.turn_handlers:NotConfiguredHandler",
-        description="`module:Name` of the TurnHandler that produces answers (the orchestrator once installed).",
+        "orchestrator",
+        description="`orchestrator` (the assistant), or `module:Name` of another TurnHandler (tests, experiments).",
     )
     instance_heartbeat_seconds: float = Field(
         2.0, gt=0, description="How often a server instance refreshes its liveness key in Redis."
@@ -98,6 +98,19 @@ class Settings(BaseSettings):
         ge=300,
         description="Hard limit on refreshing one sidebar session token; after it the app reloads through Zendesk.",
     )
+
+    # --- orchestrator / agents -----------------------------------------------------------------
+    router: Literal["semantic", "gemini"] = Field(
+        "semantic", description="`semantic`: offline embedding router; `gemini`: controller call, semantic as fallback."
+    )
+    agent_paths: str = Field("", description="Extra agent folders (or folders of agents), separated by `:`.")
+    demo_tenant: str = Field(
+        "demo", description="Tenant the bundled demo data is ingested into on first `run`; empty to skip."
+    )
+    commerce_api_url: str | None = Field(
+        None, description="Order/product API base URL. Unset: the demo store's data (local twin)."
+    )
+    commerce_api_key: SecretStr | None = Field(None, description="Bearer token for COMMERCE_API_URL.")
 
     # --- LLM ----------------------------------------------------------------------------------
     llm_backend: Literal["local", "vertex"] = Field(
