@@ -176,6 +176,37 @@ def search_documents(
     return [m for m in ranked if m.similarity >= min_similarity][:k]
 
 
+def section(chunks: Sequence[str], heading: str) -> str | None:
+    """The text under `heading` in the first chunk that has it (chunks start with their
+    heading path, e.g. "Resolution\n..."), up to the next known section heading."""
+    start = re.compile(rf"^\s*(?:#+\s*)?{re.escape(heading)}\s*$", re.IGNORECASE | re.MULTILINE)
+    for chunk in chunks:
+        m = start.search(chunk)
+        if m:
+            rest = chunk[m.end() :]
+            stop = re.search(
+                r"^\s*(?:#+\s*)?(Problem|Conversation|Resolution|Reply|Actions)\s*$", rest, re.MULTILINE
+            )
+            text = (rest[: stop.start()] if stop else rest).strip()
+            if text:
+                return text
+    return None
+
+
+def find_section(index: KnowledgeIndex | None, tenant: str, match: DocumentMatch, heading: str) -> str | None:
+    """`section()` of a matched document; when its chunk did not rank, one full-text search on
+    the title plus the heading fetches it (no embedding)."""
+    found = section(match.chunks, heading)
+    if found is not None or index is None:
+        return found
+    try:
+        filters = SearchFilters(tenant, kinds=(match.kind,))
+        hits = index.hybrid_search(f"{match.title} {heading}", None, 25, filters)
+    except KnowledgeError:
+        return None
+    return section([h.chunk.text for h in hits if h.document.id == match.doc_id], heading)
+
+
 # --- extractive text ------------------------------------------------------------------------------
 _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from agents.base import AgentContext, BaseAgent, Evidence, ToolCall
 from agents.common import (
+    find_section,
     first_name,
     lead,
     question_only,
@@ -115,7 +116,7 @@ class MacrosAgent(BaseAgent):
         values = placeholder_values(ctx) if matches else {}
         evidence, filled = [], []
         for m in matches:
-            reply = macro_reply("\n\n".join(m.chunks))
+            reply = find_section(ctx.knowledge, ctx.tenant, m, "Reply") or macro_reply(m.text)
             text, unfilled = fill_placeholders(reply, ctx, values)
             filled.append(
                 {"id": m.doc_id, "title": m.title, "text": text, "unfilled": unfilled, "url": m.url}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agents.base import AgentContext, BaseAgent, Evidence, ToolCall, ToolError, ToolUnavailable
+from agents.base import AgentContext, AgentResult, BaseAgent, Evidence, ToolCall, ToolError, ToolUnavailable
 from agents.commerce import ORDER_NUMBER_RE, CommerceAPI
 from agents.common import EMAIL_RE, custom_field_values, day, money, requester_email
 
@@ -150,6 +150,16 @@ class OrderLookupAgent(BaseAgent):
             # attempt 2 after an unknown number: the requester's orders may show the right one
             return ToolCall("customer_orders", {"customer": customer}, "the requester's orders")
         return None
+
+    def run(self, query: str, ctx: AgentContext) -> AgentResult:
+        result = super().run(query, ctx)
+        missing = result.data.get("not_found")
+        if missing and result.status == "ok":
+            # The retry listed the requester's orders: say the number asked about does not exist.
+            result.summary = (
+                f"No order {missing} in the order system. The requester's orders: {result.summary}"
+            )
+        return result
 
     def summarise(self, query: str, evidence: list[Evidence], ctx: AgentContext) -> str:
         first = evidence[0]

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from agents.base import AgentContext, BaseAgent, Evidence, ToolCall
-from agents.common import lead, model_summary, question_only, search_documents, strip_heading
-
-_RESOLUTION_RE = re.compile(r"^\s*(?:#+\s*)?Resolution\b", re.IGNORECASE | re.MULTILINE)
-_PROBLEM_RE = re.compile(r"^\s*(?:#+\s*)?Problem\b", re.IGNORECASE)
-
-
-def _resolution(chunks: list[str]) -> str | None:
-    for chunk in chunks:
-        m = _RESOLUTION_RE.search(chunk)
-        if m:
-            return chunk[m.end() :].strip(" :\n") or None
-    return None
+from agents.common import (
+    find_section,
+    lead,
+    model_summary,
+    question_only,
+    search_documents,
+    section,
+    strip_heading,
+)
 
 
 class SimilarTicketsAgent(BaseAgent):
@@ -42,17 +38,9 @@ class SimilarTicketsAgent(BaseAgent):
         )
         evidence = []
         for m in matches:
-            resolution = _resolution(m.chunks)
-            if resolution is None and ctx.knowledge is not None:
-                # The resolution chunk did not rank; fetch it with a full-text search on the title.
-                extra = search_documents(
-                    ctx.knowledge, ctx.tenant, f"{m.title} resolution", kinds=("ticket",), k=5, chunk_k=25
-                )
-                same = next((x for x in extra if x.doc_id == m.doc_id), None)
-                resolution = _resolution(same.chunks) if same else None
+            resolution = find_section(ctx.knowledge, ctx.tenant, m, "Resolution")
             # The best-ranked chunk may be conversation; the problem statement reads better.
-            problem_chunk = next((c for c in m.chunks if _PROBLEM_RE.match(c)), m.text)
-            problem = lead(strip_heading(problem_chunk, m.title), 400)
+            problem = lead(section(m.chunks, "Problem") or strip_heading(m.text, m.title), 400)
             text = f"Problem: {problem}\nResolved: {lead(resolution, 600) if resolution else 'not recorded'}"
             evidence.append(
                 Evidence(
