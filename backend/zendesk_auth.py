@@ -225,7 +225,8 @@ class SessionTokens:
     def __init__(self, secret: str, ttl_seconds: int = 900, max_age_seconds: int = 12 * 3600) -> None:
         if len(secret) < 16:
             raise ValueError("the session token secret must be at least 16 characters")
-        self._secret = secret
+        # A key of its own, derived from the server secret (which also signs dev tokens).
+        self._secret = hashlib.sha256(b"sidebar-assistant.session-token\x00" + secret.encode()).digest()
         self.ttl_seconds = ttl_seconds
         self.max_age_seconds = max_age_seconds
 

@@ -7,6 +7,7 @@ const tickets = JSON.parse(document.getElementById('demo-tickets').textContent);
 const $ = (id) => document.getElementById(id);
 const frame = $('app-frame');
 const origin = window.location.origin;
+const params = new URLSearchParams(window.location.search);
 let appGuid = null;
 let current = null;
 const subscriptions = new Map();
@@ -131,7 +132,8 @@ async function launch() {
   subscriptions.clear();
   renderSubscriptions();
   const resp = await fetch('/dev/sidebar/zaf-token', {
-    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({}),
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(params.get('user') ? { user_id: params.get('user'), user_name: params.get('user') } : {}),
   });
   const { token, action } = await resp.json();
   const form = document.createElement('form');
@@ -184,5 +186,4 @@ window.__harness = {
   },
 };
 
-const wanted = new URLSearchParams(window.location.search).get('ticket');
-pick(wanted || (tickets[0] && tickets[0].id));
+pick(params.get('ticket') || (tickets[0] && tickets[0].id));

@@ -282,11 +282,11 @@ function render(id) {
   li.className = `sa-msg sa-msg--${m.role}`;
   li.dataset.status = m.status;
   if (m.role === 'user') {
-    li.replaceChildren(
+    li.replaceChildren(...[
       el('span', { class: 'sa-visually-hidden', text: 'You asked:' }),
       el('p', { class: 'sa-msg__text', text: m.text }),
-      m.status === 'sending' ? el('span', { class: 'sa-msg__meta', text: 'Sending…' }) : null,
-    );
+      m.status === 'sending' ? el('span', { class: 'sa-msg__meta', 'data-pending': 'true', text: 'Sending…' }) : null,
+    ].filter(Boolean));
   } else {
     li.replaceChildren(...assistantView(m));
     li.setAttribute('aria-busy', m.status === 'streaming' ? 'true' : 'false');
@@ -341,10 +341,10 @@ function actions(m) {
     el('button', { type: 'button', class: 'sa-btn sa-btn--small', 'data-action': 'copy',
       onclick: (e) => copyAnswer(m, e.currentTarget) }, 'Copy'),
     el('button', { type: 'button', class: 'sa-btn sa-btn--icon', 'data-action': 'up', 'aria-label': 'Helpful',
-      'aria-pressed': fb.rating === 'up' ? 'true' : 'false', onclick: () => rate(m.id, 'up') }, '👍'),
+      'aria-pressed': fb.rating === 'up' ? 'true' : 'false', onclick: () => rate(m.id, 'up') }, thumb(false)),
     el('button', { type: 'button', class: 'sa-btn sa-btn--icon', 'data-action': 'down', 'aria-label': 'Not helpful',
       'aria-pressed': fb.rating === 'down' ? 'true' : 'false', 'aria-expanded': fb.open ? 'true' : 'false',
-      onclick: () => openDown(m.id) }, '👎'));
+      onclick: () => openDown(m.id) }, thumb(true)));
   const wrap = el('div', {}, bar);
   if (fb.open) wrap.append(downForm(m.id));
   if (fb.saved) wrap.append(el('p', { class: 'sa-hint', role: 'status', 'data-feedback': 'saved', text: 'Thanks — feedback saved.' }));
@@ -379,6 +379,24 @@ function downForm(id) {
     rate(id, 'down', { reasons, ...(comment ? { comment } : {}) });
   });
   return form;
+}
+
+// Thumb icons drawn as SVG: emoji fonts are missing on many agent machines.
+const THUMB = 'M2 7h2.5v7H2zM5.5 14V7.2L8.6 2c.9 0 1.6.8 1.4 1.7L9.5 6H13c.8 0 1.4.7 1.2 1.5l-1.1 5.4c-.1.6-.7 1.1-1.3 1.1z';
+function thumb(down) {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', '0 0 16 16');
+  svg.setAttribute('width', '14');
+  svg.setAttribute('height', '14');
+  svg.setAttribute('aria-hidden', 'true');
+  svg.setAttribute('focusable', 'false');
+  if (down) svg.setAttribute('transform', 'rotate(180)');
+  const path = document.createElementNS(ns, 'path');
+  path.setAttribute('d', THUMB);
+  path.setAttribute('fill', 'currentColor');
+  svg.append(path);
+  return svg;
 }
 
 function flash(button, text) {
@@ -431,13 +449,13 @@ function notice(text) {
 
 function renderTicket(t) {
   ui.ticket.dataset.state = 'ready';
-  ui.ticket.replaceChildren(
+  ui.ticket.replaceChildren(...[
     el('p', { class: 'sa-ticket__meta' },
       el('span', { text: `#${t.id}` }), t.status ? el('span', { class: `sa-pill sa-pill--${t.status}`, text: t.status }) : null),
     el('h1', { class: 'sa-ticket__subject', id: 'ticket-subject', text: t.subject || '(no subject)' }),
     t.requester && t.requester.name ? el('p', { class: 'sa-ticket__requester', text: `Requester: ${t.requester.name}` }) : null,
     t.tags.length ? el('ul', { class: 'sa-tags', 'aria-label': 'Tags' }, ...t.tags.slice(0, 8).map((g) => el('li', { text: g }))) : null,
-  );
+  ].filter(Boolean));
 }
 
 // --- composer -------------------------------------------------------------------------------

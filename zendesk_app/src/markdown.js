@@ -37,7 +37,8 @@ function linkCitations(root, citations) {
   const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
   const nodes = [];
   for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-    if (!n.parentElement.closest('a, code, pre') && MARKER.test(n.nodeValue)) nodes.push(n);
+    const parent = n.parentElement; // null for text at the top of the fragment
+    if (!(parent && parent.closest('a, code, pre')) && MARKER.test(n.nodeValue)) nodes.push(n);
     MARKER.lastIndex = 0;
   }
   for (const node of nodes) {

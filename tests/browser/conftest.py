@@ -1,0 +1,108 @@
+"""Browser tests: real gunicorn servers (AUTH_MODE=dev) and Debian's Chromium driven by Playwright.
+
+Never downloads a browser: Playwright launches /usr/bin/chromium (.ci/run installs it)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from backend.launcher import Instance, wait_ready
+from tests.conftest import TEST_SECRET
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    reason = None
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does)"
+    else:
+        try:
+            import playwright  # noqa: F401
+        except ImportError:
+            reason = "the playwright package is missing (pip install -e '.[test]')"
+    for item in items:
+        if "tests/browser" in str(item.fspath):
+            item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.slow)
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_env(data_dir: Path, redis_url: str, port: int, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "AUTH_MODE": "dev",
+            "SECRET_KEY": TEST_SECRET,
+            "TURN_HANDLER": "tests.browser.handlers:BrowserHandler",
+            "REDIS_URL": redis_url,
+            "DATA_DIR": str(data_dir),
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "THREADS": "32",
+            "LOG_LEVEL": "WARNING",
+            "INSTANCE_HEARTBEAT_SECONDS": "0.5",
+            # Slow enough that a browser sees the answer stream in, word by word.
+            "TEST_TURN_DELAY": "0.08",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def server(redis_server, tmp_path_factory) -> Iterator[Instance]:
+    """One dev-mode server for a module's tests (each test uses its own ticket)."""
+    port = free_port()
+    inst = Instance(port, server_env(tmp_path_factory.mktemp("data"), redis_server.url, port))
+    inst.start()
+    try:
+        wait_ready(inst.url, alive=inst.alive)
+        yield inst
+    finally:
+        inst.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    # Light scheme, a laptop-sized parent page; the sidebar iframe itself is 340 px wide.
+    context = browser.new_context(viewport={"width": 1100, "height": 820}, color_scheme="light")
+    pg = context.new_page()
+    pg.set_default_timeout(15_000)
+    yield pg
+    context.close()

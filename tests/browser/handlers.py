@@ -1,0 +1,41 @@
+"""Turn handler for the browser tests: the echo handler, plus hostile answers on request."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from orchestrator.turn import Delta, Done, Thinking, TurnEvent, TurnRequest
+from tests.support.handlers import EchoHandler
+
+HOSTILE_MARKDOWN = (
+    "Try this <img src=x onerror=\"window.__xss='img'\"> and <script>window.__xss='script'</script> "
+    "or [click me](javascript:window.__xss='link') [1] [2]\n\n"
+    '<a href="javascript:window.__xss=\'a\'">raw link</a> <iframe src="javascript:window.__xss=1"></iframe>'
+)
+HOSTILE_CITATIONS = [
+    {
+        "n": 1,
+        "title": "<img src=x onerror=\"window.__xss='title'\">",
+        "url": "javascript:window.__xss='cite'",
+        "kind": "article",
+    },
+    {"n": 2, "title": "Safe article", "url": "https://example.invalid/kb/2", "kind": "article"},
+]
+
+
+class BrowserHandler(EchoHandler):
+    """`hostile …` answers with script-laden Markdown and citations; anything else is echoed."""
+
+    def handle(self, request: TurnRequest) -> Iterator[TurnEvent]:
+        if not request.text.startswith("hostile"):
+            yield from super().handle(request)
+            return
+        yield Thinking("<b onmouseover=alert(1)>searching</b>", agent="<i>kb</i>")
+        yield Delta(HOSTILE_MARKDOWN)
+        yield Done(
+            text=HOSTILE_MARKDOWN,
+            citations=HOSTILE_CITATIONS,
+            routing={"action": "respond", "router": "test", "routes": []},
+            timings={},
+            cost={},
+        )
