@@ -78,8 +78,9 @@ _FTS_DDL = (
     "title, text, content='chunks', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2')"
 )
 
-# bm25 column weights (title, text): a title match is a strong topical signal.
-_BM25_WEIGHTS = "3.0, 1.0"
+# bm25 column weights (title, text). Boosting titles (2x-6x) lowered MRR on the labelled demo
+# queries (bench/retrieval_bench.py): chunk text already starts with its heading path.
+_BM25_WEIGHTS = "1.0, 1.0"
 # Query terms found in more than this share of a tenant's chunks are dropped (their idf is tiny,
 # yet scoring their postings dominates latency on large corpora); see _fts_query.
 _MAX_TERM_SHARE = 0.25
