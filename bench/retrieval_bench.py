@@ -55,6 +55,8 @@ def machine() -> dict[str, Any]:
         "cpu": cpu,
         "ram_gib": round(mem_gib, 1),
         "python": platform.python_version(),
+        # The machine is shared: a high load average inflates every latency below.
+        "loadavg_1m_at_start": round(os.getloadavg()[0], 2),
         "numpy": np.__version__,
     }
 
@@ -247,7 +249,8 @@ def write_reports(report: dict[str, Any], out: Path) -> None:
     lines = [
         "# Retrieval benchmark",
         "",
-        f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['ram_gib']} GiB RAM, Python {m['python']}, numpy {m['numpy']}. "
+        f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['ram_gib']} GiB RAM, Python {m['python']}, numpy {m['numpy']}; "
+        f"shared — load average {m['loadavg_1m_at_start']} at start, {m.get('loadavg_1m_at_end')} at end. "
         f"Run at {report['started']}, took {report['seconds']} s.",
         "",
         "## Quality (demo tenant, document-level)",
@@ -367,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
         index.close()
     report["seconds"] = round(time.perf_counter() - t_start, 1)
+    report["machine"]["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
     write_reports(report, args.out)
     print(json.dumps({k: report[k] for k in ("quality", "corpus")}, indent=2))
     for s in report.get("scale", []):

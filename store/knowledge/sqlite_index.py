@@ -96,7 +96,9 @@ class _Mirror:
     dims: int
     ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     matrix: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
-    doc_ids: list[str] = field(default_factory=list)
+    # Per row, an integer code of its document (filters become one vectorised np.isin).
+    codes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    doc_code: dict[str, int] = field(default_factory=dict)
     row_of: dict[int, int] = field(default_factory=dict)
     size: int = 0
     alive: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
@@ -120,13 +122,20 @@ class _Mirror:
             alive = np.zeros(cap, dtype=bool)
             alive[: self.size] = self.alive[: self.size]
             self.alive = alive
+            codes = np.zeros(cap, dtype=np.int32)
+            codes[: self.size] = self.codes[: self.size]
+            self.codes = codes
         self.matrix[self.size : need] = vectors
         self.ids[self.size : need] = ids
         self.alive[self.size : need] = True
-        for offset, cid in enumerate(ids):
+        for offset, (cid, doc_id) in enumerate(zip(ids, doc_ids, strict=True)):
             self.row_of[cid] = self.size + offset
-        self.doc_ids.extend(doc_ids)
+            self.codes[self.size + offset] = self.doc_code.setdefault(doc_id, len(self.doc_code))
         self.size = need
+
+    def mask_for(self, allowed: set[str]) -> np.ndarray:
+        wanted = np.fromiter((self.doc_code[d] for d in allowed if d in self.doc_code), dtype=np.int32)
+        return np.isin(self.codes[: self.size], wanted)
 
     def remove(self, ids: list[int]) -> None:
         for cid in ids:
@@ -143,7 +152,7 @@ class _Mirror:
         self.matrix = self.matrix[keep].copy()
         self.ids = self.ids[keep].copy()
         self.alive = np.ones(len(keep), dtype=bool)
-        self.doc_ids = [self.doc_ids[i] for i in keep]
+        self.codes = self.codes[keep].copy()
         self.row_of = {int(cid): row for row, cid in enumerate(self.ids)}
         self.size = len(keep)
 
@@ -547,7 +556,7 @@ class SqliteKnowledgeIndex:
         scores = mirror.matrix[: mirror.size] @ (q / norm)
         valid = mirror.alive[: mirror.size]
         if allowed is not None:
-            valid = valid & np.fromiter((d in allowed for d in mirror.doc_ids), dtype=bool, count=mirror.size)
+            valid = valid & mirror.mask_for(allowed)
         scores = np.where(valid, scores, -np.inf)
         live = int(valid.sum())
         n = min(n, live)

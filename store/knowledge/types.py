@@ -197,6 +197,9 @@ class KnowledgeIndex(Protocol):
 
         Empty `text` means vector-only; `vector=None` means full-text only."""
 
+    def search(self, text: str, k: int, filters: SearchFilters, *, candidates: int = 50) -> list[Hit]:
+        """Embed `text` (RETRIEVAL_QUERY) with the index's embedder, then hybrid_search."""
+
     def stats(self, tenant: str) -> IndexStats: ...
 
     def ping(self) -> None:
