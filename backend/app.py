@@ -121,7 +121,13 @@ def create_app(
         logger=False,
         engineio_logger=False,
     )
-    handler = handler or load_turn_handler(settings.turn_handler)
+    if handler is None:
+        if settings.turn_handler == "orchestrator":
+            from backend.assistant import build_assistant  # loads models: only when actually serving
+
+            handler = build_assistant(settings)
+        else:
+            handler = load_turn_handler(settings.turn_handler)
 
     def emit(event: str, payload: dict, room: str) -> None:
         socketio.emit(event, payload, to=room)

@@ -19,11 +19,13 @@ from backend.settings import Settings
 )
 def run(instances: int | None, port: int | None) -> None:
     """Run the assistant on the embedded defaults (Redis, archive, offline models)."""
+    from backend.assistant import prepare_demo_tenant
     from backend.launcher import run as run_cluster
 
     overrides = {k: v for k, v in {"instances": instances, "port": port}.items() if v is not None}
     settings = Settings(**overrides)
-    raise SystemExit(run_cluster(settings))
+    prepare = prepare_demo_tenant if settings.turn_handler == "orchestrator" else None
+    raise SystemExit(run_cluster(settings, prepare=prepare))
 
 
 @click.command("dev-token")

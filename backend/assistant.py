@@ -1,0 +1,126 @@
+"""Wiring: Settings → LLM, knowledge index, agents, routers → the Assistant (TurnHandler).
+
+The one place that knows every layer's configuration; each layer gets plain values or its own
+typed config object.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from agents.commerce import HttpCommerceAPI, LocalCommerceAPI
+from agents.registry import AgentRegistry
+from backend.settings import Settings
+from orchestrator.orchestrator import Assistant
+from orchestrator.routing import GeminiController, SemanticRouter
+from store.factory import KNOWLEDGE_FILENAME, open_knowledge_index
+from store.knowledge import KnowledgeIndex
+from store.spanner.connection import SpannerConfig
+from vertex_interface import LLM, LLMConfig, create_llm
+
+log = logging.getLogger(__name__)
+
+
+def llm_config(settings: Settings) -> LLMConfig:
+    return LLMConfig(
+        backend=settings.llm_backend,
+        project=settings.google_cloud_project,
+        location=settings.google_cloud_location,
+        gemini_model=settings.gemini_model,
+        embedding_model=settings.embedding_model,
+    )
+
+
+def spanner_config(settings: Settings) -> SpannerConfig | None:
+    if settings.archive_backend != "spanner":
+        return None
+    return SpannerConfig(
+        project=settings.spanner_project,
+        instance=settings.spanner_instance,
+        database=settings.spanner_database,
+    )
+
+
+class LLMEmbedder:
+    """The store's Embedder protocol over the LLM layer (Vertex embeddings in production)."""
+
+    def __init__(self, llm: LLM, dimensions: int) -> None:
+        self.llm, self.dimensions = llm, dimensions
+
+    def embed(self, texts: list[str], *, task_type: str):
+        return self.llm.embed(texts, task_type=task_type)
+
+
+def build_llm(settings: Settings) -> tuple[LLM, object]:
+    """The LLM and the embedder the knowledge index uses (one MiniLM model shared offline)."""
+    config = llm_config(settings)
+    if config.backend == "local":
+        from vertex_interface.local_embedder import LocalEmbedder
+
+        embedder = LocalEmbedder()
+        return create_llm(config, embedder=embedder), embedder
+    llm = create_llm(config)
+    return llm, LLMEmbedder(llm, dimensions=768)
+
+
+def open_index(settings: Settings, embedder) -> KnowledgeIndex:
+    return open_knowledge_index(
+        settings.archive_backend,
+        embedder=embedder,
+        sqlite_path=Path(settings.data_dir) / KNOWLEDGE_FILENAME,
+        spanner=spanner_config(settings),
+    )
+
+
+def build_assistant(
+    settings: Settings, *, llm: LLM | None = None, index: KnowledgeIndex | None = None
+) -> Assistant:
+    """`llm`/`index` may be passed in (tests share one model and a pre-built demo index)."""
+    if llm is None or index is None:
+        built_llm, embedder = build_llm(settings)
+        llm = llm or built_llm
+        index = index or open_index(settings, embedder)
+    registry = AgentRegistry([p for p in settings.agent_paths.split(":") if p.strip()], strict=False)
+    for err in registry.errors:
+        log.error("agent not loaded: %s", err)
+    agents = registry.enabled()
+
+    def embed(texts: list[str]):
+        return llm.embed(texts, task_type="SEMANTIC_SIMILARITY")
+
+    semantic = SemanticRouter(embed, [a.manifest for a in agents])
+    router, fallback = (
+        (GeminiController(llm, [a.manifest for a in agents]), semantic)
+        if settings.router == "gemini"
+        else (semantic, None)
+    )
+    if settings.commerce_api_url:
+        key = settings.commerce_api_key.get_secret_value() if settings.commerce_api_key else None
+        commerce = HttpCommerceAPI(settings.commerce_api_url, api_key=key)
+    else:
+        commerce = LocalCommerceAPI()
+    log.info(
+        "assistant: %d agents (%s), router=%s, llm=%s",
+        len(agents),
+        ", ".join(a.name for a in agents),
+        router.name,
+        llm.backend,
+    )
+    return Assistant(agents, router, llm, index, services={"commerce": commerce}, fallback_router=fallback)
+
+
+def prepare_demo_tenant(settings: Settings) -> None:
+    """`sidebar-assistant run`, first start: ingest the bundled demo data (progress on stderr)."""
+    if not settings.demo_tenant:
+        return
+    from store.demo import ensure_demo_tenant
+
+    _, embedder = build_llm(settings)
+    index = open_index(settings, embedder)
+    try:
+        reports = ensure_demo_tenant(index, settings.demo_tenant, progress=True)
+    finally:
+        index.close()
+    for source, report in reports.items():
+        log.info("demo tenant %s: %s", source, report)
