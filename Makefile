@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: run run-cluster test test-fast lint format bench clean help
+.PHONY: run run-cluster test test-fast lint format bench clean help zendesk-build zendesk-package
 
 help:
 	@echo "make run          run the assistant on the embedded defaults (http://127.0.0.1:8080)"
@@ -13,6 +13,8 @@ help:
 	@echo "make run-cluster  two instances sharing one embedded Redis (ports 8080, 8081)"
 	@echo "make bench        benchmarks; reports in bench/results/"
 	@echo "make lint         ruff"
+	@echo "make zendesk-build    rebuild the sidebar bundle (needs node + npm; the bundle is committed)"
+	@echo "make zendesk-package  validate the Zendesk app manifest and zip it (PUBLIC_URL=https://...)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +53,14 @@ format: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.run_all
+
+# The sidebar's front-end: zendesk_app/src -> backend/static/sidebar (committed, so `make run` needs no node).
+zendesk-build:
+	cd zendesk_app && npm ci --no-audit --no-fund --ignore-scripts && node build.mjs
+
+# Validates manifest.json against Zendesk's manifest rules, then zips the app for upload.
+zendesk-package:
+	$(PYTHON) zendesk_app/tools/package.py $(if $(PUBLIC_URL),--url $(PUBLIC_URL))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
