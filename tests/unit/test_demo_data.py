@@ -170,7 +170,8 @@ def test_ticket_text_has_no_unfilled_placeholders(tickets: list[dict[str, Any]])
 
 def test_tickets_vary(tickets: list[dict[str, Any]]) -> None:
     openers = Counter(t["description"] for t in tickets)
-    assert openers.most_common(1)[0][1] <= 3  # no opening message repeated verbatim more than a few times
+    assert openers.most_common(1)[0][1] <= 4  # short chat openers may repeat, but only a few times
+    assert len(openers) >= 0.9 * len(tickets)
     reasons = Counter(
         next(f["value"] for f in t["custom_fields"] if f["id"] == 360011112222) for t in tickets
     )

@@ -86,6 +86,8 @@ SCENARIOS: list[dict[str, Any]] = [
         "openers": [
             "I've tried three times to pay with my {card} and it keeps saying declined. My bank says there's nothing wrong. Very annoying.",
             "Payment error at checkout every time. Tried 2 cards.",
+            "Trying to order the {any_item} but the payment page says 'transaction refused'. Is your site down?",
+            "My {card} gets rejected on your website but works everywhere else. Help please, the sale ends tonight.",
             "Hi, I'm in {country}. Is there a problem paying from abroad? My card won't go through on your site.",
         ],
         "replies": [

@@ -36,7 +36,7 @@ SCENARIOS: list[dict[str, Any]] = [
         "replies": [
             "Your order {order} left our warehouse on {shipped} with {carrier}. The tracking number is {tracking}.\n\nThe first scan can take up to 24 hours to appear, which is why the link showed \"unknown\" at first. I've just checked and it's now moving normally: the carrier expects to deliver it within the usual time for {country}. You can follow it here: {link}",
             "Thanks for checking in. I can see that {order} shipped on {shipped} and is with {carrier} under tracking number {tracking}. Deliveries to {country} take {transit} after dispatch, so it's right on schedule.\n\nAn overview of delivery times per country is in our Help Center: {link2}",
-            "Good news – nothing is lost. {carrier} has your parcel ({tracking}) and it's in their network. It should reach you within {transit} of {shipped}. If tracking doesn't move for 5 business days, let me know and I'll open an investigation with the carrier straight away.",
+            "Good news – nothing is lost. {carrier} has your parcel ({tracking}) and it's in their network. It should reach you within {transit} of {shipped}. If tracking doesn't move for {stuck_days}, let me know and I'll open an investigation with the carrier straight away.",
         ],
         "followups": [
             "ok thanks, I see it now in the tracking.",
@@ -185,7 +185,13 @@ SCENARIOS: list[dict[str, Any]] = [
         "tags": ["cancellation", "already_shipped", "refuse_delivery"],
         "articles": ["change-cancel-order", "wrong-address-undeliverable"],
         "macro": "cancel-too-late",
-        "order": {"stage": "shipped", "final": "refunded", "age": (1, 2), "exclude_bulky": True},
+        "order": {
+            "stage": "shipped",
+            "final": "refunded",
+            "age": (1, 2),
+            "exclude_bulky": True,
+            "free_returns_only": True,
+        },
         "subjects": ["Cancel order", "I want to cancel {order}", "Too late to cancel?"],
         "openers": [
             "I need to cancel {order}. I ordered yesterday evening. I don't want it anymore.",
