@@ -69,7 +69,10 @@ class Rule(BaseModel):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, v: str) -> str:
-        re.compile(v)
+        try:
+            re.compile(v)
+        except re.error as exc:  # not a ValueError: pydantic would let it escape unreported
+            raise ValueError(f"invalid regular expression: {exc}") from None
         return v
 
 
