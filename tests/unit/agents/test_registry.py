@@ -182,7 +182,7 @@ def test_agent_py_problems_are_clear(tmp_path, source, message):
 
 def test_retrieval_kind_needs_an_agent_py(tmp_path):
     write_agent(tmp_path, "searcher", kind="retrieval")
-    with pytest.raises(AgentLoadError, match="needs an agent.py"):
+    with pytest.raises(AgentLoadError, match=r"needs an agent\.py"):
         AgentRegistry([tmp_path], include_builtin=False)
 
 
