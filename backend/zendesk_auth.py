@@ -262,6 +262,8 @@ class SessionTokens:
             )
         except jwt.ExpiredSignatureError:
             raise AuthError("token expired") from None
+        except jwt.InvalidSignatureError:  # a DecodeError subclass: must come first
+            raise AuthError("invalid token") from None
         except jwt.DecodeError:
             raise AuthError("malformed token") from None
         except jwt.PyJWTError:
@@ -387,4 +389,5 @@ def sign_zaf_token(
         },
     }
     claims.update(extra or {})
-    return jwt.encode(claims, key, algorithm="RS256")
+    # None in `extra` removes a claim (tests of tokens that lack one).
+    return jwt.encode({k: v for k, v in claims.items() if v is not None}, key, algorithm="RS256")
