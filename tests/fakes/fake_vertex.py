@@ -36,6 +36,7 @@ import json
 import re
 import threading
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -248,6 +249,7 @@ class FakeVertex:
         self.embedding_dims = embedding_dims
         self.requests: list[RecordedRequest] = []
         self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
+        self._responder: Callable[[RecordedRequest], Reply | None] | None = None
         self._lock = threading.Lock()
         self._release = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -297,6 +299,11 @@ class FakeVertex:
         with self._lock:
             self._scripts[action].extend(replies)
 
+    def respond_with(self, responder: Callable[[RecordedRequest], Reply | None] | None) -> None:
+        """Answer by request content when nothing is scripted for the action (concurrent callers,
+        e.g. agents running in parallel, make FIFO scripts ambiguous). ``None`` → the default reply."""
+        self._responder = responder
+
     def pending(self, action: str) -> int:
         with self._lock:
             return len(self._scripts[action])
@@ -316,6 +323,11 @@ class FakeVertex:
             queue = self._scripts[req.action]
             if queue:
                 return queue.popleft()
+            responder = self._responder
+        if responder is not None:
+            reply = responder(req)
+            if reply is not None:
+                return reply
         return self._default_reply(req)
 
     def _default_reply(self, req: RecordedRequest) -> Reply:

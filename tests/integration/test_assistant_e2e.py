@@ -19,7 +19,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def demo_ticket(pred) -> dict:
     tickets = json.loads((DEMO_DATA_DIR / "tickets" / "tickets.json").read_text())["tickets"]
     t = next(t for t in tickets if pred(t))
-    return {"id": t["id"], "subject": t["subject"], "description": t["description"], "tags": t.get("tags", []), "custom_fields": t.get("custom_fields", [])}
+    return {
+        "id": t["id"],
+        "subject": t["subject"],
+        "description": t["description"],
+        "tags": t.get("tags", []),
+        "custom_fields": t.get("custom_fields", []),
+    }
 
 
 @pytest.fixture
@@ -50,7 +56,9 @@ def test_demo_question_gets_thinking_stream_and_help_center_citations(assistant_
 
     # Follow-up resolved from the session: the first cited source.
     first = cited[0]
-    follow = c.ask("q2", f"what does [{first['n']}] say about refunds to the original payment method?", timeout=60)
+    follow = c.ask(
+        "q2", f"what does [{first['n']}] say about refunds to the original payment method?", timeout=60
+    )
     assert follow["citations"][0]["id"] == first["id"]
     assert follow["routing"]["meta"]["follow_up"].startswith("refers to")
     c.disconnect()
@@ -58,7 +66,9 @@ def test_demo_question_gets_thinking_stream_and_help_center_citations(assistant_
 
 def test_order_question_uses_the_order_from_the_ticket(assistant_server, tokens):
     server = assistant_server()
-    ticket = demo_ticket(lambda t: any(str(f.get("value", "")).startswith("BO-") for f in t.get("custom_fields", [])))
+    ticket = demo_ticket(
+        lambda t: any(str(f.get("value", "")).startswith("BO-") for f in t.get("custom_fields", []))
+    )
     number = next(f["value"] for f in ticket["custom_fields"] if str(f.get("value", "")).startswith("BO-"))
     c = SidebarClient()
     c.connect(server.url, tokens.mint("demo", "agent-1"))
