@@ -13,7 +13,10 @@ EXAMPLES = [f"example {i}" for i in range(10)]
 
 def manifest(**fields) -> AgentManifest:
     return AgentManifest(
-        name=fields.pop("name", "stubby"), description="A stub agent for tests.", when_to_use=EXAMPLES, **fields
+        name=fields.pop("name", "stubby"),
+        description="A stub agent for tests.",
+        when_to_use=EXAMPLES,
+        **fields,
     )
 
 
