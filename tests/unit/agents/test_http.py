@@ -55,7 +55,7 @@ def test_happy_path_sends_the_key_and_decodes_json(client, server, commerce):
     order = commerce.all("orders")[0]
     got = client.get_json(f"/orders/{order['order_number']}")
     assert got == order
-    path, headers = server.requests[-1]
+    _path, headers = server.requests[-1]
     assert headers["Authorization"] == f"Bearer {SECRET}"
     assert headers["Accept"] == "application/json"
 
