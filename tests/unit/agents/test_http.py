@@ -139,11 +139,11 @@ def test_error_messages_never_contain_secrets_or_query_strings(client, server):
 
 def test_connection_refused_is_unavailable():
     config = HttpClientConfig(max_attempts=2, initial_backoff_s=0, jitter_s=0, connect_timeout_s=0.5)
-    with ApiClient(
-        "http://127.0.0.1:9", config=config, breakers=BreakerRegistry(), sleep=lambda s: None
-    ) as c:
-        with pytest.raises(ToolUnavailable, match="could not be reached"):
-            c.get_json("/orders/BO-100101")
+    with (
+        ApiClient("http://127.0.0.1:9", config=config, breakers=BreakerRegistry(), sleep=lambda s: None) as c,
+        pytest.raises(ToolUnavailable, match="could not be reached"),
+    ):
+        c.get_json("/orders/BO-100101")
 
 
 def test_circuit_breaker_opens_fails_fast_and_probes_after_cool_down(server):
