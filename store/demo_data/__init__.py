@@ -9,4 +9,29 @@ from pathlib import Path
 DEMO_DATA_DIR = Path(__file__).resolve().parent
 DEMO_TENANT = "brambleandoak"
 
-__all__ = ["DEMO_DATA_DIR", "DEMO_TENANT"]
+# Ingest sources (Zendesk export shapes), by the `--source` names of `sidebar-assistant ingest`.
+HELP_CENTER_ARTICLES = DEMO_DATA_DIR / "help_center" / "articles.json"
+TICKETS = DEMO_DATA_DIR / "tickets" / "tickets.json"
+MACROS = DEMO_DATA_DIR / "macros" / "macros.json"
+INGEST_SOURCES = {"help-center": HELP_CENTER_ARTICLES, "tickets": TICKETS, "macros": MACROS}
+
+# The store's own systems (for the order/product agents) and the labelled retrieval queries.
+USERS = DEMO_DATA_DIR / "users.json"
+CUSTOMERS = DEMO_DATA_DIR / "commerce" / "customers.json"
+PRODUCTS = DEMO_DATA_DIR / "commerce" / "products.json"
+ORDERS = DEMO_DATA_DIR / "commerce" / "orders.json"
+EVAL_QUERIES = DEMO_DATA_DIR / "eval" / "retrieval_queries.jsonl"
+
+__all__ = [
+    "CUSTOMERS",
+    "DEMO_DATA_DIR",
+    "DEMO_TENANT",
+    "EVAL_QUERIES",
+    "HELP_CENTER_ARTICLES",
+    "INGEST_SOURCES",
+    "MACROS",
+    "ORDERS",
+    "PRODUCTS",
+    "TICKETS",
+    "USERS",
+]

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from store import demo_data
 from store.demo_data import DEMO_DATA_DIR
 
 VOID = {"br", "hr", "img", "input", "meta", "link", "col", "wbr"}
@@ -312,3 +313,10 @@ def test_generator_is_reproducible(tmp_path: Path) -> None:
         assert (tmp_path / rel).read_bytes() == (DEMO_DATA_DIR / rel).read_bytes(), (
             f"{rel} differs from the committed file"
         )
+
+
+def test_module_paths_point_at_files() -> None:
+    paths = [demo_data.HELP_CENTER_ARTICLES, demo_data.TICKETS, demo_data.MACROS, demo_data.USERS]
+    paths += [demo_data.CUSTOMERS, demo_data.PRODUCTS, demo_data.ORDERS, demo_data.EVAL_QUERIES]
+    assert all(p.is_file() for p in paths)
+    assert set(demo_data.INGEST_SOURCES) == {"help-center", "tickets", "macros"}
