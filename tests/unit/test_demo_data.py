@@ -288,8 +288,15 @@ def test_eval_queries_reference_real_documents(
     hints = Counter(q["kind_hint"] for q in queries)
     assert hints["article"] >= 60 and hints["ticket"] >= 10 and hints["macro"] >= 10
     titles = [a["title"].lower() for a in articles]
+    searchable = {f"ticket:{t['id']}" for t in tickets if t["status"] in ("solved", "closed")}
+    searchable |= {f"macro:{m['id']}" for m in macros if m["active"]} | {
+        f"article:{a['id']}" for a in articles
+    }
     for q in queries:
         assert q["relevant"] and set(q["relevant"]) <= known, q["query"]
+        assert set(q["relevant"]) <= searchable, q[
+            "query"
+        ]  # only what ingest indexes (solved tickets, active macros)
         assert q["kind_hint"] in ("article", "ticket", "macro")
         assert q["relevant"][0].split(":")[0] == q["kind_hint"]
         assert all(q["query"].lower() not in t and t not in q["query"].lower() for t in titles), q["query"]
