@@ -94,16 +94,22 @@ def vertex_llm(fake):
     return create_llm(config, credentials=offline_credentials(), sleep=lambda s: None)
 
 
-@pytest.fixture
-def assistant(vertex_llm, embedder, tmp_path):
+@pytest.fixture(scope="module")
+def index(embedder, tmp_path_factory):
     # The fake's embeddings are hashes, not meanings: the index keeps real MiniLM vectors so the
     # agents' relevance checks mean something; every decision and the synthesis go to "Gemini".
-    index = SqliteKnowledgeIndex(tmp_path / "k.sqlite3", embedder)
-    articles = json.loads((DEMO_DATA_DIR / "help_center" / "articles.json").read_text())
-    small = tmp_path / "articles.json"
-    returns = [a for a in articles["articles"] if "return" in a["title"].lower()][:4]
-    small.write_text(json.dumps({"articles": returns + articles["articles"][:8]}))
-    ingest_path(index, "demo", "help-center", small, progress=False)
+    tmp = tmp_path_factory.mktemp("gemini-index")
+    idx = SqliteKnowledgeIndex(tmp / "k.sqlite3", embedder)
+    articles = json.loads((DEMO_DATA_DIR / "help_center" / "articles.json").read_text())["articles"]
+    returns = [a for a in articles if "return" in a["title"].lower()][:4]
+    (tmp / "articles.json").write_text(json.dumps({"articles": returns + articles[:8]}))
+    ingest_path(idx, "demo", "help-center", tmp / "articles.json", progress=False)
+    yield idx
+    idx.close()
+
+
+@pytest.fixture
+def assistant(vertex_llm, index):
     agents = [a for a in AgentRegistry().enabled() if a.name in ("knowledge_base", "order_lookup")]
     manifests = [a.manifest for a in agents]
     semantic = SemanticRouter(lambda t: vertex_llm.embed(t, task_type="SEMANTIC_SIMILARITY"), manifests)
@@ -118,7 +124,6 @@ def assistant(vertex_llm, embedder, tmp_path):
     )
     yield a
     a.close()
-    index.close()
 
 
 def turn(assistant: Assistant, text: str) -> tuple[list, Done]:
