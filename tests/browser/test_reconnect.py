@@ -113,3 +113,30 @@ def test_restart_mid_conversation_resumes_the_whole_thread(restartable, page):
     page.evaluate("() => window.__harness.reload()")
     expect(frame.locator("#thread > li")).to_have_count(6)
     assert [(s, t) for _, s, t in thread(frame)] == [(s, t) for _, s, t in rows]
+
+
+def test_session_token_is_refreshed_and_used_to_reconnect(redis_server, tmp_path, page):
+    port = free_port()
+    env = server_env(tmp_path / "data", redis_server.url, port, SESSION_TOKEN_TTL_SECONDS="60")
+    server = Instance(port, env)
+    server.start()
+    try:
+        wait_ready(server.url, alive=server.alive)
+        with page.expect_response(
+            lambda r: r.url.endswith("/zendesk/session/refresh"), timeout=20_000
+        ) as resp:
+            page.goto(f"{server.url}/dev/sidebar?user=frank")
+        assert resp.value.status == 200
+        frame = page.frame_locator("#app-frame")
+        kill_server(server)
+        expect(frame.locator("#status")).to_have_attribute("data-state", "reconnecting")
+        server.start()
+        wait_ready(server.url, alive=server.alive)
+        expect(frame.locator("#status")).to_be_hidden(timeout=20_000)
+        frame.locator("#question").fill("after refresh")
+        frame.locator("#question").press("Enter")
+        expect(frame.locator("li.sa-msg--assistant").last.locator(".sa-answer")).to_have_text(
+            "echo: after refresh"
+        )
+    finally:
+        server.stop()

@@ -178,3 +178,36 @@ def test_invalid_jwt_shows_the_error_page_without_user_data(server, page, kind):
     if kind == "forged":
         page.set_viewport_size({"width": 340, "height": 400})
         page.screenshot(path=str(SCREENSHOTS / "sidebar-auth-error.png"))
+
+
+def test_keyboard_only_ask_insert_and_feedback(server, page):
+    frame = open_harness(page, server, "erin")
+    frame.locator("#question").focus()
+    page.keyboard.type("keyboard question")
+    page.keyboard.press("Enter")
+    reply = frame.locator("li.sa-msg--assistant").last
+    expect(reply).to_have_attribute("data-status", "complete")
+    expect(frame.locator("#question")).to_be_focused()  # focus stays in the composer
+    focused = frame.locator(":focus")
+    for action in ("down", "up", "copy", "insert"):  # backwards from the composer
+        page.keyboard.press("Shift+Tab")
+        expect(focused).to_have_attribute("data-action", action)
+    page.keyboard.press("Enter")
+    expect(page.locator("#invocations [data-action='ticket.comment.appendMarkdown']")).to_have_count(1)
+    # Thumbs down opens the reasons form with focus in it; Escape closes it and returns focus.
+    for _ in range(3):
+        page.keyboard.press("Tab")
+    expect(focused).to_have_attribute("data-action", "down")
+    page.keyboard.press("Enter")
+    expect(reply.locator(".sa-feedback")).to_be_visible()
+    expect(reply.locator("input[value=wrong_sources]")).to_be_focused()
+    page.keyboard.press("Space")
+    page.keyboard.press("Escape")
+    expect(reply.locator(".sa-feedback")).to_have_count(0)
+    expect(reply.locator('[data-action="down"]')).to_be_focused()
+    # Every control has an accessible name.
+    names = frame.locator("button, textarea, a").evaluate_all(
+        "(els) => els.filter((e) => !(e.getAttribute('aria-label') || e.textContent.trim() || e.labels?.length))"
+        ".map((e) => e.outerHTML)"
+    )
+    assert names == []

@@ -372,6 +372,12 @@ function downForm(id) {
     el('textarea', { id: `fb-${id}`, name: 'comment', rows: 2, maxlength: 2000, placeholder: 'Comment (optional)',
       class: 'c-txt__input c-txt__input--area' }),
     el('button', { type: 'submit', class: 'sa-btn sa-btn--small sa-btn--primary' }, 'Send feedback'));
+  form.addEventListener('keydown', (e) => {
+    if (e.key !== 'Escape') return;
+    state.feedback.set(id, { ...(state.feedback.get(id) || {}), open: false });
+    render(id);
+    elements.get(id).querySelector('[data-action="down"]').focus();
+  });
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     const reasons = [...form.querySelectorAll('input[name=reason]:checked')].map((i) => i.value);
