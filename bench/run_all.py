@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS: list[tuple[str, list[str]]] = [
     ("socket sessions (1000 concurrent)", ["-m", "bench.socket_bench"]),
     ("retrieval quality and scale", ["bench/retrieval_bench.py"]),
+    ("orchestrator overhead and parallelism", ["-m", "bench.orchestrator_bench"]),
 ]
 
 
