@@ -189,7 +189,7 @@ is measured separately (with MiniLM, add one query embedding, ~10–20 ms on thi
 | 3 agents × {p["agent_delay_ms"]:.0f} ms in one stage: agents phase p50 / p95 | {p["agents_phase_ms"]["p50"]} / {p["agents_phase_ms"]["p95"]} ms | ≈ {p["ideal_parallel_ms"]:.0f} ms |
 | Ratio to ideal parallel ({p["ideal_parallel_ms"]:.0f} ms) / to sequential sum ({p["sequential_sum_ms"]:.0f} ms) | {p["ratio_to_ideal"]} / {p["ratio_to_sequential"]} | ≈ 1.0 / ≈ 0.33 |
 """
-    jp, mp = write_report("orchestrator", data, md)
+    _, mp = write_report("orchestrator", data, md)
     print(mp.read_text())
 
 
