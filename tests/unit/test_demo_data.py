@@ -243,6 +243,9 @@ def test_orders_are_consistent(orders: dict[str, dict[str, Any]]) -> None:
             assert o["cancelled_at"] and not o["shipped_at"]
         if o["status"] in ("returned", "refunded"):
             assert o["refunds"], o["order_number"]
+        assert all(r["amount"] > 0 for r in o["refunds"]), o["order_number"]
+        if o["shipping_method"] == "express":
+            assert o["shipping_cost"] > 0 and o["shipping_address"]["country"] not in ("CH", "NO")
     assert {o["status"] for o in orders.values()} == ORDER_STATUSES
 
 
