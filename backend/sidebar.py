@@ -272,31 +272,55 @@ def demo_tickets(path: Path | None = None, limit: int = 50) -> list[dict[str, An
         (t for t in items if isinstance(t, dict) and t.get("id") is not None),
         key=lambda t: str(t.get("status", "")) in {"solved", "closed"},
     )
-    tickets = [_zaf_ticket(t) for t in items[:limit]]
+    users = _demo_users(path.parent.parent / "users.json")
+    fields = _demo_field_titles()
+    tickets = [_zaf_ticket(t, users, fields) for t in items[:limit]]
     return tickets or _BUILTIN_TICKETS
 
 
-def _zaf_ticket(raw: dict[str, Any]) -> dict[str, Any]:
+def _demo_users(path: Path) -> dict[Any, dict[str, Any]]:
+    """users.json (Zendesk API shape) by id, for requester and comment author names."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    items = raw.get("users") if isinstance(raw, dict) else raw
+    return {u["id"]: u for u in items or [] if isinstance(u, dict) and "id" in u}
+
+
+def _demo_field_titles() -> dict[str, str]:
+    try:  # the demo data builder knows the custom fields' titles; ids serve when it is absent
+        from store.demo_data.build.tickets import TICKET_FIELDS
+    except Exception:
+        return {}
+    return {str(f["id"]): str(f["title"]) for f in TICKET_FIELDS}
+
+
+def _zaf_ticket(
+    raw: dict[str, Any], users: dict[Any, dict[str, Any]], fields: dict[str, str]
+) -> dict[str, Any]:
     requester_id = raw.get("requester_id")
+    requester = users.get(requester_id, {})
     comments = []
     for c in raw.get("comments") or []:
         if not isinstance(c, dict):
             continue
         author = c.get("author_id")
         is_requester = requester_id is not None and author == requester_id
+        user = users.get(author, {})
         comments.append(
             {
                 "author": {
                     "id": author,
-                    "name": "Requester" if is_requester else "Agent",
-                    "role": "end-user" if is_requester else "agent",
+                    "name": user.get("name") or ("Requester" if is_requester else "Agent"),
+                    "role": user.get("role") or ("end-user" if is_requester else "agent"),
                 },
                 "value": str(c.get("plain_body") or c.get("body") or ""),
                 "public": c.get("public", True) is not False,
             }
         )
     custom = {
-        str(f.get("id")): f.get("value")
+        fields.get(str(f.get("id")), str(f.get("id"))): f.get("value")
         for f in raw.get("custom_fields") or []
         if isinstance(f, dict) and f.get("value") not in (None, "")
     }
@@ -308,7 +332,11 @@ def _zaf_ticket(raw: dict[str, Any]) -> dict[str, Any]:
         "priority": raw.get("priority"),
         "type": raw.get("type"),
         "tags": [t for t in raw.get("tags") or [] if isinstance(t, str)],
-        "requester": {"id": requester_id, "name": "Requester", "email": None},
+        "requester": {
+            "id": requester_id,
+            "name": requester.get("name") or "Requester",
+            "email": requester.get("email"),
+        },
         "comments": comments,
         "custom_fields": custom,
         "updated_at": raw.get("updated_at") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
