@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001 -- prose data: en dashes are intended
 """Hand-written master data: products, support agents and the name pools customers are drawn from."""
 
 from __future__ import annotations

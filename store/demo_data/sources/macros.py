@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001 -- prose data: en dashes are intended
 """Support macros. Placeholders are Zendesk's: {{ticket.requester.first_name}}, {{ticket.id}},
 {{current_user.first_name}}, {{ticket.ticket_field_360011112221}} (the order number field)."""
 

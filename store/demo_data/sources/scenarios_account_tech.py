@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001 -- prose data: en dashes and curly quotes are intended
 """Ticket scenarios: account & privacy, app/website and Lumo smart devices, product care."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001 -- prose data: en dashes and curly quotes are intended
 """Ticket scenarios: payments, promo codes, gift cards, invoices, membership and subscriptions."""
 
 from __future__ import annotations

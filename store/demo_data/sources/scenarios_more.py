@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001 -- prose data: en dashes and curly quotes are intended
 """Ticket scenarios: less frequent cases that round out the set."""
 
 from __future__ import annotations

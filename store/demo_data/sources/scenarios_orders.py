@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001 -- prose data: en dashes and curly quotes are intended
 """Ticket scenarios: orders, shipping and delivery. Placeholders are documented in scenarios.py."""
 
 from __future__ import annotations
@@ -509,7 +508,13 @@ SCENARIOS: list[dict[str, Any]] = [
         "priority": ["normal"],
         "tags": ["express", "late_delivery", "shipping_refund"],
         "articles": ["shipping-costs-times"],
-        "order": {"stage": "delivered", "final": "delivered", "age": (3, 5), "method": "express", "countries": ["NL", "BE", "DE", "FR", "AT", "LU", "IE", "DK", "ES", "IT", "UK", "US"]},
+        "order": {
+            "stage": "delivered",
+            "final": "delivered",
+            "age": (3, 5),
+            "method": "express",
+            "countries": ["NL", "BE", "DE", "FR", "AT", "LU", "IE", "DK", "ES", "IT", "UK", "US"],
+        },
         "subjects": ["Paid for Express, came 3 days later", "Express delivery was not express"],
         "openers": [
             "I paid {shipping_cost} for Express on {order} because I needed it for Saturday. It arrived on Tuesday. I want the Express fee back.",

@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001 -- prose data: en dashes and curly quotes are intended
 """Ticket scenarios: returns, refunds, damaged/wrong items and warranty."""
 
 from __future__ import annotations
