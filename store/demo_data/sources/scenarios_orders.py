@@ -1,4 +1,4 @@
-"""Ticket scenarios: orders, shipping and delivery. Placeholders are documented in scenarios.py."""
+"""Ticket scenarios: orders, shipping and delivery. Placeholders: see build/tickets.py (_context)."""
 
 from __future__ import annotations
 
