@@ -8,7 +8,7 @@ SCENARIOS: list[dict[str, Any]] = [
     {
         "key": "account_locked",
         "group": "account",
-        "n": 5,
+        "n": 6,
         "type": "problem",
         "priority": ["normal"],
         "tags": ["account_locked", "sign_in"],
@@ -59,7 +59,7 @@ SCENARIOS: list[dict[str, Any]] = [
     {
         "key": "lost_2fa",
         "group": "account",
-        "n": 4,
+        "n": 5,
         "type": "problem",
         "priority": ["normal", "high"],
         "tags": ["2fa", "lost_phone", "identity_verification"],
@@ -203,7 +203,7 @@ SCENARIOS: list[dict[str, Any]] = [
     {
         "key": "app_crash",
         "group": "tech",
-        "n": 6,
+        "n": 7,
         "type": "problem",
         "priority": ["normal"],
         "tags": ["app", "crash", "mobile"],
@@ -237,7 +237,7 @@ SCENARIOS: list[dict[str, Any]] = [
     {
         "key": "hub_wifi_5ghz",
         "group": "tech",
-        "n": 6,
+        "n": 7,
         "type": "problem",
         "priority": ["normal"],
         "tags": ["lumo", "hub", "wifi", "setup"],

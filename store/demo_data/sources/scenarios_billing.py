@@ -8,7 +8,7 @@ SCENARIOS: list[dict[str, Any]] = [
     {
         "key": "double_charge_pending",
         "group": "billing",
-        "n": 7,
+        "n": 8,
         "type": "question",
         "priority": ["normal", "high"],
         "tags": ["double_charge", "authorisation", "pending"],
@@ -73,7 +73,7 @@ SCENARIOS: list[dict[str, Any]] = [
     {
         "key": "payment_declined",
         "group": "billing",
-        "n": 4,
+        "n": 5,
         "type": "problem",
         "priority": ["normal"],
         "tags": ["payment_declined", "checkout"],
@@ -103,7 +103,7 @@ SCENARIOS: list[dict[str, Any]] = [
     {
         "key": "forgot_promo",
         "group": "billing",
-        "n": 6,
+        "n": 7,
         "type": "task",
         "priority": ["low", "normal"],
         "tags": ["promo_code", "forgot_code", "refund"],
@@ -136,7 +136,7 @@ SCENARIOS: list[dict[str, Any]] = [
     {
         "key": "promo_invalid",
         "group": "billing",
-        "n": 4,
+        "n": 5,
         "type": "question",
         "priority": ["low"],
         "tags": ["promo_code", "invalid_code", "exclusions"],
@@ -190,7 +190,7 @@ SCENARIOS: list[dict[str, Any]] = [
     {
         "key": "price_drop",
         "group": "billing",
-        "n": 5,
+        "n": 6,
         "type": "task",
         "priority": ["low", "normal"],
         "tags": ["price_drop", "price_adjustment"],
@@ -239,7 +239,7 @@ SCENARIOS: list[dict[str, Any]] = [
     {
         "key": "gift_card_lost",
         "group": "billing",
-        "n": 4,
+        "n": 5,
         "type": "task",
         "priority": ["normal"],
         "tags": ["gift_card", "resend"],
@@ -268,7 +268,7 @@ SCENARIOS: list[dict[str, Any]] = [
     {
         "key": "invoice_company",
         "group": "billing",
-        "n": 4,
+        "n": 5,
         "type": "task",
         "priority": ["low"],
         "tags": ["invoice", "company_details"],
@@ -332,7 +332,7 @@ SCENARIOS: list[dict[str, Any]] = [
     {
         "key": "oak_club_cancel",
         "group": "billing",
-        "n": 5,
+        "n": 6,
         "type": "task",
         "priority": ["low", "normal"],
         "tags": ["oak_club", "membership", "cancel_renewal"],

@@ -8,7 +8,7 @@ SCENARIOS: list[dict[str, Any]] = [
     {
         "key": "klarna_declined",
         "group": "billing",
-        "n": 4,
+        "n": 5,
         "type": "question",
         "priority": ["low", "normal"],
         "tags": ["klarna", "payment_declined"],

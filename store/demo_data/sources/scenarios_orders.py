@@ -8,7 +8,7 @@ SCENARIOS: list[dict[str, Any]] = [
     {
         "key": "wismo_in_transit",
         "group": "orders",
-        "n": 9,
+        "n": 10,
         "type": "question",
         "priority": ["low", "normal"],
         "tags": ["wismo", "tracking"],
@@ -51,7 +51,7 @@ SCENARIOS: list[dict[str, Any]] = [
     {
         "key": "lost_parcel",
         "group": "orders",
-        "n": 7,
+        "n": 8,
         "type": "incident",
         "priority": ["normal", "high"],
         "tags": ["lost_parcel", "carrier_investigation"],
@@ -103,7 +103,7 @@ SCENARIOS: list[dict[str, Any]] = [
     {
         "key": "delivered_not_received",
         "group": "orders",
-        "n": 5,
+        "n": 6,
         "type": "incident",
         "priority": ["normal", "high"],
         "tags": ["delivered_not_received", "carrier_claim"],
@@ -145,7 +145,7 @@ SCENARIOS: list[dict[str, Any]] = [
     {
         "key": "cancel_before_ship",
         "group": "orders",
-        "n": 6,
+        "n": 7,
         "type": "task",
         "priority": ["normal"],
         "tags": ["cancellation", "order_change"],
@@ -329,7 +329,7 @@ SCENARIOS: list[dict[str, Any]] = [
     {
         "key": "split_shipment",
         "group": "orders",
-        "n": 5,
+        "n": 6,
         "type": "question",
         "priority": ["normal"],
         "tags": ["missing_item", "split_shipment"],
@@ -377,7 +377,7 @@ SCENARIOS: list[dict[str, Any]] = [
     {
         "key": "bulky_delivery_schedule",
         "group": "orders",
-        "n": 5,
+        "n": 6,
         "type": "question",
         "priority": ["normal"],
         "tags": ["bulky", "van_der_berg", "delivery_slot"],
@@ -414,7 +414,7 @@ SCENARIOS: list[dict[str, Any]] = [
     {
         "key": "duties_charged",
         "group": "orders",
-        "n": 5,
+        "n": 6,
         "type": "incident",
         "priority": ["normal", "high"],
         "tags": ["duties", "customs", "ddp", "reimbursement"],

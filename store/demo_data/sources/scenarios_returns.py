@@ -8,7 +8,7 @@ SCENARIOS: list[dict[str, Any]] = [
     {
         "key": "return_how_to",
         "group": "returns",
-        "n": 8,
+        "n": 9,
         "type": "question",
         "priority": ["low", "normal"],
         "tags": ["returns", "how_to"],
@@ -54,7 +54,7 @@ SCENARIOS: list[dict[str, Any]] = [
     {
         "key": "refund_not_received",
         "group": "returns",
-        "n": 9,
+        "n": 10,
         "type": "question",
         "priority": ["normal"],
         "tags": ["refund_status", "refund_timing"],
@@ -125,7 +125,7 @@ SCENARIOS: list[dict[str, Any]] = [
     {
         "key": "return_window_expired",
         "group": "returns",
-        "n": 4,
+        "n": 5,
         "type": "question",
         "priority": ["normal"],
         "tags": ["returns", "return_window", "declined"],
@@ -216,7 +216,7 @@ SCENARIOS: list[dict[str, Any]] = [
     {
         "key": "exchange_size",
         "group": "returns",
-        "n": 5,
+        "n": 6,
         "type": "task",
         "priority": ["low", "normal"],
         "tags": ["exchange", "size"],
@@ -248,7 +248,7 @@ SCENARIOS: list[dict[str, Any]] = [
     {
         "key": "wrong_item_sent",
         "group": "returns",
-        "n": 4,
+        "n": 5,
         "type": "incident",
         "priority": ["normal", "high"],
         "tags": ["wrong_item", "warehouse_error"],
@@ -310,7 +310,7 @@ SCENARIOS: list[dict[str, Any]] = [
     {
         "key": "damaged_on_arrival",
         "group": "returns",
-        "n": 9,
+        "n": 10,
         "type": "incident",
         "priority": ["normal", "high"],
         "tags": ["damaged", "transport_damage", "replacement"],
