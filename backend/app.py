@@ -15,14 +15,14 @@ import socketio as socketio_lib
 from flask import Flask
 from flask_socketio import SocketIO
 
-from backend.auth import Authenticator, DevTokenAuthenticator, load_or_create_secret
+from backend.auth import Authenticator, load_or_create_secret
 from backend.http import bp as http_bp
 from backend.sessions import SessionStore
 from backend.settings import Settings
 from backend.sidebar import register_sidebar
 from backend.socket_events import Connections, register_socket_events
 from backend.turns import TurnRunner
-from backend.zendesk_auth import FirstOf, SessionTokens, ZendeskSessionAuthenticator
+from backend.zendesk_auth import DevModeAuthenticator, SessionTokens, ZendeskSessionAuthenticator
 from orchestrator.turn import TurnHandler
 from store.sessions import SessionArchive, SqliteSessionArchive
 
@@ -74,7 +74,7 @@ def build_authenticator(settings: Settings) -> Authenticator:
     )
     if settings.auth_mode == "dev":
         # Dev tokens for scripts, session tokens for the /dev/sidebar harness.
-        return FirstOf([DevTokenAuthenticator(secret, settings.dev_token_ttl_seconds), sessions])
+        return DevModeAuthenticator(secret, settings.dev_token_ttl_seconds, sessions)
     return sessions
 
 

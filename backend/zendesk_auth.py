@@ -18,7 +18,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from backend.auth import Authenticator, AuthError, _token_from
+from backend.auth import AuthError, DevTokenAuthenticator, _token_from
 from orchestrator.turn import Principal
 
 # Zendesk's ZAF JWT: iss is the account host, aud the app installation's API URL.
@@ -298,21 +298,24 @@ class ZendeskSessionAuthenticator:
         return principal
 
 
-class FirstOf:
-    """AUTH_MODE=dev accepts both dev tokens and session tokens from the /dev/sidebar harness."""
+class DevModeAuthenticator(DevTokenAuthenticator):
+    """AUTH_MODE=dev: dev tokens (scripts, tests) and session tokens from the /dev/sidebar harness.
 
-    def __init__(self, authenticators: Sequence[Authenticator]) -> None:
-        self.authenticators = list(authenticators)
+    A DevTokenAuthenticator first, so everything that tunes or mints dev tokens keeps working."""
+
+    def __init__(self, secret: str, max_age_seconds: int, sessions: ZendeskSessionAuthenticator) -> None:
+        super().__init__(secret, max_age_seconds)
+        self.sessions = sessions
 
     def authenticate(self, auth_payload: Any) -> Principal:
-        errors: list[AuthError] = []
-        for auth in self.authenticators:
+        try:
+            return super().authenticate(auth_payload)
+        except AuthError as dev_error:
             try:
-                return auth.authenticate(auth_payload)
+                return self.sessions.authenticate(auth_payload)
             except AuthError as exc:
-                errors.append(exc)
-        # "token expired" tells the sidebar to refresh; it wins over the other's "invalid token".
-        raise next((e for e in errors if str(e) == "token expired"), errors[0])
+                # "token expired" tells the sidebar to refresh; otherwise the dev token's reason.
+                raise (exc if str(exc) == "token expired" else dev_error) from None
 
 
 # --- dev installation: a local RSA key plays Zendesk's signing key --------------------------------

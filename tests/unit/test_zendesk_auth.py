@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from backend.auth import AuthError, DevTokenAuthenticator
 from backend.zendesk_auth import (
-    FirstOf,
+    DevModeAuthenticator,
     Installation,
     RedisReplayCache,
     SessionTokens,
@@ -234,7 +234,7 @@ def test_session_tokens_from_another_secret_or_tampered_are_refused():
 def test_dev_mode_accepts_both_token_kinds_and_reports_expiry():
     tokens = SessionTokens(SECRET)
     dev = DevTokenAuthenticator(SECRET, 3600)
-    both = FirstOf([dev, ZendeskSessionAuthenticator(tokens)])
+    both = DevModeAuthenticator(SECRET, 3600, ZendeskSessionAuthenticator(tokens))
     assert both.authenticate({"token": dev.mint("demo", "u1")}).user_id == "u1"
     assert both.authenticate({"token": tokens.mint(ADA)}) == ADA
     with pytest.raises(AuthError, match="token expired"):
