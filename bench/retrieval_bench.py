@@ -131,24 +131,30 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def time_queries(
-    index: SqliteKnowledgeIndex, tenant: str, queries: list[str], vectors: np.ndarray, mode: str, rounds: int
-) -> dict[str, float]:
+    index: SqliteKnowledgeIndex, tenant: str, queries: list[str], vectors: np.ndarray, rounds: int
+) -> dict[str, dict[str, float]]:
+    """Latency per mode. Modes are interleaved per query so that load from other processes on
+    this shared machine hits all three alike."""
     f = SearchFilters(tenant)
     for q, v in list(zip(queries, vectors, strict=True))[:5]:  # warm caches / mirror load
         index.hybrid_search(q, v, 10, f)
-    times = []
+    times: dict[str, list[float]] = {mode: [] for mode in MODES}
     for _ in range(rounds):
         for q, v in zip(queries, vectors, strict=True):
-            t0 = time.perf_counter()
-            index.hybrid_search(
-                q if mode != "vector" else "", v if mode != "text" else None, 10, f, candidates=50
-            )
-            times.append((time.perf_counter() - t0) * 1000)
+            for mode in MODES:
+                t0 = time.perf_counter()
+                index.hybrid_search(
+                    q if mode != "vector" else "", v if mode != "text" else None, 10, f, candidates=50
+                )
+                times[mode].append((time.perf_counter() - t0) * 1000)
     return {
-        "p50_ms": round(percentile(times, 50), 2),
-        "p95_ms": round(percentile(times, 95), 2),
-        "mean_ms": round(statistics.fmean(times), 2),
-        "samples": len(times),
+        mode: {
+            "p50_ms": round(percentile(ts, 50), 2),
+            "p95_ms": round(percentile(ts, 95), 2),
+            "mean_ms": round(statistics.fmean(ts), 2),
+            "samples": len(ts),
+        }
+        for mode, ts in times.items()
     }
 
 
@@ -219,7 +225,8 @@ def scale_test(
     t_load = time.perf_counter()
     index.hybrid_search("warm up", query_vectors[0], 10, SearchFilters("scale"))
     mirror_load_s = time.perf_counter() - t_load
-    latency = {mode: time_queries(index, "scale", queries, query_vectors, mode, rounds) for mode in MODES}
+    load_before = os.getloadavg()[0]
+    latency = time_queries(index, "scale", queries, query_vectors, rounds)
     mirror = index._mirrors["scale"]
     result = {
         "target_chunks": target,
@@ -229,6 +236,7 @@ def scale_test(
         "ingest_chunks_per_s": round(chunks / ingest_s, 1),
         "ingest_docs_per_s": round(docs_written / ingest_s, 1),
         "mirror_load_seconds": round(mirror_load_s, 2),
+        "loadavg_1m_during_latency": round((load_before + os.getloadavg()[0]) / 2, 2),
         "latency": latency,
         "memory": {
             "vector_matrix_mib": round(mirror.matrix[: mirror.size].nbytes / 2**20, 1),
@@ -288,14 +296,15 @@ def write_reports(report: dict[str, Any], out: Path) -> None:
             "Corpus grown with perturbed copies of the demo documents; copies reuse the demo vectors plus "
             "Gaussian noise instead of re-embedding (see bench/store_scale.py). Query embedding time is excluded.",
             "",
-            "| chunks | hybrid p50 | hybrid p95 | text p95 | vector p95 | ingest chunks/s | vectors MiB | RSS growth MiB | file MiB |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| chunks | hybrid p50 | hybrid p95 | text p50 / p95 | vector p50 / p95 | load avg | ingest chunks/s | vectors MiB | RSS growth MiB | file MiB |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for s in report["scale"]:
             lat = s["latency"]
             lines.append(
-                f"| {s['chunks']:,} | {lat['hybrid']['p50_ms']} ms | {lat['hybrid']['p95_ms']} ms | {lat['text']['p95_ms']} ms | "
-                f"{lat['vector']['p95_ms']} ms | {s['ingest_chunks_per_s']} | {s['memory']['vector_matrix_mib']} | "
+                f"| {s['chunks']:,} | {lat['hybrid']['p50_ms']} ms | {lat['hybrid']['p95_ms']} ms | "
+                f"{lat['text']['p50_ms']} / {lat['text']['p95_ms']} ms | {lat['vector']['p50_ms']} / {lat['vector']['p95_ms']} ms | "
+                f"{s['loadavg_1m_during_latency']} | {s['ingest_chunks_per_s']} | {s['memory']['vector_matrix_mib']} | "
                 f"{s['memory']['process_rss_growth_mib']} | {s['memory']['sqlite_file_mib']} |"
             )
         if len(report["scale"]) > 1:
@@ -323,6 +332,12 @@ def main(argv: list[str] | None = None) -> int:
         "--rounds", type=int, default=3, help="Passes over the query set per latency measurement."
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="Keep the demo index here between runs (default: a temp dir).",
+    )
     args = parser.parse_args(argv)
 
     from vertex_interface.local_embedder import LocalEmbedder  # bench may cross layers
@@ -333,7 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="retrieval-bench-") as tmp:
         work = Path(tmp)
-        index = SqliteKnowledgeIndex(work / "demo.sqlite3", LocalEmbedder())
+        demo_dir = args.workdir or work
+        demo_dir.mkdir(parents=True, exist_ok=True)
+        index = SqliteKnowledgeIndex(demo_dir / "demo.sqlite3", LocalEmbedder())
         index.embedder.embed(["warm up"], task_type="RETRIEVAL_QUERY")
         t0 = time.perf_counter()
         reports = ensure_demo_tenant(index, "demo", progress=True)

@@ -12,6 +12,7 @@ import contextlib
 import json
 import sqlite3
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -193,6 +194,7 @@ class SqliteKnowledgeIndex:
         except sqlite3.Error as exc:
             raise KnowledgeError(f"cannot open knowledge index {path}: {exc}") from exc
         self._mirrors: dict[str, _Mirror] = {}
+        self._pool: ThreadPoolExecutor | None = None
         self._fts_names: dict[str, str] = {}
         # (tenant) -> (generation, chunk count, {term: document frequency}); reset on writes.
         self._df_cache: dict[str, tuple[int, int, dict[str, int]]] = {}
@@ -417,12 +419,23 @@ class SqliteKnowledgeIndex:
             raise InvalidQueryError("k must be within 1..200")
         candidates = max(candidates, k)
         tenant = filters.tenant
+        query = self._query_vector(vector) if vector is not None else None
         with self._lock:
             allowed = self._allowed_docs(filters)
-            text_ids = self._text_candidates(text or "", filters, candidates) if text else []
             vector_ids: list[int] = []
-            if vector is not None:
-                vector_ids = self._vector_candidates(tenant, vector, allowed, candidates)
+            pending: Future[list[int]] | None = None
+            if query is not None:
+                mirror = self._mirror(tenant)
+                if text:
+                    # numpy and SQLite both release the GIL: the KNN scan runs on the helper
+                    # thread while this one runs FTS5. The mirror cannot change meanwhile: we
+                    # hold the index lock, which every writer needs.
+                    pending = self._executor().submit(_vector_top, mirror, query, allowed, candidates)
+                else:
+                    vector_ids = _vector_top(mirror, query, allowed, candidates)
+            text_ids = self._text_candidates(text, filters, candidates) if text else []
+            if pending is not None:
+                vector_ids = pending.result()
             fused = fuse([str(i) for i in text_ids], [str(i) for i in vector_ids], k, self.rrf_k)
             if not fused:
                 return []
@@ -541,30 +554,17 @@ class SqliteKnowledgeIndex:
                 ).fetchone()[0]
         return {t: dfs[t] for t in terms}
 
-    def _vector_candidates(
-        self, tenant: str, vector: np.ndarray, allowed: set[str] | None, n: int
-    ) -> list[int]:
+    def _query_vector(self, vector: np.ndarray) -> np.ndarray | None:
         q = np.asarray(vector, dtype=np.float32).reshape(-1)
         if q.shape[0] != self.dimensions:
             raise InvalidQueryError(f"query vector has {q.shape[0]} dimensions, index uses {self.dimensions}")
-        mirror = self._mirror(tenant)
-        if mirror.size == 0:
-            return []
         norm = float(np.linalg.norm(q))
-        if norm == 0.0:
-            return []
-        scores = mirror.matrix[: mirror.size] @ (q / norm)
-        valid = mirror.alive[: mirror.size]
-        if allowed is not None:
-            valid = valid & mirror.mask_for(allowed)
-        scores = np.where(valid, scores, -np.inf)
-        live = int(valid.sum())
-        n = min(n, live)
-        if n == 0:
-            return []
-        top = np.argpartition(-scores, n - 1)[:n] if n < mirror.size else np.arange(mirror.size)
-        top = top[np.lexsort((mirror.ids[top], -scores[top]))][:n]
-        return [int(mirror.ids[i]) for i in top if np.isfinite(scores[i])]
+        return q / norm if norm > 0.0 and np.isfinite(norm) else None
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="knn")
+        return self._pool
 
     def _mirror(self, tenant: str) -> _Mirror:
         row = self._conn.execute(
@@ -626,8 +626,38 @@ class SqliteKnowledgeIndex:
 
     def close(self) -> None:
         with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
             self._mirrors.clear()
             self._conn.close()
+
+
+def _vector_top(mirror: _Mirror, query: np.ndarray, allowed: set[str] | None, n: int) -> list[int]:
+    """Exact cosine top-n chunk ids (rows are normalised, so a dot product is the cosine)."""
+    if mirror.size == 0:
+        return []
+    scores = mirror.matrix[: mirror.size] @ query
+    valid: np.ndarray | None = None
+    if len(mirror.row_of) != mirror.size:  # dead rows awaiting compaction
+        valid = mirror.alive[: mirror.size]
+    if allowed is not None:
+        mask = mirror.mask_for(allowed)
+        valid = mask if valid is None else valid & mask
+    live = mirror.size
+    if valid is not None:
+        scores[~valid] = -np.inf
+        live = int(valid.sum())
+    n = min(n, live)
+    if n <= 0:
+        return []
+    top = (
+        np.argpartition(scores, mirror.size - n)[mirror.size - n :]
+        if n < mirror.size
+        else np.arange(mirror.size)
+    )
+    top = top[np.lexsort((mirror.ids[top], -scores[top]))]
+    return [int(mirror.ids[i]) for i in top if np.isfinite(scores[i])]
 
 
 def _filter_sql(filters: SearchFilters, alias: str) -> tuple[str, list]:

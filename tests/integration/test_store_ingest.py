@@ -176,7 +176,8 @@ def test_tickets_macros_and_markdown_sources(index: SqliteKnowledgeIndex, tmp_pa
     r = ingest_path(index, TENANT, "markdown", md)
     assert r.added == 1
     hits = index.search("damaged boot replacement", 5, SearchFilters(TENANT))
-    assert {h.document.id for h in hits[:2]} == {"ticket:1042", "macro:9001"}
+    top_docs = list(dict.fromkeys(h.document.id for h in hits))
+    assert set(top_docs[:2]) == {"ticket:1042", "macro:9001"}
     ticket_hit = next(h for h in hits if h.document.id == "ticket:1042")
     assert "Resolution" in ticket_hit.chunk.text or any("Resolution" in h.chunk.text for h in hits)
     assert index.search("suede eraser", 1, SearchFilters(TENANT))[0].document.id == "article:md/care/suede"
