@@ -390,3 +390,27 @@ def test_bundled_demo_data_parses_cleanly() -> None:
             found += 1
     if not found:
         pytest.skip("store/demo_data has no export files yet")
+
+
+def test_cli_from_zendesk_uses_env_and_hides_the_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vertex_interface.local_embedder as le
+    from backend.cli import cli
+
+    monkeypatch.setattr(le, "LocalEmbedder", shared_embedder)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ARCHIVE_BACKEND", "sqlite")
+    with FakeZendesk(zendesk_data(), token="tok-987654321") as fake:
+        monkeypatch.setenv("ZENDESK_SUBDOMAIN", "acme")
+        monkeypatch.setenv("ZENDESK_EMAIL", "agent@example.com")
+        monkeypatch.setenv("ZENDESK_API_TOKEN", "tok-987654321")
+        monkeypatch.setenv("ZENDESK_BASE_URL", fake.url)
+        result = CliRunner().invoke(cli, ["ingest", "--tenant", "acme", "--from-zendesk", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "help-center: added 5" in result.output
+    assert "tickets: added 3" in result.output and "macros: added 4" in result.output
+    assert "tok-987654321" not in result.output
+    monkeypatch.delenv("ZENDESK_API_TOKEN")
+    missing = CliRunner().invoke(cli, ["ingest", "--tenant", "acme", "--from-zendesk"])
+    assert missing.exit_code == 1 and "ZENDESK_API_TOKEN is required" in missing.output
