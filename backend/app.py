@@ -17,6 +17,7 @@ from flask_socketio import SocketIO
 
 from backend.auth import Authenticator, load_or_create_secret
 from backend.http import bp as http_bp
+from backend.observability import Metrics, configure_logging
 from backend.sessions import SessionStore
 from backend.settings import Settings
 from backend.sidebar import register_sidebar
@@ -41,6 +42,7 @@ class Services:
     authenticator: Authenticator
     socketio: SocketIO
     runner: TurnRunner
+    metrics: Metrics
     connections: Connections | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -93,7 +95,7 @@ def create_app(
     archive: SessionArchive | None = None,
 ) -> Flask:
     settings = settings or Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, json_logs=settings.log_format == "json")
     if not settings.redis_url:
         # A lone process without the launcher: run its own Redis (not shared with other instances).
         from backend.redis_embedded import EmbeddedRedis
@@ -132,11 +134,25 @@ def create_app(
     def emit(event: str, payload: dict, room: str) -> None:
         socketio.emit(event, payload, to=room)
 
+    metrics = Metrics()
     runner = TurnRunner(
-        store, handler, emit, turn_timeout=settings.turn_timeout_seconds, spawn=socketio.start_background_task
+        store,
+        handler,
+        emit,
+        turn_timeout=settings.turn_timeout_seconds,
+        spawn=socketio.start_background_task,
+        observe=metrics.observe_turn,
     )
     svc = Services(
-        settings, instance_id, client, archive, store, build_authenticator(settings), socketio, runner
+        settings,
+        instance_id,
+        client,
+        archive,
+        store,
+        build_authenticator(settings),
+        socketio,
+        runner,
+        metrics,
     )
     svc.connections = register_socket_events(socketio, svc)
     app.extensions["sidebar"] = svc

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import redis
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from store.sessions import ArchiveError
 
@@ -42,6 +43,12 @@ def readyz():
         checks["archive"] = f"unreachable: {exc}"
     ready = all(v == "ok" for v in checks.values())
     return jsonify(status="ready" if ready else "unavailable", checks=checks), (200 if ready else 503)
+
+
+@bp.get("/metrics")
+def metrics():
+    """Prometheus exposition of this instance's metrics."""
+    return Response(generate_latest(_svc().metrics.registry), mimetype=CONTENT_TYPE_LATEST)
 
 
 @bp.get("/")

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
         None, description="Externally visible base URL (used in links and the Zendesk manifest)."
     )
     log_level: str = Field("INFO", description="Python log level.")
+    log_format: Literal["json", "text"] = Field(
+        "json", description="`json`: one JSON object per line with correlation ids; `text` for humans."
+    )
     cors_allowed_origins: str = Field(
         "*", description="Comma-separated origins allowed to open Socket.IO connections, or `*`."
     )
@@ -101,7 +104,8 @@ class Settings(BaseSettings):
 
     # --- orchestrator / agents -----------------------------------------------------------------
     router: Literal["semantic", "gemini"] = Field(
-        "semantic", description="`semantic`: offline embedding router; `gemini`: controller call, semantic as fallback."
+        "semantic",
+        description="`semantic`: offline embedding router; `gemini`: controller call, semantic as fallback.",
     )
     agent_paths: str = Field("", description="Extra agent folders (or folders of agents), separated by `:`.")
     demo_tenant: str = Field(

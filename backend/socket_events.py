@@ -21,6 +21,7 @@ from socketio.exceptions import ConnectionRefusedError as SocketIORefused
 
 from backend import protocol
 from backend.auth import AuthError
+from backend.observability import correlation
 from backend.sessions import ConcurrentUpdateError, Session, SessionNotFound, session_id_for
 from backend.turns import room_for
 from orchestrator.turn import Principal
@@ -60,12 +61,17 @@ class Connections:
         with self._lock:
             return len(self._by_sid)
 
+    def session_count(self) -> int:
+        with self._lock:
+            return len({c.session_id for c in self._by_sid.values() if c.session_id})
+
 
 def register_socket_events(socketio: SocketIO, svc: Services) -> Connections:
     conns = Connections()
     store = svc.store
 
     def reply_error(code: str, message: str, *, retryable: bool = False, id: str | None = None) -> None:
+        svc.metrics.errors.labels(code).inc()
         socketio.emit(
             protocol.ERROR, protocol.error(code, message, retryable=retryable, id=id), to=request.sid
         )
@@ -75,8 +81,11 @@ def register_socket_events(socketio: SocketIO, svc: Services) -> Connections:
 
         @functools.wraps(fn)
         def wrapper(*args: Any) -> None:
+            conn = conns.get(request.sid)
+            ids = {"tenant": conn.principal.tenant, "session_id": conn.session_id} if conn else {}
             try:
-                fn(*args)
+                with correlation(**ids):
+                    fn(*args)
             except protocol.ProtocolError as exc:
                 reply_error(exc.code, exc.message)
             except ConcurrentUpdateError:
@@ -111,10 +120,14 @@ def register_socket_events(socketio: SocketIO, svc: Services) -> Connections:
             # socketio's own exception carries the reason to the client; the builtin one does not.
             raise SocketIORefused(str(exc)) from None
         conns.add(request.sid, Connection(principal))
+        svc.metrics.connections.inc()
 
     @socketio.on("disconnect")
     def on_disconnect(*_: Any) -> None:
         conn = conns.pop(request.sid)
+        if conn:
+            svc.metrics.connections.dec()
+            svc.metrics.active_sessions.set(conns.session_count())
         if conn and conn.session_id:
             try:
                 store.detach(conn.session_id, request.sid)
@@ -143,6 +156,8 @@ def register_socket_events(socketio: SocketIO, svc: Services) -> Connections:
         join_room(room_for(session.id))
         store.attach(session.id, request.sid)
         conn.session_id = session.id
+        svc.metrics.joins.labels("hydrated" if hydrated else "resumed" if resumed else "new").inc()
+        svc.metrics.active_sessions.set(conns.session_count())
         socketio.emit(
             protocol.STATE,
             _state(session, resumed=resumed, hydrated=hydrated, elapsed=time.perf_counter() - started),

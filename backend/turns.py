@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from backend import protocol
+from backend.observability import correlation
 from backend.sessions import Session, SessionStore, ThreadMessage
 from orchestrator.turn import Delta, Done, Principal, Thinking, TurnFailed, TurnHandler, TurnRequest
 
@@ -38,6 +39,7 @@ class TurnRunner:
         *,
         turn_timeout: float,
         spawn: Callable[..., Any] | None = None,
+        observe: Callable[..., None] | None = None,
     ) -> None:
         self.store = store
         self.handler = handler
@@ -45,6 +47,8 @@ class TurnRunner:
         self.turn_timeout = turn_timeout
         # Flask-SocketIO's start_background_task in production; a plain thread elsewhere.
         self.spawn = spawn or (lambda fn, *a: threading.Thread(target=fn, args=a, daemon=True).start())
+        # observe(outcome, routing, timings, cost): metrics hook, called once per settled turn.
+        self.observe = observe or (lambda *a, **k: None)
 
     # --- entry points -------------------------------------------------------------------------
     def submit(self, session_id: str, principal: Principal, message_id: str, text: str) -> bool:
@@ -92,6 +96,12 @@ class TurnRunner:
 
     # --- the turn -----------------------------------------------------------------------------
     def _run(self, session_id: str, principal: Principal, message_id: str, attempt: int) -> None:
+        with correlation(
+            tenant=principal.tenant, session_id=session_id, message_id=message_id, attempt=attempt
+        ):
+            self._run_turn(session_id, principal, message_id, attempt)
+
+    def _run_turn(self, session_id: str, principal: Principal, message_id: str, attempt: int) -> None:
         room = room_for(session_id)
         started = time.monotonic()
         session = self.store.get(session_id)
@@ -117,6 +127,7 @@ class TurnRunner:
                     room,
                 )
                 self.store.archive_now(session)
+                self.observe("timeout")
 
         watchdog = threading.Timer(self.turn_timeout, on_timeout)
         watchdog.daemon = True
@@ -143,6 +154,7 @@ class TurnRunner:
                         payload, session = settled
                         self.emit(protocol.DONE, payload, room)
                         self.store.archive_now(session)  # write-behind: the user already has the answer
+                        self.observe("complete", event.routing, payload["timings"], event.cost)
                     return
             raise TurnFailed("no_answer", "The assistant finished without an answer.", retryable=True)
         except TurnFailed as exc:
@@ -181,6 +193,7 @@ class TurnRunner:
         if session is not None:
             self.emit(protocol.ERROR, protocol.error(code, message, retryable=retryable, id=message_id), room)
             self.store.archive_now(session)
+            self.observe("error")
 
     def _complete(
         self,

@@ -7,6 +7,7 @@ state the backend passes in, so nothing is remembered between turns except throu
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import queue
 import threading
@@ -217,7 +218,11 @@ class Orchestrator:
             )
             deadline = time.monotonic() + min(agent.manifest.timeout_s, self.a.config.max_agent_timeout_s)
             yield Thinking(f"{title}: searching for “{route.enhanced_query[:120]}”", agent=title)
-            running[self.a.executor.submit(self._call_agent, agent, route.enhanced_query, ctx)] = (
+            # copy_context: agent threads log with the turn's correlation ids.
+            future = self.a.executor.submit(
+                contextvars.copy_context().run, self._call_agent, agent, route.enhanced_query, ctx
+            )
+            running[future] = (
                 route,
                 agent,
                 ctx,

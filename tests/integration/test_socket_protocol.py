@@ -223,3 +223,37 @@ def test_health_and_readiness(server):
     server.services.archive.close()
     r = requests.get(server.url + "/readyz", timeout=5)
     assert r.status_code == 503 and r.json()["checks"]["archive"].startswith("unreachable")
+
+
+def test_metrics_count_turns_joins_and_errors(server, client):
+    import requests
+
+    client.join(TICKET)
+    client.ask("mm1", "hello metrics")
+    client.emit(protocol.MESSAGE, {"id": "bad id", "text": "x"})
+    client.wait_for(protocol.ERROR)
+    body = requests.get(server.url + "/metrics", timeout=5).text
+    assert 'sidebar_turns_total{outcome="complete"} 1.0' in body
+    assert 'sidebar_session_joins_total{kind="new"} 1.0' in body
+    assert 'sidebar_client_errors_total{code="invalid_payload"} 1.0' in body
+    assert 'sidebar_routing_decisions_total{action="respond",router="test"} 1.0' in body
+    assert "sidebar_connections 1.0" in body
+    assert 'sidebar_turn_phase_seconds_count{phase="total"} 1.0' in body
+
+
+def test_logs_are_json_with_correlation_ids_and_no_message_text(server, client, capsys):
+    import json as _json
+    import logging
+
+    client.join(TICKET)
+    client.emit(protocol.MESSAGE, {"id": "log1", "text": "please crash"})  # logs an exception for the turn
+    client.wait_for(protocol.ERROR, lambda d: d.get("id") == "log1")
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("{")]
+    records = [_json.loads(ln) for ln in lines]
+    turn_failed = [r for r in records if r.get("message") == "turn failed"]
+    assert turn_failed, lines[-5:]
+    rec = turn_failed[-1]
+    assert rec["tenant"] == "acme" and rec["message_id"] == "log1" and rec["session_id"]
+    assert rec["level"] == "ERROR"
+    assert all("please crash" not in ln for ln in lines)  # the user's text is never logged
+    assert logging.getLogger().level <= logging.INFO
