@@ -10,7 +10,7 @@ PIP := $(BIN)/python -m pip
 help:
 	@echo "make run          run the assistant on the embedded defaults (http://127.0.0.1:8080)"
 	@echo "make test         install test extras and run the whole test suite"
-	@echo "make run-cluster  two instances sharing one embedded Redis (ports 8080, 8081)"
+	@echo "make run-cluster  two instances behind nginx (sticky sessions): 8080 -> 8081, 8082"
 	@echo "make bench        benchmarks; reports in bench/results/"
 	@echo "make lint         ruff"
 	@echo "make zendesk-build    rebuild the sidebar bundle (needs node + npm; the bundle is committed)"
@@ -34,7 +34,7 @@ run: $(VENV)/.installed
 	$(BIN)/sidebar-assistant run
 
 run-cluster: $(VENV)/.installed
-	INSTANCES=2 $(BIN)/sidebar-assistant run
+	$(BIN)/sidebar-assistant run-cluster
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
