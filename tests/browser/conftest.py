@@ -104,5 +104,18 @@ def page(browser):
     context = browser.new_context(viewport={"width": 1100, "height": 820}, color_scheme="light")
     pg = context.new_page()
     pg.set_default_timeout(15_000)
+    problems: list[str] = []
+    # Uncaught exceptions and CSP violations fail the test; refused connections during a
+    # restart and 401s of refused sign-ins are expected noise.
+    pg.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
+    pg.on(
+        "console",
+        lambda msg: (
+            problems.append(f"console: {msg.text}")
+            if msg.type == "error" and "Content Security Policy" in msg.text
+            else None
+        ),
+    )
     yield pg
     context.close()
+    assert problems == [], problems
