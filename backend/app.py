@@ -18,6 +18,7 @@ from flask_socketio import SocketIO
 from backend.auth import Authenticator, load_or_create_secret
 from backend.http import bp as http_bp
 from backend.observability import Metrics, configure_logging
+from backend.ratelimit import RateLimiter
 from backend.sessions import SessionStore
 from backend.settings import Settings
 from backend.sidebar import register_sidebar
@@ -43,6 +44,7 @@ class Services:
     socketio: SocketIO
     runner: TurnRunner
     metrics: Metrics
+    limiter: RateLimiter
     connections: Connections | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -153,6 +155,7 @@ def create_app(
         socketio,
         runner,
         metrics,
+        RateLimiter(client, per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst),
     )
     svc.connections = register_socket_events(socketio, svc)
     app.extensions["sidebar"] = svc

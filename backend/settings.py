@@ -78,6 +78,15 @@ class Settings(BaseSettings):
     )
     max_event_bytes: int = Field(256_000, ge=1024, description="Largest Socket.IO packet accepted, in bytes.")
 
+    rate_limit_per_minute: int = Field(
+        20,
+        ge=0,
+        description="Turns (messages + retries) a user may start per minute, across instances; 0 disables.",
+    )
+    rate_limit_burst: int = Field(
+        8, ge=1, description="Turns a user may start back to back before the per-minute rate applies."
+    )
+
     # --- auth ---------------------------------------------------------------------------------
     auth_mode: Literal["dev", "zendesk"] = Field(
         "dev", description="`dev`: HMAC-signed dev tokens; `zendesk`: ZAF JWT verification."

@@ -22,6 +22,7 @@ from socketio.exceptions import ConnectionRefusedError as SocketIORefused
 from backend import protocol
 from backend.auth import AuthError
 from backend.observability import correlation
+from backend.ratelimit import RateLimited
 from backend.sessions import ConcurrentUpdateError, Session, SessionNotFound, session_id_for
 from backend.turns import room_for
 from orchestrator.turn import Principal
@@ -70,11 +71,19 @@ def register_socket_events(socketio: SocketIO, svc: Services) -> Connections:
     conns = Connections()
     store = svc.store
 
-    def reply_error(code: str, message: str, *, retryable: bool = False, id: str | None = None) -> None:
+    def reply_error(
+        code: str,
+        message: str,
+        *,
+        retryable: bool = False,
+        id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         svc.metrics.errors.labels(code).inc()
-        socketio.emit(
-            protocol.ERROR, protocol.error(code, message, retryable=retryable, id=id), to=request.sid
-        )
+        payload = protocol.error(code, message, retryable=retryable, id=id)
+        if retry_after is not None:
+            payload["retry_after"] = retry_after
+        socketio.emit(protocol.ERROR, payload, to=request.sid)
 
     def guarded(fn: Callable[..., None]) -> Callable[..., None]:
         """Map every failure of a handler to a clear chat:error; the socket stays open."""
@@ -88,6 +97,13 @@ def register_socket_events(socketio: SocketIO, svc: Services) -> Connections:
                     fn(*args)
             except protocol.ProtocolError as exc:
                 reply_error(exc.code, exc.message)
+            except RateLimited as exc:
+                reply_error(
+                    "rate_limited",
+                    f"Too many questions in a short time; try again in {exc.retry_after:g} s.",
+                    retryable=True,
+                    retry_after=exc.retry_after,
+                )
             except ConcurrentUpdateError:
                 reply_error("conflict", "The session is busy; please try again.", retryable=True)
             except SessionNotFound:
@@ -171,6 +187,9 @@ def register_socket_events(socketio: SocketIO, svc: Services) -> Connections:
         payload = protocol.parse(
             protocol.MessagePayload, data, max_message_chars=svc.settings.max_message_chars
         )
+        session = store.get(session_id)
+        if session is None or session.message(payload.id) is None:  # a resend of a known id costs nothing
+            svc.limiter.check(conn.principal)
         svc.runner.submit(session_id, conn.principal, payload.id, payload.text)
 
     @socketio.on(protocol.RETRY)
@@ -178,6 +197,7 @@ def register_socket_events(socketio: SocketIO, svc: Services) -> Connections:
     def on_retry(data: Any = None) -> None:
         conn, session_id = joined()
         payload = protocol.parse(protocol.RetryPayload, data)
+        svc.limiter.check(conn.principal)
         svc.runner.retry(session_id, conn.principal, payload.id)
 
     @socketio.on(protocol.FEEDBACK)

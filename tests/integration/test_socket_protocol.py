@@ -257,3 +257,26 @@ def test_logs_are_json_with_correlation_ids_and_no_message_text(server, client, 
     assert rec["level"] == "ERROR"
     assert all("please crash" not in ln for ln in lines)  # the user's text is never logged
     assert logging.getLogger().level <= logging.INFO
+
+
+def test_per_user_rate_limit_refuses_without_storing_and_spans_instances(live_app, tokens):
+    a = live_app(settings={"rate_limit_per_minute": 6, "rate_limit_burst": 3})
+    b = live_app(settings={"rate_limit_per_minute": 6, "rate_limit_burst": 3})
+    tab_a, tab_b = SidebarClient(), SidebarClient()
+    tab_a.connect(a.url, tokens.mint("acme", "alice"))
+    tab_b.connect(b.url, tokens.mint("acme", "alice"))
+    state = tab_a.join(TICKET)
+    tab_b.join(TICKET)
+    for i in range(3):  # the burst, spread over two instances
+        (tab_a if i % 2 else tab_b).ask(f"ok{i}", f"question {i}")
+    tab_a.emit(protocol.MESSAGE, {"id": "over", "text": "one too many"})
+    err = tab_a.wait_for(protocol.ERROR, lambda d: d["code"] == "rate_limited")
+    assert err["retryable"] is True and 0 < err["retry_after"] <= 10
+    assert a.services.store.get(state["session_id"]).message("over") is None  # nothing stored
+    # Another user is not affected.
+    bob = SidebarClient()
+    bob.connect(a.url, tokens.mint("acme", "bob"))
+    bob.join(TICKET)
+    assert bob.ask("b1", "hello")["message"]["status"] == "complete"
+    for c in (tab_a, tab_b, bob):
+        c.disconnect()
