@@ -55,8 +55,10 @@ class ProxyConfig:
             raise ValueError("upstreams must be distinct")
         if not self.prefix.is_absolute():
             raise ValueError(f"nginx prefix must be an absolute path, got {self.prefix}")
-        if any(c.isspace() or c in ';{}"\'' for c in str(self.prefix)):
-            raise ValueError(f"nginx prefix must not contain whitespace, quotes, ';' or braces: {self.prefix}")
+        if any(c.isspace() or c in ";{}\"'" for c in str(self.prefix)):
+            raise ValueError(
+                f"nginx prefix must not contain whitespace, quotes, ';' or braces: {self.prefix}"
+            )
         if self.max_body_bytes < 1024:
             raise ValueError("max_body_bytes must be at least 1024")
 
@@ -238,7 +240,9 @@ def run_cluster(
     return 0
 
 
-def _banner(settings: Settings, proxy: NginxProcess, procs: list[Instance], redis_url: str, secret: str) -> None:
+def _banner(
+    settings: Settings, proxy: NginxProcess, procs: list[Instance], redis_url: str, secret: str
+) -> None:
     lines = ["", "Zendesk sidebar assistant cluster is running"]
     lines.append(f"  nginx        {proxy.url}   (sticky: ip_hash; config: {proxy.conf_path})")
     lines.extend(f"  instance     {inst.url}" for inst in procs)
