@@ -103,7 +103,8 @@ def test_hostile_answer_and_citations_are_inert(server, page):
     reply = frame.locator("li.sa-msg--assistant").last
     expect(reply).to_have_attribute("data-status", "complete")
     answer = reply.locator(".sa-answer")
-    expect(answer).to_contain_text("Try this")
+    expect(answer).to_contain_text("Try this <img src=x onerror=")  # raw HTML is shown as text
+    expect(answer).to_contain_text("<script>window.__xss='script'</script>")
     expect(answer.locator("img, script, iframe")).to_have_count(0)
     hrefs = answer.locator("a").evaluate_all("(as) => as.map((a) => a.getAttribute('href'))")
     assert all(h is None or h.startswith("https://") for h in hrefs), hrefs
@@ -130,7 +131,8 @@ def post_token(page, url: str, token: str):
         page.evaluate(
             """(token) => {
                 const f = document.createElement('form');
-                f.method = 'POST'; f.action = '/zendesk/sidebar?origin=x&app_guid=y';
+                f.method = 'POST';
+                f.action = `/zendesk/sidebar?origin=${encodeURIComponent(location.origin)}&app_guid=y`;
                 const i = document.createElement('input'); i.name = 'token'; i.value = token;
                 f.append(i); document.body.append(f); f.submit();
             }""",

@@ -3,7 +3,13 @@
 import { marked } from 'marked';
 import DOMPurify from 'dompurify';
 
+const ESCAPES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+const escapeHtml = (s) => String(s).replace(/[&<>"']/g, (c) => ESCAPES[c]);
+
 marked.setOptions({ gfm: true, breaks: true });
+// Raw HTML in an answer is shown as text, never parsed: answers are Markdown. (Parsing it, even
+// in DOMPurify's inert document, makes Chrome report CSP violations for its event handlers.)
+marked.use({ renderer: { html: ({ text }) => escapeHtml(text) } });
 
 DOMPurify.addHook('afterSanitizeAttributes', (node) => {
   if (node.tagName === 'A') {
