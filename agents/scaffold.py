@@ -184,7 +184,7 @@ def _readme(name: str, kind: str) -> str:
            counter-examples that belong to other agents, set `timeout_s`.
         2. `agent.py`: {"implement the tool(s) and the offline tool choice" if kind == "retrieval" else "keep the stub or replace it with a real BaseAgent subclass"}.
         3. `prompts/`: adjust `tool_choice.md` and `summary.md` (used with Gemini).
-        4. Run the contract test: `pytest tests/unit/test_agent_contract.py -k {name}`.
+        4. Run the contract test: `pytest tests/unit/agents/test_contract.py -k {name}`.
 
         See docs/agents.md for the manifest fields and the agent workflow.
         """)

@@ -35,4 +35,4 @@ def new_agent(name: str, kind: str, path: Path | None) -> None:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Created {folder}")
     click.echo("Next: edit the TODOs in manifest.yaml (description, >= 10 real when_to_use examples),")
-    click.echo(f"then run: pytest tests/unit/test_agent_contract.py -k {name}")
+    click.echo(f"then run: pytest tests/unit/agents/test_contract.py -k {name}")
