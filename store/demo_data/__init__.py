@@ -7,7 +7,7 @@ hand-written sources in ``sources/``; both are committed. See README.md in this 
 from pathlib import Path
 
 DEMO_DATA_DIR = Path(__file__).resolve().parent
-DEMO_TENANT = "brambleandoak"
+DEMO_TENANT = "demo"  # the tenant `make run` serves and dev tokens name
 
 # Ingest sources (Zendesk export shapes), by the `--source` names of `sidebar-assistant ingest`.
 HELP_CENTER_ARTICLES = DEMO_DATA_DIR / "help_center" / "articles.json"
