@@ -5,13 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: run run-cluster test test-fast lint format bench clean help zendesk-build zendesk-package
+.PHONY: run run-cluster test test-fast lint format bench security clean help zendesk-build zendesk-package
 
 help:
 	@echo "make run          run the assistant on the embedded defaults (http://127.0.0.1:8080)"
 	@echo "make test         install test extras and run the whole test suite"
 	@echo "make run-cluster  two instances behind nginx (sticky sessions): 8080 -> 8081, 8082"
 	@echo "make bench        benchmarks; reports in bench/results/"
+	@echo "make security     security suite (JWT, isolation, fuzzing, rate limits); report in bench/results/"
 	@echo "make lint         ruff"
 	@echo "make zendesk-build    rebuild the sidebar bundle (needs node + npm; the bundle is committed)"
 	@echo "make zendesk-package  validate the Zendesk app manifest and zip it (PUBLIC_URL=https://...)"
@@ -53,6 +54,9 @@ format: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.run_all
+
+security: $(VENV)/.installed-test
+	$(BIN)/python -m bench.security_suite
 
 # The sidebar's front-end: zendesk_app/src -> backend/static/sidebar (committed, so `make run` needs no node).
 zendesk-build:
