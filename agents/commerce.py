@@ -70,7 +70,7 @@ def _check_limit(limit: object) -> int:
 _WORD_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
-def _tokens(text: str) -> set[str]:
+def tokens(text: str) -> set[str]:
     out: set[str] = set()
     for tok in _WORD_RE.findall(text.lower()):
         out.add(tok)
@@ -81,15 +81,15 @@ def _tokens(text: str) -> set[str]:
 
 def product_search_text(product: Record) -> tuple[set[str], set[str]]:
     """(name tokens, other tokens) for token-overlap search."""
-    name = _tokens(f"{product.get('name', '')} {product.get('sku', '')}")
+    name = tokens(f"{product.get('name', '')} {product.get('sku', '')}")
     specs = product.get("specs") or {}
-    other = _tokens(" ".join([str(product.get("category", "")), *map(str, specs.values())]))
+    other = tokens(" ".join([str(product.get("category", "")), *map(str, specs.values())]))
     return name, other - name
 
 
 def rank_products(products: list[Record], query: str, limit: int) -> list[Record]:
     """Token overlap, name hits weigh more; an exact SKU wins outright. Deterministic order."""
-    q = _tokens(query)
+    q = tokens(query)
     skus = {s.upper() for s in re.findall(r"\b[A-Za-z]{2}-\d{3}\b", query)}
     scored = []
     for i, p in enumerate(products):

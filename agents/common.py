@@ -23,26 +23,23 @@ _BEST_RRF = 2.0 / (RRF_K + 1)
 
 
 # --- ticket fields ------------------------------------------------------------------------------
-def ticket_field(ticket: Mapping[str, Any], field_id: int | str) -> Any:
-    """A custom field's value, whether ZAF/REST gives a list of {id, value} or a mapping."""
+def _custom_fields(ticket: Mapping[str, Any]) -> dict[str, Any]:
+    """Custom fields as {id: value}, whether REST/ZAF gives a list of {id, value} or a mapping."""
     fields = ticket.get("custom_fields") or ticket.get("fields") or []
     if isinstance(fields, Mapping):
-        return fields.get(str(field_id), fields.get(field_id))  # type: ignore[call-overload]
-    for f in fields if isinstance(fields, list) else []:
-        if isinstance(f, Mapping) and str(f.get("id")) == str(field_id):
-            return f.get("value")
-    return None
+        return {str(k): v for k, v in fields.items()}
+    if isinstance(fields, list):
+        return {str(f.get("id")): f.get("value") for f in fields if isinstance(f, Mapping)}
+    return {}
+
+
+def ticket_field(ticket: Mapping[str, Any], field_id: int | str) -> Any:
+    """A custom field's value (None when absent)."""
+    return _custom_fields(ticket).get(str(field_id))
 
 
 def custom_field_values(ticket: Mapping[str, Any]) -> list[str]:
-    fields = ticket.get("custom_fields") or ticket.get("fields") or []
-    values = (
-        fields.values()
-        if isinstance(fields, Mapping)
-        else [f.get("value") for f in fields if isinstance(f, Mapping)]
-        if isinstance(fields, list)
-        else []
-    )
+    values = _custom_fields(ticket).values()
     return [str(v) for v in values if isinstance(v, str | int) and not isinstance(v, bool)]
 
 
@@ -166,7 +163,7 @@ def search_documents(
                 d.id, d.title, d.url, d.kind, score=min(1.0, hit.score / _BEST_RRF)
             )
         match.chunks.append(hit.chunk.text)
-    ranked = list(docs.values())[: max(k * 2, k)]
+    ranked = list(docs.values())[: 2 * k]  # a few spare in case some fail the relevance test
     if not ranked:
         return []
     texts = [m.text if m.text.startswith(m.title) else f"{m.title}\n{m.text}" for m in ranked]

@@ -13,6 +13,8 @@ import hashlib
 import importlib.util
 import inspect
 import logging
+import os
+import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -103,7 +105,7 @@ def load_manifest(folder: Path) -> AgentManifest:
 def _module_name(folder: Path) -> str:
     # Unique per path: two search paths may both hold a folder called "billing".
     digest = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:10]
-    return f"sidebar_agents.{folder.name}_{digest}"
+    return f"sidebar_agent_{folder.name}_{digest}"
 
 
 def _import_agent_module(folder: Path) -> ModuleType:
@@ -158,6 +160,15 @@ def build_agent(folder: Path, manifest: AgentManifest | None = None) -> BaseAgen
         raise AgentLoadError(folder, f"{cls.__name__}(...) failed: {exc}") from exc
 
 
+def split_paths(paths: Iterable[str | Path] | str | Path) -> list[str | Path]:
+    """Search paths from a list, or from one string in AGENT_PATHS style ("a:b" or "a,b")."""
+    if isinstance(paths, Path):
+        return [paths]
+    if isinstance(paths, str):
+        return [p.strip() for p in re.split(f"[,{re.escape(os.pathsep)}]", paths) if p.strip()]
+    return [p for p in paths if str(p).strip()]
+
+
 def _agent_folders(path: Path) -> list[Path]:
     """`path` itself when it is an agent folder, else its non-`_` subfolders with a manifest."""
     if (path / MANIFEST).is_file():
@@ -183,13 +194,13 @@ class AgentRegistry:
 
     def __init__(
         self,
-        paths: Iterable[str | Path] = (),
+        paths: Iterable[str | Path] | str | Path = (),
         *,
         include_builtin: bool = True,
         strict: bool = True,
     ) -> None:
         self.search_paths: tuple[Path, ...] = tuple(
-            [BUILTIN_DIR] * include_builtin + [Path(p).expanduser().resolve() for p in paths]
+            [BUILTIN_DIR] * include_builtin + [Path(p).expanduser().resolve() for p in split_paths(paths)]
         )
         self.errors: list[AgentLoadError] = []
         self._entries: dict[str, AgentEntry] = {}

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agents.base import AgentContext, BaseAgent, Evidence, ToolCall, ToolError, ToolUnavailable
-from agents.commerce import CommerceAPI, _tokens, product_search_text
+from agents.commerce import CommerceAPI, product_search_text, tokens
 from agents.common import custom_field_values, money
 from store.knowledge.types import STOPWORDS
 
@@ -76,7 +76,7 @@ def match_score(p: Mapping[str, Any], query: str) -> float:
     """Share of the query's product words found in the product (name words count double)."""
     if p.get("sku") and str(p["sku"]).upper() in {s.upper() for s in SKU_RE.findall(query)}:
         return 1.0
-    words = {w for w in _tokens(query) if w not in STOPWORDS and w not in _ASK_WORDS and len(w) > 1}
+    words = {w for w in tokens(query) if w not in STOPWORDS and w not in _ASK_WORDS and len(w) > 1}
     if not words:
         return 0.0
     name, other = product_search_text(p)

@@ -216,3 +216,11 @@ def test_unknown_agent(registry):
         registry.get("nope")
     assert "nope" not in registry
     assert len(registry) == len(registry.names)
+
+
+def test_search_paths_may_be_one_agent_paths_string(tmp_path):
+    write_agent(tmp_path / "a", "first")
+    write_agent(tmp_path / "b", "second")
+    registry = AgentRegistry(f"{tmp_path / 'a'}:{tmp_path / 'b'}", include_builtin=False)
+    assert registry.names == ("first", "second")
+    assert AgentRegistry("", include_builtin=False).names == ()
