@@ -110,8 +110,10 @@ def test_restart_mid_conversation_resumes_the_whole_thread(restartable, page):
     assert [s for _, s, _ in rows] == ["complete"] * 6
 
     # 3. A fresh load of the app (another tab, or tomorrow) shows the same thread from the server.
+    frame.locator("body").evaluate("(b) => { b.dataset.old = '1'; }")
     page.evaluate("() => window.__harness.reload()")
-    expect(frame.locator("#thread > li")).to_have_count(6)
+    expect(frame.locator("body:not([data-old]) #thread > li")).to_have_count(6)
+    expect(frame.locator("body:not([data-old]) #status")).to_be_hidden()
     assert [(s, t) for _, s, t in thread(frame)] == [(s, t) for _, s, t in rows]
 
 
