@@ -296,13 +296,17 @@ def write_reports(report: dict[str, Any], out: Path) -> None:
             "Corpus grown with perturbed copies of the demo documents; copies reuse the demo vectors plus "
             "Gaussian noise instead of re-embedding (see bench/store_scale.py). Query embedding time is excluded.",
             "",
-            "| chunks | hybrid p50 | hybrid p95 | text p50 / p95 | vector p50 / p95 | load avg | ingest chunks/s | vectors MiB | RSS growth MiB | file MiB |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "Wall-clock latency depends on the shared machine's load (column *load avg*); *CPU* is this "
+            "process's CPU time per query (all threads), a load-independent estimate of idle-machine latency.",
+            "",
+            "| chunks | hybrid p50 | hybrid p95 | hybrid CPU p50 / p95 | text p50 / p95 | vector p50 / p95 | load avg | ingest chunks/s | vectors MiB | RSS growth MiB | file MiB |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for s in report["scale"]:
             lat = s["latency"]
             lines.append(
                 f"| {s['chunks']:,} | {lat['hybrid']['p50_ms']} ms | {lat['hybrid']['p95_ms']} ms | "
+                f"{lat['hybrid']['cpu_p50_ms']} / {lat['hybrid']['cpu_p95_ms']} ms | "
                 f"{lat['text']['p50_ms']} / {lat['text']['p95_ms']} ms | {lat['vector']['p50_ms']} / {lat['vector']['p95_ms']} ms | "
                 f"{s['loadavg_1m_during_latency']} | {s['ingest_chunks_per_s']} | {s['memory']['vector_matrix_mib']} | "
                 f"{s['memory']['process_rss_growth_mib']} | {s['memory']['sqlite_file_mib']} |"
@@ -314,7 +318,8 @@ def write_reports(report: dict[str, Any], out: Path) -> None:
                 f"Hybrid p95 ratio {b['chunks']:,} / {a['chunks']:,} chunks: "
                 f"{b['latency']['hybrid']['p95_ms'] / a['latency']['hybrid']['p95_ms']:.2f}x for "
                 f"{b['chunks'] / a['chunks']:.1f}x the data. Goal p95 ≤ 50 ms at 100k: "
-                f"{'met' if b['chunks'] >= 100_000 and b['latency']['hybrid']['p95_ms'] <= 50 else 'see table'}."
+                f"{'met' if b['chunks'] >= 100_000 and b['latency']['hybrid']['p95_ms'] <= 50 else 'not met in wall time on this run'}"
+                f" (hybrid CPU p95 {b['latency']['hybrid']['cpu_p95_ms']} ms)."
             )
     (out / "retrieval.md").write_text("\n".join(lines) + "\n")
 
