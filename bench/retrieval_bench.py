@@ -285,8 +285,9 @@ def write_reports(report: dict[str, Any], out: Path) -> None:
         )
     lines += [
         "",
-        f"Demo ingest with real MiniLM embeddings: {report['corpus']['ingest_seconds']} s "
-        f"({report['corpus']['chunks_per_s']} chunks/s).",
+        f"MiniLM embedding throughput on demo chunks: {report['corpus']['minilm_chunks_per_s']} chunks/s; "
+        f"demo ingest this run: {report['corpus']['ingest_seconds']} s for "
+        f"{report['corpus']['chunks_embedded_this_run']} newly embedded chunks.",
         "",
     ]
     if report.get("scale"):
@@ -362,6 +363,14 @@ def main(argv: list[str] | None = None) -> int:
         ingest_s = time.perf_counter() - t0
         stats = index.stats("demo")
         print("; ".join(r.summary() for r in reports.values()), file=sys.stderr)
+        embedded_now = sum(r.chunks_written for r in reports.values())
+        # Real MiniLM throughput on demo chunks, measured directly (the demo index may be cached).
+        sample = [
+            r[0] for r in index._conn.execute("SELECT text FROM chunks WHERE tenant = 'demo' LIMIT 128")
+        ]
+        t_embed = time.perf_counter()
+        index.embedder.embed(sample, task_type="RETRIEVAL_DOCUMENT")
+        embed_rate = len(sample) / (time.perf_counter() - t_embed)
         report: dict[str, Any] = {
             "started": started,
             "machine": machine(),
@@ -372,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
                 "documents": stats.documents,
                 "chunks": stats.chunks,
                 "ingest_seconds": round(ingest_s, 1),
-                "chunks_per_s": round(stats.chunks / ingest_s, 1) if ingest_s else None,
+                "chunks_embedded_this_run": embedded_now,
+                "minilm_chunks_per_s": round(embed_rate, 1),
             },
             "quality": quality(index, "demo", queries),
         }
