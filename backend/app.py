@@ -17,7 +17,7 @@ from flask_socketio import SocketIO
 
 from backend.auth import Authenticator, load_or_create_secret
 from backend.http import bp as http_bp
-from backend.observability import Metrics, configure_logging
+from backend.observability import Metrics, configure_logging, configure_tracing
 from backend.ratelimit import RateLimiter
 from backend.sessions import SessionStore
 from backend.settings import Settings
@@ -98,6 +98,7 @@ def create_app(
 ) -> Flask:
     settings = settings or Settings()
     configure_logging(settings.log_level, json_logs=settings.log_format == "json")
+    configure_tracing(settings.otel_exporter, settings.otel_endpoint)
     if not settings.redis_url:
         # A lone process without the launcher: run its own Redis (not shared with other instances).
         from backend.redis_embedded import EmbeddedRedis

@@ -80,6 +80,30 @@ def configure_logging(level: str, *, json_logs: bool = True) -> None:
     root.addHandler(handler)
 
 
+def configure_tracing(
+    exporter: str, endpoint: str | None = None, *, service: str = "zendesk-sidebar-assistant"
+) -> bool:
+    """Optional OpenTelemetry tracing (off by default). Spans come from the OpenTelemetry API calls
+    in the turn runner and the orchestrator, which cost nothing while no provider is installed."""
+    if exporter == "none":
+        return False
+    from opentelemetry import trace
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+    if exporter == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        span_exporter = OTLPSpanExporter(endpoint=endpoint) if endpoint else OTLPSpanExporter()
+    else:
+        span_exporter = ConsoleSpanExporter(out=sys.stderr)
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(BatchSpanProcessor(span_exporter))
+    trace.set_tracer_provider(provider)
+    return True
+
+
 class Metrics:
     """Every metric the service exports. One instance per app, with its own registry."""
 

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = Field(
         "json", description="`json`: one JSON object per line with correlation ids; `text` for humans."
     )
+    otel_exporter: Literal["none", "console", "otlp"] = Field(
+        "none", description="OpenTelemetry tracing: off, spans to stderr, or OTLP/HTTP to OTEL_ENDPOINT."
+    )
+    otel_endpoint: str | None = Field(
+        None, description="OTLP/HTTP traces endpoint (e.g. a collector's /v1/traces)."
+    )
     cors_allowed_origins: str = Field(
         "*", description="Comma-separated origins allowed to open Socket.IO connections, or `*`."
     )

@@ -11,12 +11,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from opentelemetry import trace
+
 from backend import protocol
 from backend.observability import correlation
 from backend.sessions import Session, SessionStore, ThreadMessage
 from orchestrator.turn import Delta, Done, Principal, Thinking, TurnFailed, TurnHandler, TurnRequest
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
 
 Emit = Callable[[str, dict[str, Any], str], None]  # (event, payload, room)
 MAX_MODEL_HISTORY = 50

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opentelemetry import trace
+
 from agents.base import (
     AgentCallbacks,
     AgentContext,
@@ -37,6 +39,7 @@ from store.knowledge import KnowledgeIndex
 from vertex_interface import LLM, CallbackChain, CallTags, LLMError, Message, Source
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)  # a no-op unless the backend installs a tracer provider
 
 SYNTHESIS_PROMPT = (Path(__file__).resolve().parent / "prompts" / "synthesis.md").read_text(encoding="utf-8")
 UNAVAILABLE = {"timeout": "timed out", "unavailable": "is unavailable", "error": "failed"}
@@ -106,7 +109,11 @@ class Orchestrator:
         history = [] if switch else list(req.model_history)
 
         t = time.perf_counter()
-        decision = self._route(follow, history)
+        with _tracer.start_as_current_span("route") as span:
+            decision = self._route(follow, history)
+            span.set_attributes(
+                {"router": decision.router, "action": decision.action, "confidence": decision.confidence}
+            )
         self._mark("route", t)
         decision.meta.update(
             {"task_switch": switch, **({"follow_up": follow.reason} if follow.reason else {})}
@@ -136,7 +143,8 @@ class Orchestrator:
         sources = [e.as_source(n) for n, e in enumerate(evidence, 1)]
         t = time.perf_counter()
         if sources:
-            text, cited = yield from self._synthesise(sources, history, focus=follow.focus)
+            with _tracer.start_as_current_span("synthesis", attributes={"sources": len(sources)}):
+                text, cited = yield from self._synthesise(sources, history, focus=follow.focus)
         else:
             searched = ", ".join(self.a.by_name[r.agent].manifest.title for r in decision.routes)
             text, cited = f"I couldn't find anything relevant to this question in: {searched}.", set()
@@ -268,6 +276,12 @@ class Orchestrator:
         return ordered
 
     def _call_agent(self, agent: BaseAgent, query: str, ctx: AgentContext) -> AgentResult:
+        with _tracer.start_as_current_span("agent", attributes={"agent": agent.name}) as span:
+            result = self._call_agent_inner(agent, query, ctx)
+            span.set_attributes({"status": result.status, "results": len(result.evidence)})
+            return result
+
+    def _call_agent_inner(self, agent: BaseAgent, query: str, ctx: AgentContext) -> AgentResult:
         request = AgentRequest(agent.name, query)
         try:
             self.a.agent_callbacks.run_before(request)
