@@ -41,6 +41,10 @@ def run_cluster(instances: int, port: int | None, nginx_binary: str | None, temp
         raise click.ClickException(f"nginx template not found: {template} (run from a source checkout)")
     settings = Settings(**({"port": port} if port is not None else {}))
     prepare = prepare_demo_tenant if settings.turn_handler == "orchestrator" else None
-    raise SystemExit(
-        run(settings, instances=instances, nginx_binary=nginx_binary, template=template, prepare=prepare)
-    )
+    try:
+        code = run(
+            settings, instances=instances, nginx_binary=nginx_binary, template=template, prepare=prepare
+        )
+    except (RuntimeError, TimeoutError) as exc:  # a process that would not start: say which
+        raise click.ClickException(str(exc)) from None
+    raise SystemExit(code)

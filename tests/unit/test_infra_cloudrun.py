@@ -114,6 +114,7 @@ def test_production_settings_are_chosen(rendered):
 
 
 def test_secrets_are_references_never_values(rendered):
+    assert {"SECRET_KEY", "COMMERCE_API_KEY", "REDIS_URL"} <= SECRET_ENV
     env = env_of(rendered)
     assert {"SECRET_KEY", "REDIS_URL"} <= set(env)
     for name in SECRET_ENV & set(env):
