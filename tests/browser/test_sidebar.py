@@ -213,3 +213,26 @@ def test_keyboard_only_ask_insert_and_feedback(server, page):
         ".map((e) => e.outerHTML)"
     )
     assert names == []
+
+
+def test_a_refused_message_is_marked_not_sent_and_never_resent(redis_server, tmp_path, page):
+    from backend.launcher import Instance, wait_ready
+    from tests.browser.conftest import free_port, server_env
+
+    port = free_port()
+    inst = Instance(port, server_env(tmp_path / "data", redis_server.url, port, MAX_MESSAGE_CHARS="20"))
+    inst.start()
+    try:
+        wait_ready(inst.url, alive=inst.alive)
+        frame = open_harness(page, inst, "gina")
+        ask(frame, "this question is far longer than twenty characters")
+        user = frame.locator("li.sa-msg--user").last
+        expect(user).to_have_attribute("data-status", "failed")
+        expect(user).to_contain_text("Not sent: message is 50 characters; the limit is 20")
+        ask(frame, "short one")
+        expect(frame.locator("li.sa-msg--assistant").last.locator(".sa-answer")).to_have_text(
+            "echo: short one"
+        )
+        assert frame.locator("li.sa-msg--user").count() == 2
+    finally:
+        inst.stop()

@@ -23,6 +23,7 @@ const state = {
   thinking: new Map(), // user message id -> [{text, agent}]
   feedback: new Map(), // reply id -> {rating, saved, open}
   refusals: 0,
+  lastSent: null, // id of the last chat:message emitted and not yet acknowledged
 };
 const elements = new Map();
 
@@ -159,6 +160,7 @@ socket.on('session:state', (s) => {
 
 socket.on('chat:ack', ({ id, message }) => {
   state.outbox.delete(id);
+  if (state.lastSent === id) state.lastSent = null;
   upsert(message);
   ensureReply(id);
 });
@@ -196,6 +198,17 @@ socket.on('chat:error', (err) => {
     render(reply.id);
   } else if (err.code === 'not_joined' || err.code === 'session_expired') {
     join();
+  } else if ((err.code === 'message_too_long' || err.code === 'invalid_payload') && state.lastSent) {
+    // The server refused the message we just sent: never resend it; show why.
+    const m = state.messages.get(state.lastSent);
+    state.outbox.delete(state.lastSent);
+    state.lastSent = null;
+    if (m && m.status === 'sending') {
+      m.status = 'failed';
+      m.meta = { ...(m.meta || {}), error: { code: err.code, message: err.message } };
+      render(m.id);
+    }
+    notice(err.message || 'The message was not accepted.');
   } else {
     notice(err.message || 'Something went wrong.');
   }
@@ -245,7 +258,10 @@ function send(text) {
   const id = newId('m');
   state.outbox.set(id, text);
   upsert({ id, role: 'user', text, status: 'sending', reply_to: null, citations: [], meta: {} });
-  if (state.joined) socket.emit('chat:message', { id, text });
+  if (state.joined) {
+    state.lastSent = id;
+    socket.emit('chat:message', { id, text });
+  }
 }
 
 function retry(userId) {
@@ -286,6 +302,8 @@ function render(id) {
       el('span', { class: 'sa-visually-hidden', text: 'You asked:' }),
       el('p', { class: 'sa-msg__text', text: m.text }),
       m.status === 'sending' ? el('span', { class: 'sa-msg__meta', 'data-pending': 'true', text: 'Sending…' }) : null,
+      m.status === 'failed' ? el('span', { class: 'sa-msg__meta sa-msg__meta--error', role: 'alert',
+        text: `Not sent: ${(m.meta && m.meta.error && m.meta.error.message) || 'refused'}` }) : null,
     ].filter(Boolean));
   } else {
     li.replaceChildren(...assistantView(m));
