@@ -58,6 +58,13 @@ bench: $(VENV)/.installed-test
 security: $(VENV)/.installed-test
 	$(BIN)/python -m bench.security_suite
 
+# Reliability suites (docs/reliability.md); reports in bench/results/load.* and chaos.*
+load: $(VENV)/.installed-test
+	$(BIN)/python -m bench.load_suite $(LOAD_ARGS)
+
+chaos: $(VENV)/.installed-test
+	$(BIN)/python -m bench.chaos_suite $(CHAOS_ARGS)
+
 # The sidebar's front-end: zendesk_app/src -> backend/static/sidebar (committed, so `make run` needs no node).
 zendesk-build:
 	cd zendesk_app && npm ci --no-audit --no-fund --ignore-scripts && node build.mjs
