@@ -107,6 +107,9 @@ def test_every_python_package_is_copied_and_not_ignored():
         assert f"!{pkg}/" in ignore
     for secret in ("**/.env", "**/*.sqlite3"):
         assert secret in ignore
+    # Cloud Build's upload (gcloud builds submit) skips local state and secrets as well.
+    gcloud = (ROOT / ".gcloudignore").read_text().splitlines()
+    assert "#!include:.gitignore" in gcloud and ".env*" in gcloud
 
 
 @pytest.mark.slow
