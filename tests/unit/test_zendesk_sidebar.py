@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+import socketio
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from backend.app import create_app
@@ -190,3 +191,35 @@ def test_demo_tickets_from_an_export_or_built_in(tmp_path):
     assert second["id"] == 1
     built_in = demo_tickets(tmp_path / "missing.json")
     assert len(built_in) >= 3 and all(t["subject"] for t in built_in)
+
+
+def test_zendesk_mode_end_to_end_over_socketio(live_app, tmp_path, key):
+    """Signed URL → session token → Socket.IO connect, join and a streamed answer on a live server."""
+    import requests
+
+    from tests.support.client import SidebarClient
+
+    tenants = tmp_path / "tenants.json"
+    tenants.write_text(
+        json.dumps(
+            {"installations": [{"subdomain": "acme", "installation_id": "77", "public_key": public_pem(key)}]}
+        )
+    )
+    server = live_app(settings={"auth_mode": "zendesk", "zendesk_tenants_file": tenants})
+    page = requests.post(f"{server.url}/zendesk/sidebar", data={"token": zaf(key)}, timeout=10)
+    assert page.status_code == 200
+    token = config_of(page.text)["token"]
+    client = SidebarClient()
+    client.connect(server.url, token)
+    try:
+        state = client.join({"id": 5, "subject": "Where is my parcel?"})
+        assert state["thread"] == []
+        done = client.ask("q1", "where is it")
+        assert done["message"]["text"] == "echo: where is it"
+    finally:
+        client.disconnect()
+    # A dev token opens nothing in zendesk mode.
+    intruder = SidebarClient()
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        intruder.connect(server.url, DevTokenAuthenticator(TEST_SECRET, 3600).mint("acme", "42"))
+    assert intruder.connect_errors[0]["message"] in ("malformed token", "invalid token")
