@@ -167,6 +167,12 @@ def test_probes_hit_real_routes(rendered, live_app):
     startup, liveness = c["startupProbe"]["httpGet"], c["livenessProbe"]["httpGet"]
     assert (startup["path"], liveness["path"]) == ("/readyz", "/healthz")
     assert startup["port"] == liveness["port"] == c["ports"][0]["containerPort"]
+    # Cloud Run's limits: a startup probe may take at most 240 s (threshold x period).
+    sp, lp = c["startupProbe"], c["livenessProbe"]
+    assert sp["failureThreshold"] * sp["periodSeconds"] <= 240
+    assert sp.get("initialDelaySeconds", 0) <= 240
+    for probe in (sp, lp):
+        assert 1 <= probe["timeoutSeconds"] <= probe["periodSeconds"]
     # Liveness must not depend on Redis (an outage would restart every instance): /healthz.
     srv = live_app()
     rules = {r.rule for r in srv.app.url_map.iter_rules()}
