@@ -65,6 +65,9 @@ def test_streamed_cited_answer_insert_and_feedback(server, page):
     editor = page.locator("#reply-editor")
     expect(editor).to_have_value(f"echo: {question}\n\n[1] [Test source](https://example.invalid/1)")
 
+    reply.locator('[data-action="copy"]').click()
+    expect(reply.locator('[data-action="copy"]')).to_have_text("Copied ✓")
+
     # Thumbs down with "wrong sources": stored in the session (and the archive).
     reply.locator('[data-action="down"]').click()
     reply.locator("input[value=wrong_sources]").check()
