@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from agents.base import AgentContext, AgentResult, BaseAgent, Evidence, ToolCall, ToolError, ToolUnavailable
@@ -110,6 +111,20 @@ def find_customer_key(query: str, ticket: Mapping[str, Any]) -> str | None:
     return str(rid) if isinstance(rid, int | str) and not isinstance(rid, bool) and str(rid) else None
 
 
+def requester_owns(api: CommerceAPI, order: Mapping[str, Any], ticket: Mapping[str, Any]) -> bool | None:
+    """Does the order belong to the ticket's requester? None when the requester is unknown."""
+    email = requester_email(ticket)
+    if email is None and ticket.get("requester_id") not in (None, ""):
+        try:
+            customer = api.get_customer(str(ticket["requester_id"]))
+        except ToolError:
+            return None
+        email = customer.get("email") if customer else None
+    if not email or not order.get("email"):
+        return None
+    return str(order["email"]).lower() == email.lower()
+
+
 class OrderLookupAgent(BaseAgent):
     max_evidence = 5
 
@@ -119,10 +134,19 @@ class OrderLookupAgent(BaseAgent):
     def get_order(self, ctx: AgentContext, order_number: str) -> dict[str, Any]:
         if not isinstance(order_number, str) or not ORDER_NUMBER_RE.fullmatch(order_number.strip()):
             raise ToolError("order_number must look like BO-123456")
-        order = _commerce(ctx).get_order(order_number.strip().upper())
+        api = _commerce(ctx)
+        order = api.get_order(order_number.strip().upper())
         if order is None:
             return {"evidence": [], "data": {"not_found": order_number}}
-        return {"evidence": [order_evidence(order, self.name, 1.0)], "data": {"order": order}}
+        evidence = order_evidence(order, self.name, 1.0)
+        owner = requester_owns(api, order, ctx.ticket)
+        if owner is False:
+            # A number quoted in ticket text may be someone else's: say so instead of hiding it.
+            evidence = replace(
+                evidence,
+                text=evidence.text + "\nNote: this order belongs to a different customer than the requester.",
+            )
+        return {"evidence": [evidence], "data": {"order": order, "requester_owns_order": owner}}
 
     def customer_orders(self, ctx: AgentContext, customer: str) -> dict[str, Any]:
         api = _commerce(ctx)

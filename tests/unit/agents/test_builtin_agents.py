@@ -174,6 +174,15 @@ def test_order_number_in_the_ticket_finds_that_order(registry, make_ctx, order_t
     if order["tracking_number"]:
         assert order["tracking_number"] in text
     assert order["status"] in result.summary
+    assert result.data["requester_owns_order"] is True
+
+
+def test_someone_elses_order_number_is_flagged(registry, make_ctx, order_ticket, commerce):
+    raw, order = order_ticket
+    other = next(o for o in commerce.all("orders") if o["email"] != order["email"])
+    result = registry.get("order_lookup").run(f"check {other['order_number']}", make_ctx(sidebar_ticket(raw)))
+    assert result.data["requester_owns_order"] is False
+    assert "belongs to a different customer" in result.evidence[0].text
 
 
 def test_order_number_in_the_question_wins(registry, make_ctx, order_ticket, commerce):
