@@ -248,6 +248,7 @@ def _banner(
     lines.extend(f"  instance     {inst.url}" for inst in procs)
     lines.append(f"  redis        {redis_url}")
     if settings.auth_mode == "dev":
+        lines.append(f"  dev sidebar  {proxy.url}/dev/sidebar   (through nginx)")
         token = DevTokenAuthenticator(secret, settings.dev_token_ttl_seconds).mint(
             "demo", "agent-1", "Demo Agent"
         )

@@ -191,7 +191,7 @@ def test_run_cluster_command_serves_polling_and_websocket_clients(settings, redi
             proc.kill()
             out, _ = proc.communicate()
     assert proc.returncode == 0, out[-3000:]
-    assert "cluster is running" in out
+    assert "cluster is running" in out and f"{url}/dev/sidebar" in out
     # Everything it started is gone: nginx and both instances stopped listening.
     for port in (base, base + 1, base + 2):
         with pytest.raises(ConnectionRefusedError):
