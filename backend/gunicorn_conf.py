@@ -13,7 +13,8 @@ worker_class = "gthread"
 threads = int(os.environ.get("THREADS", "200"))
 worker_connections = threads + 100  # gthread refuses keep-alive when connections <= threads
 timeout = 0  # WebSockets are long-lived; Cloud Run enforces its own request timeout
-graceful_timeout = 20
+# Cloud Run sends SIGKILL 10 s after SIGTERM: finish (and run worker_exit) well before that.
+graceful_timeout = 8
 keepalive = 75
 accesslog = None
 errorlog = "-"
