@@ -9,10 +9,13 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect
 
 from backend.launcher import Instance, wait_ready
 from tests.browser.conftest import SCREENSHOTS, free_port, server_env
+
+expect = pytest.importorskip(
+    "playwright.sync_api", reason="the playwright package is missing (pip install -e '.[test]')"
+).expect
 
 
 @pytest.fixture

@@ -6,12 +6,15 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect
 
 from backend.sessions import session_id_for
 from orchestrator.turn import Principal
 from store.sessions import SqliteSessionArchive
 from tests.browser.conftest import SCREENSHOTS
+
+expect = pytest.importorskip(
+    "playwright.sync_api", reason="the playwright package is missing (pip install -e '.[test]')"
+).expect
 
 XSS_PROBE = "() => window.__xss"
 
