@@ -139,19 +139,25 @@ def time_queries(
     for q, v in list(zip(queries, vectors, strict=True))[:5]:  # warm caches / mirror load
         index.hybrid_search(q, v, 10, f)
     times: dict[str, list[float]] = {mode: [] for mode in MODES}
+    # CPU time of this process (all threads) per query: unlike wall time it barely moves with
+    # other processes' load, so it estimates latency on an otherwise idle machine.
+    cpu: dict[str, list[float]] = {mode: [] for mode in MODES}
     for _ in range(rounds):
         for q, v in zip(queries, vectors, strict=True):
             for mode in MODES:
-                t0 = time.perf_counter()
+                c0, t0 = time.process_time(), time.perf_counter()
                 index.hybrid_search(
                     q if mode != "vector" else "", v if mode != "text" else None, 10, f, candidates=50
                 )
                 times[mode].append((time.perf_counter() - t0) * 1000)
+                cpu[mode].append((time.process_time() - c0) * 1000)
     return {
         mode: {
             "p50_ms": round(percentile(ts, 50), 2),
             "p95_ms": round(percentile(ts, 95), 2),
             "mean_ms": round(statistics.fmean(ts), 2),
+            "cpu_p50_ms": round(percentile(cpu[mode], 50), 2),
+            "cpu_p95_ms": round(percentile(cpu[mode], 95), 2),
             "samples": len(ts),
         }
         for mode, ts in times.items()
