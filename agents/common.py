@@ -5,6 +5,8 @@ agent by name."""
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,6 +123,36 @@ class DocumentMatch:
         return self.chunks[0] if self.chunks else ""
 
 
+class _VectorCache:
+    """LRU of document-text embeddings for the relevance check: popular chunks come back turn
+    after turn, and re-embedding them is most of a search's cost on CPU."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._items: OrderedDict[tuple[int, str], np.ndarray] = OrderedDict()
+
+    def embed(self, embedder: Any, texts: list[str]) -> np.ndarray:
+        key = id(embedder)
+        with self._lock:
+            found = {t: self._items.get((key, t)) for t in texts}
+            for t, v in found.items():
+                if v is not None:
+                    self._items.move_to_end((key, t))
+        missing = [t for t, v in found.items() if v is None]
+        if missing:
+            fresh = _normalise(embedder.embed(missing, task_type="RETRIEVAL_DOCUMENT"))
+            with self._lock:
+                for t, v in zip(missing, fresh, strict=True):
+                    found[t] = self._items[(key, t)] = v
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+        return np.stack([found[t] for t in texts])
+
+
+_DOC_VECTORS = _VectorCache()
+
+
 def _normalise(v: np.ndarray) -> np.ndarray:
     v = np.asarray(v, dtype=np.float32)
     n = np.linalg.norm(v, axis=-1, keepdims=True)
@@ -163,11 +195,11 @@ def search_documents(
                 d.id, d.title, d.url, d.kind, score=min(1.0, hit.score / _BEST_RRF)
             )
         match.chunks.append(hit.chunk.text)
-    ranked = list(docs.values())[: 2 * k]  # a few spare in case some fail the relevance test
+    ranked = list(docs.values())[: k + 2]  # two spare in case some fail the relevance test
     if not ranked:
         return []
     texts = [m.text if m.text.startswith(m.title) else f"{m.title}\n{m.text}" for m in ranked]
-    dvecs = _normalise(index.embedder.embed(texts, task_type="RETRIEVAL_DOCUMENT"))
+    dvecs = _DOC_VECTORS.embed(index.embedder, texts)
     for m, sim in zip(ranked, dvecs @ qvec, strict=True):
         m.similarity = float(sim)
     return [m for m in ranked if m.similarity >= min_similarity][:k]
