@@ -76,7 +76,10 @@ def _lookup_customer(commerce: Any, key: object) -> Mapping[str, Any] | None:
 
 
 def fill_placeholders(
-    text: str, ctx: AgentContext, values: dict[str, str] | None = None
+    text: str,
+    ctx: AgentContext,
+    values: dict[str, str] | None = None,
+    field_labels: Mapping[str, str] | None = None,
 ) -> tuple[str, list[str]]:
     """Replace known placeholders; unknown ones stay visible and are returned for the agent."""
     values = values if values is not None else placeholder_values(ctx)
@@ -87,7 +90,11 @@ def fill_placeholders(
         field = re.fullmatch(r"ticket\.ticket_field_(\d+)", key)
         value = values.get(key)
         if value is None and field:
+            # The sidebar sends custom fields by label ({"Order number": ...}), the API by id.
             raw = ticket_field(ctx.ticket, field.group(1))
+            label = (field_labels or {}).get(field.group(1))
+            if raw in (None, "") and label:
+                raw = ticket_field(ctx.ticket, label)
             value = str(raw) if raw not in (None, "") else None
         if value is None:
             unfilled.append(m.group(0))
@@ -114,10 +121,11 @@ class MacrosAgent(BaseAgent):
             min_similarity=float(cfg.get("min_similarity", 0.3)),
         )
         values = placeholder_values(ctx) if matches else {}
+        labels = {str(k): str(v) for k, v in (cfg.get("ticket_field_labels") or {}).items()}
         evidence, filled = [], []
         for m in matches:
             reply = find_section(ctx.knowledge, ctx.tenant, m, "Reply") or macro_reply(m.text)
-            text, unfilled = fill_placeholders(reply, ctx, values)
+            text, unfilled = fill_placeholders(reply, ctx, values, labels)
             filled.append(
                 {"id": m.doc_id, "title": m.title, "text": text, "unfilled": unfilled, "url": m.url}
             )

@@ -146,6 +146,22 @@ def test_fill_placeholders_covers_zendesk_fields(make_ctx):
     assert unfilled == ["{{ticket.organization.name}}"]
 
 
+def test_macro_fills_fields_the_sidebar_sends_by_title(registry, make_ctx):
+    """ZAF tickets carry custom fields as {title: value}; the manifest maps ids to titles."""
+    ticket = {
+        "id": "77",
+        "requester": {"name": "Noor de Vries", "email": "noor@example.com"},
+        "custom_fields": {"Order number": "BO-100123"},
+    }
+    result = registry.get("macros").run(
+        "customer asks where the order is, it is in transit", make_ctx(ticket)
+    )
+    filled = [result.data["macro"], *result.data["alternatives"]]
+    assert all("{{ticket.ticket_field_360011112221}}" not in m["text"] for m in filled)
+    assert any("BO-100123" in m["text"] for m in filled)
+    assert all(m["text"].startswith("Hi Noor") for m in filled)
+
+
 def test_unrelated_question_has_no_macro(registry, make_ctx):
     result = registry.get("macros").run("What is the capital of France?", make_ctx())
     assert result.status == "empty" and "macro" not in result.data
@@ -309,3 +325,35 @@ def test_after_callbacks_see_the_tool_output(registry, make_ctx):
     ctx.tool_callbacks.after.append(lambda req, out: outputs.append((req.call.tool, out)))
     registry.get("product_catalog").run("teak bench price", ctx)
     assert outputs and outputs[0][0] == "search_products"
+
+
+# --- tickets exactly as the sidebar sends them (ZAF shape: custom fields by title) ----------------
+@pytest.fixture(scope="module")
+def zaf_tickets() -> list[dict]:
+    from backend.sidebar import demo_tickets
+
+    return [t for t in demo_tickets(limit=400) if (t.get("custom_fields") or {}).get("Order number")]
+
+
+def test_zaf_ticket_order_field_by_title_finds_the_order(registry, make_ctx, zaf_tickets, commerce):
+    ticket = zaf_tickets[0]
+    number = ticket["custom_fields"]["Order number"]
+    result = registry.get("order_lookup").run("where is this order?", make_ctx(ticket))
+    assert ids(result) == [f"order:{number}"]
+    assert result.data["order"]["status"] == commerce.get_order(number)["status"]
+
+
+def test_zaf_ticket_requester_email_lists_orders(registry, make_ctx, zaf_tickets, commerce):
+    ticket = {**zaf_tickets[0], "custom_fields": {}, "subject": "hello", "description": "question"}
+    email = ticket["requester"]["email"]
+    result = registry.get("order_lookup").run("show me their orders", make_ctx(ticket))
+    assert result.status == "ok"
+    assert [e.id for e in result.evidence] == [
+        f"order:{o['order_number']}" for o in commerce.orders_for_customer(email)[:5]
+    ]
+
+
+def test_zaf_ticket_product_field_by_title(registry, make_ctx):
+    ticket = {"id": "3", "custom_fields": {"Product SKU": "OF-102"}}
+    result = registry.get("product_catalog").run("is it back in stock?", make_ctx(ticket))
+    assert ids(result) == ["product:OF-102"]
