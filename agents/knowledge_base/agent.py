@@ -48,7 +48,10 @@ class KnowledgeBaseAgent(BaseAgent):
         # Retry: ticket boilerplate may have drowned the question; search with the question
         # alone, in every locale.
         core = question_only(query)
-        return ToolCall("search_articles", {"query": core}, "retry with the question only") if core else None
+        if core:
+            return ToolCall("search_articles", {"query": core}, "retry with the question only")
+        # The ticket's language may have no article on this: try every language once.
+        return ToolCall("search_articles", {"query": query}, "retry in every language") if locale else None
 
     def summarise(self, query: str, evidence: list[Evidence], ctx: AgentContext) -> str:
         return model_summary(self, query, evidence, ctx) or "\n".join(
