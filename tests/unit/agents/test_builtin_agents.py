@@ -55,6 +55,14 @@ def test_ticket_locale_searches_that_language(registry, make_ctx):
     assert all("/hc/de/" in (e.url or "") for e in result.evidence)
 
 
+def test_locale_without_articles_retries_in_every_language(registry, make_ctx):
+    result = registry.get("knowledge_base").run(
+        "How long do refunds take?", make_ctx({"id": "5", "locale": "fr"})
+    )
+    assert [c.arguments.get("locale") for c in result.tool_calls] == ["fr", None]
+    assert result.status == "ok" and all("/hc/en-us/" in (e.url or "") for e in result.evidence)
+
+
 def test_retry_uses_the_question_without_ticket_boilerplate(registry, make_ctx):
     agent = registry.get("knowledge_base")
     query = "Hi there,\nTicket: Order BO-100101 stuck\nCustomer: Lars\nHow long do refunds take to arrive?\nThanks"
