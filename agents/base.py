@@ -288,7 +288,7 @@ class BaseAgent:
                     result.evidence = evidence
                     break
                 if attempt == 1:
-                    ctx.think(f"{self.manifest.title}: nothing useful yet, trying once more")
+                    ctx.think("nothing useful yet, trying once more")  # the orchestrator prefixes the title
             if result.status != "cancelled":
                 if result.evidence:
                     result.summary = self.summarise(query, result.evidence, ctx)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 import threading
 import time
+import weakref
+from typing import Any
 
 import numpy as np
 
@@ -96,13 +98,14 @@ class IntelligentAgent(_StubAgent):
         super().__init__(manifest, folder)
         self.threshold = float(manifest.config.get("threshold", DEFAULT_INTENT_THRESHOLD))
         self._examples = [(i, ex) for i, intent in enumerate(manifest.intents) for ex in intent.examples]
-        # Example vectors depend on the embedding model: cache them per LLM object.
-        self._cache: dict[int, np.ndarray] = {}
+        # Example vectors depend on the embedding model: cache them per LLM object. Weak keys:
+        # an id() could be reused by a new LLM after the old one is freed.
+        self._cache: weakref.WeakKeyDictionary[Any, np.ndarray] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     def _example_vectors(self, ctx: AgentContext) -> np.ndarray:
         assert ctx.llm is not None
-        key = id(ctx.llm)
+        key = ctx.llm
         with self._lock:
             cached = self._cache.get(key)
         if cached is None:

@@ -85,9 +85,11 @@ def build_authenticator(settings: Settings) -> Authenticator:
 def open_archive(settings: Settings) -> SessionArchive:
     if settings.archive_backend == "sqlite":
         return SqliteSessionArchive(settings.sqlite_path)
-    from store.factory import open_session_archive  # spanner lives with the store package
+    from backend.assistant import spanner_config
+    from store.factory import open_session_archive
 
-    return open_session_archive(settings)  # type: ignore[arg-type]
+    # The session table has no vectors; dimensions only matter to the knowledge index.
+    return open_session_archive("spanner", spanner=spanner_config(settings, dimensions=384))
 
 
 def create_app(

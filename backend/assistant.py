@@ -7,9 +7,11 @@ typed config object.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from agents.commerce import HttpCommerceAPI, LocalCommerceAPI
+from agents.http import HttpClientConfig
 from agents.registry import AgentRegistry
 from backend.settings import Settings
 from orchestrator.orchestrator import Assistant
@@ -32,13 +34,19 @@ def llm_config(settings: Settings) -> LLMConfig:
     )
 
 
-def spanner_config(settings: Settings) -> SpannerConfig | None:
-    if settings.archive_backend != "spanner":
-        return None
+def spanner_config(settings: Settings, dimensions: int) -> SpannerConfig:
+    """Where the Spanner archive and index live (ARCHIVE_BACKEND=spanner)."""
+    if not settings.spanner_project or not settings.spanner_instance:
+        raise ValueError("ARCHIVE_BACKEND=spanner needs SPANNER_PROJECT and SPANNER_INSTANCE")
+    emulator = os.environ.get("SPANNER_EMULATOR_HOST")
     return SpannerConfig(
         project=settings.spanner_project,
         instance=settings.spanner_instance,
         database=settings.spanner_database,
+        emulator_host=emulator,
+        # The emulator has no vector indexes: exact distances there, approximate in production.
+        vector_search="exact" if emulator else "approx",
+        dimensions=dimensions,
     )
 
 
@@ -65,11 +73,12 @@ def build_llm(settings: Settings) -> tuple[LLM, object]:
 
 
 def open_index(settings: Settings, embedder) -> KnowledgeIndex:
+    spanner = spanner_config(settings, embedder.dimensions) if settings.archive_backend == "spanner" else None
     return open_knowledge_index(
         settings.archive_backend,
         embedder=embedder,
         sqlite_path=Path(settings.data_dir) / KNOWLEDGE_FILENAME,
-        spanner=spanner_config(settings),
+        spanner=spanner,
     )
 
 
@@ -97,7 +106,10 @@ def build_assistant(
     )
     if settings.commerce_api_url:
         key = settings.commerce_api_key.get_secret_value() if settings.commerce_api_key else None
-        commerce = HttpCommerceAPI(settings.commerce_api_url, api_key=key)
+        # The whole call, retries included, must fit inside the order agent's own timeout.
+        commerce = HttpCommerceAPI(
+            settings.commerce_api_url, api_key=key, config=HttpClientConfig(total_deadline_s=4.0)
+        )
     else:
         commerce = LocalCommerceAPI()
     log.info(

@@ -220,6 +220,7 @@ class Orchestrator:
                 cancel=threading.Event(),
                 session_id=self.req.session_id,
                 turn_id=self.turn_id,
+                user_name=self.req.principal.user_name,
                 services=self.a.services,
                 prior=bounded_prior,
                 tool_callbacks=self.a.tool_callbacks,

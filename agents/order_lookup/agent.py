@@ -146,7 +146,10 @@ class OrderLookupAgent(BaseAgent):
                 evidence,
                 text=evidence.text + "\nNote: this order belongs to a different customer than the requester.",
             )
-        return {"evidence": [evidence], "data": {"order": order, "requester_owns_order": owner}}
+        return {
+            "evidence": [evidence],
+            "data": {"order": order, "requester_owns_order": owner, "query_context": order_context(order)},
+        }
 
     def customer_orders(self, ctx: AgentContext, customer: str) -> dict[str, Any]:
         api = _commerce(ctx)
@@ -163,6 +166,7 @@ class OrderLookupAgent(BaseAgent):
         data: dict[str, Any] = {"customer": public, "orders": orders}
         if len(orders) == 1:
             data["order"] = orders[0]
+            data["query_context"] = order_context(orders[0])
         return {"evidence": evidence, "data": data}
 
     def offline_tool_call(self, query: str, ctx: AgentContext, attempt: int) -> ToolCall | None:
@@ -194,3 +198,10 @@ class OrderLookupAgent(BaseAgent):
         return (
             f"{len(evidence)} orders; newest {first.title}: {status[0].lower()}{status[1:]}. Others: {rest}."
         )
+
+
+def order_context(order: dict[str, Any]) -> str:
+    """What later stages should know of an order to find the right policy: what was bought, and
+    where it stands (the orchestrator appends this to their queries)."""
+    items = ", ".join(str(i.get("name")) for i in order.get("items") or [] if i.get("name"))
+    return f"order {order.get('status', '')}: {items}".strip()[:300]

@@ -6,7 +6,6 @@ A thin wrapper: the logic lives in store.ingest; this builds the embedder and in
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -15,34 +14,16 @@ import click
 from backend.settings import Settings
 
 
-def spanner_config_from_settings(settings: Settings, dimensions: int):  # -> store.spanner.SpannerConfig
-    from store.spanner.connection import SpannerConfig
-
-    if not settings.spanner_project or not settings.spanner_instance:
-        raise click.ClickException("ARCHIVE_BACKEND=spanner needs SPANNER_PROJECT and SPANNER_INSTANCE")
-    emulator = os.environ.get("SPANNER_EMULATOR_HOST")
-    return SpannerConfig(
-        project=settings.spanner_project,
-        instance=settings.spanner_instance,
-        database=settings.spanner_database,
-        emulator_host=emulator,
-        vector_search="exact" if emulator else "approx",
-        dimensions=dimensions,
-    )
-
-
 def open_index(settings: Settings):  # -> store.knowledge.KnowledgeIndex
-    from store.factory import KNOWLEDGE_FILENAME, open_knowledge_index
-    from vertex_interface.local_embedder import LocalEmbedder
+    """The index the server reads, with the embedder it uses (MiniLM offline, Vertex otherwise)."""
+    from backend.assistant import build_llm
+    from backend.assistant import open_index as open_configured_index
 
-    embedder = LocalEmbedder()
-    if settings.archive_backend == "spanner":
-        return open_knowledge_index(
-            "spanner", embedder=embedder, spanner=spanner_config_from_settings(settings, embedder.dimensions)
-        )
-    return open_knowledge_index(
-        "sqlite", embedder=embedder, sqlite_path=settings.data_dir / KNOWLEDGE_FILENAME
-    )
+    _, embedder = build_llm(settings)
+    try:
+        return open_configured_index(settings, embedder)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.command("ingest")

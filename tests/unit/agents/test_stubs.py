@@ -101,8 +101,9 @@ def test_intelligent_uses_semantic_similarity_embeddings_and_caches_examples():
             return np.eye(8, dtype=np.float32)[[hash(t) % 8 for t in texts]]
 
     agent = IntelligentAgent(manifest(kind="intelligent", intents=INTENTS))
-    agent.run("a", ctx(CountingLLM()))
-    agent.run("b", ctx(CountingLLM()))  # another LLM object: examples are embedded again
+    first, second = CountingLLM(), CountingLLM()
+    agent.run("a", ctx(first))
+    agent.run("b", ctx(second))  # another LLM object: examples are embedded again
     llm = CountingLLM()
     agent.run("c", ctx(llm))
     agent.run("d", ctx(llm))
