@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from backend.commands.cluster import run_cluster
+from backend.commands.eval_router import eval_router
 from backend.commands.ingest import ingest
 from backend.commands.new_agent import new_agent
 from backend.commands.serve import dev_token, run
@@ -15,7 +16,7 @@ def cli() -> None:
     """Zendesk sidebar assistant."""
 
 
-for command in (run, run_cluster, dev_token, ingest, new_agent):
+for command in (run, run_cluster, dev_token, ingest, new_agent, eval_router):
     cli.add_command(command)
 
 
