@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001 -- prose data: en dashes are intended
+
 """The store's own systems (not Zendesk): customers, products and orders, consistent with POLICIES.md."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001 -- prose data: en dashes are intended
+
 """Ticket generator: turns hand-written scenarios into Zendesk tickets with comment threads.
 
 Two phases, because order numbers and ticket ids are assigned chronologically at the end:
@@ -475,7 +475,7 @@ class TicketBuilder:
             status = "closed" if EPOCH - last > timedelta(days=60) else "solved"
         order = plan.order
         assigned = status != "open" or plan.rand["extra"] < 0.5
-        tags = list(s["tags"]) + [f"country_{c['country'].lower()}", plan.channel]
+        tags = [*s["tags"], f"country_{c['country'].lower()}", plan.channel]
         if c["oak_club_member"]:
             tags.append("oak_club")
         ticket = {
