@@ -1,4 +1,3 @@
-
 """The store's own systems (not Zendesk): customers, products and orders, consistent with POLICIES.md."""
 
 from __future__ import annotations
@@ -156,7 +155,10 @@ class Commerce:
                     "oak_club_since": iso(created + timedelta(days=rng.randint(0, 50))) if member else None,
                     "marketing_opt_in": rng.random() < 0.55,
                     "created_at": iso(created),
-                    "style": rng.choices(["polite", "terse", "chatty", "sloppy", "formal", "non_native"], [30, 18, 14, 14, 10, 14])[0],
+                    "style": rng.choices(
+                        ["polite", "terse", "chatty", "sloppy", "formal", "non_native"],
+                        [30, 18, 14, 14, 10, 14],
+                    )[0],
                     "_tickets": 0,
                 }
             )
@@ -165,7 +167,8 @@ class Commerce:
         pool = [
             c
             for c in self.customers
-            if (countries is None or c["country"] in countries) and (member is None or c["oak_club_member"] == member)
+            if (countries is None or c["country"] in countries)
+            and (member is None or c["oak_club_member"] == member)
         ]
         if not pool:
             raise ValueError(f"no customer for countries={countries} member={member}")
@@ -211,7 +214,15 @@ class Commerce:
             p = PRODUCT_BY_SKU[sku]
             qty = 1 if p["price"] > 80 or p.get("digital") else rng.choice([1, 1, 1, 2])
             price = p["price"] if sku != "GC-001" else float(rng.choice([25, 50, 50, 75, 100, 150]))
-            items.append({"sku": sku, "name": p["name"], "variant": self.variant_for(sku), "qty": qty, "unit_price": price})
+            items.append(
+                {
+                    "sku": sku,
+                    "name": p["name"],
+                    "variant": self.variant_for(sku),
+                    "qty": qty,
+                    "unit_price": price,
+                }
+            )
         subtotal = round(sum(i["unit_price"] * i["qty"] for i in items), 2)
         discount = 0.0
         if promo:
@@ -290,7 +301,9 @@ class Commerce:
             order["shipped_at"] = order["delivered_at"] = order["created_at"] + timedelta(minutes=2)
             return
         cutoff = when.replace(hour=13, minute=0, second=0)
-        dispatch = when if when.weekday() < 5 and when <= cutoff else add_business_days(when, 1).replace(hour=15)
+        dispatch = (
+            when if when.weekday() < 5 and when <= cutoff else add_business_days(when, 1).replace(hour=15)
+        )
         order["shipped_at"] = max(dispatch, when + timedelta(minutes=45))
         order["tracking_number"] = self.tracking_number(order["carrier"])
 
@@ -306,13 +319,20 @@ class Commerce:
         if order["shipped_at"] is None:
             self.ship(order, order["created_at"])
         if order["delivered_at"] is None:
-            order["delivered_at"] = when or add_business_days(order["shipped_at"], self.transit(order)).replace(
-                hour=self.rng.randint(9, 18), minute=self.rng.randint(0, 59)
-            )
+            order["delivered_at"] = when or add_business_days(
+                order["shipped_at"], self.transit(order)
+            ).replace(hour=self.rng.randint(9, 18), minute=self.rng.randint(0, 59))
 
-    def refund(self, order: dict[str, Any], amount: float, reason: str, when: datetime, method: str | None = None) -> None:
+    def refund(
+        self, order: dict[str, Any], amount: float, reason: str, when: datetime, method: str | None = None
+    ) -> None:
         order["refunds"].append(
-            {"amount": round(amount, 2), "reason": reason, "created_at": when, "method": method or order["payment_method"]}
+            {
+                "amount": round(amount, 2),
+                "reason": reason,
+                "created_at": when,
+                "method": method or order["payment_method"],
+            }
         )
 
     # ------------------------------------------------------------------ background orders
@@ -350,7 +370,12 @@ class Commerce:
                 item = order["items"][0]
                 order["status"] = "returned"
                 order["returned_at"] = order["delivered_at"] + timedelta(days=rng.randint(8, 16))
-                self.refund(order, item["unit_price"] * item["qty"] * (1 - (order["discount"] / order["subtotal"])), "return", order["returned_at"])
+                self.refund(
+                    order,
+                    item["unit_price"] * item["qty"] * (1 - (order["discount"] / order["subtotal"])),
+                    "return",
+                    order["returned_at"],
+                )
 
     # ------------------------------------------------------------------ output
     def finalise(self) -> None:
@@ -365,7 +390,11 @@ class Commerce:
             rec = {k: v for k, v in o.items() if not k.startswith("_")}
             for key in ("created_at", "shipped_at", "delivered_at", "cancelled_at", "returned_at"):
                 rec[key] = iso(o[key]) if o[key] else None
-            times = [o[k] for k in ("created_at", "shipped_at", "delivered_at", "cancelled_at", "returned_at") if o[k]]
+            times = [
+                o[k]
+                for k in ("created_at", "shipped_at", "delivered_at", "cancelled_at", "returned_at")
+                if o[k]
+            ]
             times += [r["created_at"] for r in o["refunds"]]
             rec["updated_at"] = iso(max(times))
             rec["refunds"] = [{**r, "created_at": iso(r["created_at"])} for r in o["refunds"]]
@@ -378,6 +407,7 @@ class Commerce:
         for o in self.orders:
             counts[o["customer_id"]] = counts.get(o["customer_id"], 0) + 1
         return [
-            {k: v for k, v in c.items() if k not in ("_tickets", "style")} | {"order_count": counts.get(c["id"], 0)}
+            {k: v for k, v in c.items() if k not in ("_tickets", "style")}
+            | {"order_count": counts.get(c["id"], 0)}
             for c in self.customers
         ]

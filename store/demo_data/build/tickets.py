@@ -1,4 +1,3 @@
-
 """Ticket generator: turns hand-written scenarios into Zendesk tickets with comment threads.
 
 Two phases, because order numbers and ticket ids are assigned chronologically at the end:
@@ -70,12 +69,32 @@ SLOW = {
     "return_label_expired": (4, 8), "exchange_size": (2, 5), "wrong_item_sent": (2, 4), "damaged_on_arrival": (1, 3),
     "chargeback_open": (2, 5), "duties_charged": (1, 3), "lost_2fa": (0, 1), "preorder_delay": (1, 3),
 }  # fmt: skip
-OTHER_COUNTRIES = ["Poland", "Sweden", "Portugal", "Czechia", "Finland", "Australia", "Canada", "Greece", "Hungary"]
+OTHER_COUNTRIES = [
+    "Poland",
+    "Sweden",
+    "Portugal",
+    "Czechia",
+    "Finland",
+    "Australia",
+    "Canada",
+    "Greece",
+    "Hungary",
+]
 COMPANIES = ["Café De Linde", "Atelier Noord", "Camping Zonneweide", "Studio Fjell", "Kaffeehaus Weber", "Hôtel Rivière",
              "Bistro Oost", "Gasthof Alpenblick", "Yoga Loft", "Boulangerie Martin", "Fietscafé Velo"]  # fmt: skip
 PHONES = [("Pixel 8, Android 15", "Android"), ("iPhone 13, iOS 18.1", "iOS"), ("Samsung Galaxy A54, Android 14", "Android"),
           ("iPhone 15 Pro, iOS 18.0", "iOS"), ("OnePlus 11, Android 14", "Android"), ("iPhone SE, iOS 17.6", "iOS")]  # fmt: skip
-VAT = {"DE": 0.19, "BE": 0.21, "FR": 0.20, "AT": 0.20, "ES": 0.21, "IT": 0.22, "DK": 0.25, "IE": 0.23, "LU": 0.17}
+VAT = {
+    "DE": 0.19,
+    "BE": 0.21,
+    "FR": 0.20,
+    "AT": 0.20,
+    "ES": 0.21,
+    "IT": 0.22,
+    "DK": 0.25,
+    "IE": 0.23,
+    "LU": 0.17,
+}
 SIZE_ORDER = {"AP-411": ["S", "M", "L", "XL", "XXL"], "AP-412": ["S", "M", "L", "XL", "XXL"],
               "AP-413": ["S (36-38)", "M (39-42)", "L (43-46)"], "AP-414": [str(s) for s in range(36, 48)]}  # fmt: skip
 NEAR_THRESHOLD = [["KI-301", "CA-208"], ["KI-306", "KI-305"], ["OF-107", "KI-306"]]
@@ -90,11 +109,19 @@ GREETINGS = {
 }
 SIGNOFFS = {
     "polite": ["Thanks,\n{first}", "Best,\n{first}", "Thank you!\n{first} {last}", "Many thanks,\n{first}"],
-    "formal": ["Kind regards,\n{first} {last}", "Yours faithfully,\n{first} {last}", "With kind regards,\n{first} {last}"],
+    "formal": [
+        "Kind regards,\n{first} {last}",
+        "Yours faithfully,\n{first} {last}",
+        "With kind regards,\n{first} {last}",
+    ],
     "chatty": ["Thanks so much!!\n{first}", "Cheers, {first}", "Have a lovely day,\n{first} x"],
     "terse": ["", "{first}", "- {first}"],
     "sloppy": ["", "thx", "Sent from my iPhone"],
-    "non_native": ["Thank you and best regards\n{first} {last}", "Greetings,\n{first}", "Thanks in advance!\n{first} {last}"],
+    "non_native": [
+        "Thank you and best regards\n{first} {last}",
+        "Greetings,\n{first}",
+        "Thanks in advance!\n{first} {last}",
+    ],
 }
 CHATTY_EXTRAS = ["First time ordering from you, so not sure how this works.", "Sorry for the long message!",
                  "We love your stuff by the way.", "My partner says I worry too much, but still :)"]  # fmt: skip
@@ -113,7 +140,13 @@ CLARIFY_ASK = [
     "Happy to look into this – which order is it about? The number starts with BO-.",
     "To find your order, could you let me know the order number (BO-…) or the email address you ordered with?",
 ]
-CLARIFY_ANSWER = ["{order}", "It's {order}, sorry!", "Order number is {order}.", "Here you go: {order}", "{order} – thanks"]
+CLARIFY_ANSWER = [
+    "{order}",
+    "It's {order}, sorry!",
+    "Order number is {order}.",
+    "Here you go: {order}",
+    "{order} – thanks",
+]
 GENERIC_NOTES_ORDER = [
     "OMS check: {order} paid with {payment_name}, items match what the customer describes.",
     "Repeat customer, no earlier complaints on the account.",
@@ -125,7 +158,14 @@ GENERIC_NOTES = [
     "Account checked: email verified, no open orders or returns.",
     "Third ticket about this this week – flagging to Bram for a Help Center tweak.",
 ]
-THANKS = ["Thanks again!", "Perfect, thank you.", "Great service, thanks!", "👍", "Thank you so much for your help.", "thx"]
+THANKS = [
+    "Thanks again!",
+    "Perfect, thank you.",
+    "Great service, thanks!",
+    "👍",
+    "Thank you so much for your help.",
+    "thx",
+]
 
 
 @dataclass
@@ -196,10 +236,14 @@ class TicketBuilder:
         roll = rng.random()
         status = "open" if roll < 0.04 else "pending" if roll < 0.09 else "solved"
         if status == "solved":
-            created = START + timedelta(seconds=rng.random() * ((EPOCH - timedelta(days=19)) - START).total_seconds())
+            created = START + timedelta(
+                seconds=rng.random() * ((EPOCH - timedelta(days=19)) - START).total_seconds()
+            )
         else:
             created = EPOCH - timedelta(hours=rng.uniform(3, 96))
-        created = created.replace(hour=rng.choice([6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22]))
+        created = created.replace(
+            hour=rng.choice([6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22])
+        )
         chan_weights = s.get("channels", {"email": 5, "web": 3, "chat": 2})
         channel = rng.choices(sorted(chan_weights), [chan_weights[c] for c in sorted(chan_weights)])[0]
         times = self._times(s["key"], created, channel, rng)
@@ -306,9 +350,17 @@ class TicketBuilder:
             skus = rng.choice(NEAR_THRESHOLD)
         else:
             skus = [main]
-            if not spec.get("single_item") and not PRODUCT_BY_SKU[main]["bulky"] and not PRODUCT_BY_SKU[main].get("digital"):
+            if (
+                not spec.get("single_item")
+                and not PRODUCT_BY_SKU[main]["bulky"]
+                and not PRODUCT_BY_SKU[main].get("digital")
+            ):
                 n_extra = 1 if spec.get("min_items", 1) >= 2 else (1 if rng.random() < 0.3 else 0)
-                extras = [p["sku"] for p in PHYSICAL if not p["bulky"] and p["sku"] != main and p["sku"] not in ("LU-606",)]
+                extras = [
+                    p["sku"]
+                    for p in PHYSICAL
+                    if not p["bulky"] and p["sku"] != main and p["sku"] not in ("LU-606",)
+                ]
                 if customer["country"] not in EU:
                     extras = [x for x in extras if x != "CA-207"]
                 skus += rng.sample(extras, n_extra)
@@ -391,7 +443,11 @@ class TicketBuilder:
             order["tracking_number"] = None
             if order["payment_method"] in IMMEDIATE:
                 com.refund(order, order["total"], "cancellation", plan.times["reply"])
-        if final == "refunded" and order["shipped_at"] and s["key"] in ("cancel_after_ship", "address_change_international", "pickup_point_returned"):
+        if (
+            final == "refunded"
+            and order["shipped_at"]
+            and s["key"] in ("cancel_after_ship", "address_change_international", "pickup_point_returned")
+        ):
             order["returned_at"] = t_res - timedelta(hours=rng.randint(2, 20))
         order["status"] = final
         kind = res.get("refund")
@@ -435,14 +491,29 @@ class TicketBuilder:
         s, c, a = plan.scenario, plan.customer, plan.agent
         ctx = self._context(plan)
         no_express = plan.order is not None and plan.order["_zone"] == "chno"
-        fmt = lambda text: _no_express(_format(text, ctx, s["key"])) if no_express else _format(text, ctx, s["key"])  # noqa: E731
+        fmt = lambda text: (
+            _no_express(_format(text, ctx, s["key"])) if no_express else _format(text, ctx, s["key"])
+        )  # noqa: E731
         comments: list[tuple[str, int, str, bool, datetime]] = []
-        comments.append(("customer", c["zendesk_user_id"], self._customer_text(fmt(s["openers"][plan.opener]), plan, ctx, True), True, plan.times["opener"]))
+        comments.append(
+            (
+                "customer",
+                c["zendesk_user_id"],
+                self._customer_text(fmt(s["openers"][plan.opener]), plan, ctx, True),
+                True,
+                plan.times["opener"],
+            )
+        )
         assigned = plan.status != "open" or plan.rand["extra"] < 0.5
         if plan.internal and assigned:
             comments.append(("agent", a["id"], fmt(plan.internal), False, plan.times["internal"]))
         opener_text = comments[0][2]
-        if plan.status == "solved" and plan.order is not None and ctx["order"] not in opener_text and plan.rand["clarify"] < 0.3:
+        if (
+            plan.status == "solved"
+            and plan.order is not None
+            and ctx["order"] not in opener_text
+            and plan.rand["clarify"] < 0.3
+        ):
             # No order number in the first message: the agent asks for it before answering.
             t0, t1 = plan.times["opener"], plan.times["reply"]
             ask = self._agent_text(CLARIFY_ASK[int(ctx["rand4"]) % len(CLARIFY_ASK)], plan, ctx, True)
@@ -450,12 +521,36 @@ class TicketBuilder:
             comments.append(("agent", a["id"], ask, True, t0 + (t1 - t0) * 0.35))
             comments.append(("customer", c["zendesk_user_id"], answer, True, t0 + (t1 - t0) * 0.7))
         if plan.status in ("pending", "solved"):
-            comments.append(("agent", a["id"], self._agent_text(fmt(s["replies"][plan.reply]), plan, ctx, True), True, plan.times["reply"]))
+            comments.append(
+                (
+                    "agent",
+                    a["id"],
+                    self._agent_text(fmt(s["replies"][plan.reply]), plan, ctx, True),
+                    True,
+                    plan.times["reply"],
+                )
+            )
         if plan.status == "solved":
             if s.get("followups"):
-                comments.append(("customer", c["zendesk_user_id"], self._customer_text(fmt(s["followups"][plan.followup]), plan, ctx, False), True, plan.times["followup"]))
+                comments.append(
+                    (
+                        "customer",
+                        c["zendesk_user_id"],
+                        self._customer_text(fmt(s["followups"][plan.followup]), plan, ctx, False),
+                        True,
+                        plan.times["followup"],
+                    )
+                )
             res = plan.resolution["text"] if isinstance(plan.resolution, dict) else plan.resolution
-            comments.append(("agent", a["id"], self._agent_text(fmt(res), plan, ctx, False), True, plan.times["resolution"]))
+            comments.append(
+                (
+                    "agent",
+                    a["id"],
+                    self._agent_text(fmt(res), plan, ctx, False),
+                    True,
+                    plan.times["resolution"],
+                )
+            )
             if plan.thanks:
                 comments.append(("customer", c["zendesk_user_id"], plan.thanks, True, plan.times["thanks"]))
         comments.sort(key=lambda x: x[4])
@@ -597,10 +692,16 @@ class TicketBuilder:
             k = sizes.index(size)
             new_size = sizes[min(k + 1, len(sizes) - 1)]
             wrong_size = sizes[k - 1] if k > 0 else sizes[k + 1]
-        same_cat = [p["name"] for p in PHYSICAL if p["category"] == PRODUCT_BY_SKU[main["sku"]]["category"] and p["sku"] != main["sku"]]
+        same_cat = [
+            p["name"]
+            for p in PHYSICAL
+            if p["category"] == PRODUCT_BY_SKU[main["sku"]]["category"] and p["sku"] != main["sku"]
+        ]
         wrong_item = same_cat[int(r["rand6"]) % len(same_cat)] if same_cat else "Oak Cutting Board"
         delivered = o["delivered_at"] or plan.created
-        transit = {"standard": z[1], "express": z[5], "bulky": "7–14 business days"}.get(o["shipping_method"], z[1])
+        transit = {"standard": z[1], "express": z[5], "bulky": "7–14 business days"}.get(
+            o["shipping_method"], z[1]
+        )
         item_paid = _item_paid(o)
         price = main["unit_price"]
         vat_rate = VAT.get(c["country"], 0.21)
@@ -609,7 +710,8 @@ class TicketBuilder:
             if pay in PAYMENT_PHRASE and pay not in IMMEDIATE and not pay.startswith("Klarna")
             else "The Klarna purchase is cancelled too, so you won't receive an invoice."
             if pay.startswith("Klarna")
-            else f"Because {pay} is charged straight away, I've refunded {money(o['total'])}. " + refund_timing(pay)
+            else f"Because {pay} is charged straight away, I've refunded {money(o['total'])}. "
+            + refund_timing(pay)
         )
         ctx |= {
             "order": o["order_number"], "item": main["name"], "item2": others[0]["name"] if others else main["name"],
@@ -664,8 +766,12 @@ _GREETING = re.compile(r"^(hi|hello|hey|dear|good (morning|day)|hallo)\b", re.IG
 def _no_express(text: str) -> str:
     """Switzerland and Norway have no Express service (POLICIES.md): say what actually happens there."""
     text = text.replace("by Express at no cost", "with priority handling at no cost")
-    text = text.replace("sent by Express", "sent with priority handling").replace("by Express", "with priority handling")
-    return text.replace("You'll have it in 1–2 business days.", "Deliveries to your country take 5–8 business days.")
+    text = text.replace("sent by Express", "sent with priority handling").replace(
+        "by Express", "with priority handling"
+    )
+    return text.replace(
+        "You'll have it in 1–2 business days.", "Deliveries to your country take 5–8 business days."
+    )
 
 
 def _format(text: str, ctx: dict[str, Any], where: str) -> str:
@@ -736,7 +842,13 @@ def _non_native(text: str, rng: random.Random, first: bool) -> str:
         if old in text and rng.random() < 0.6:
             text = text.replace(old, new, 1)
     if first and rng.random() < 0.3:
-        text += rng.choice([" Sorry for my English.", " I hope you understand my English.", " Thank you for your understanding."])
+        text += rng.choice(
+            [
+                " Sorry for my English.",
+                " I hope you understand my English.",
+                " Thank you for your understanding.",
+            ]
+        )
     return text
 
 
