@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -31,6 +30,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.common import machine as common_machine  # noqa: E402
 from bench.store_scale import NoisyCopyEmbedder, copies  # noqa: E402
 from store.demo import DEMO_DATA_DIR, ensure_demo_tenant  # noqa: E402
 from store.knowledge import Document, SearchFilters, SqliteKnowledgeIndex  # noqa: E402
@@ -41,24 +41,8 @@ MODES = ("text", "vector", "hybrid")
 
 
 def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "ram_gib": round(mem_gib, 1),
-        "python": platform.python_version(),
-        # The machine is shared: a high load average inflates every latency below.
-        "loadavg_1m_at_start": round(os.getloadavg()[0], 2),
-        "numpy": np.__version__,
-    }
+    # The machine is shared: a high load average inflates every latency below.
+    return {**common_machine(), "numpy": np.__version__}
 
 
 def rss_mib() -> float:
