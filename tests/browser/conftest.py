@@ -16,7 +16,8 @@ from tests.conftest import TEST_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# Test artefacts go to a scratch folder; UPDATE_SCREENSHOTS=1 refreshes the ones the README shows.
+SCREENSHOTS = ROOT / ("docs/screenshots" if os.environ.get("UPDATE_SCREENSHOTS") == "1" else "tests/browser/artifacts")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
