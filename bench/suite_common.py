@@ -10,6 +10,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import sqlite3
 import tempfile
@@ -169,6 +170,19 @@ def cluster(
         stop_redis(c.redis)
 
 
+def kill_instance(inst: Instance) -> None:
+    """SIGKILL the whole instance: gunicorn's worker (which holds the sockets and the turns) and
+    its master. Killing only the master would let the orphaned worker shut down gracefully."""
+    import psutil
+
+    assert inst.process is not None
+    master = psutil.Process(inst.process.pid)
+    for proc in [*master.children(recursive=True), master]:
+        with suppress(psutil.NoSuchProcess):
+            proc.send_signal(signal.SIGKILL)
+    inst.process.wait(10)
+
+
 def stop_redis(server: EmbeddedRedis | _RedisOnSocket) -> None:
     """Really stop an embedded redis-server. (EmbeddedRedis.shutdown sends SHUTDOWN SAVE NOW,
     which the bundled redis 6.2 refuses, so the server would live on until this process exits.)"""
@@ -280,10 +294,11 @@ class Sidebar:
             self.events.append((now, name, data))
             mid = data.get("id") if isinstance(data, dict) else None
             if name == "chat:error" and mid is None:
-                # Refusals before the ack (rate_limited, unavailable, ...) carry no id: they
-                # answer this tab's newest message that has not been acknowledged.
-                pending = [t for t in self.turns.values() if t.acked is None and not t.settled]
-                mid = pending[-1].id if pending else None
+                # Refusals (rate_limited, unavailable, not_retryable, ...) carry no id: they
+                # answer this tab's newest request still waiting, unacknowledged ones first.
+                waiting = [t for t in self.turns.values() if not t.settled]
+                unacked = [t for t in waiting if t.acked is None]
+                mid = (unacked or waiting)[-1].id if waiting else None
             turn = self.turns.get(mid) if mid else None
             if name == "session:state":
                 self.states.append(data)
@@ -469,6 +484,9 @@ def _check_session(
             user, reply = by_id.get(t.id), by_id.get(f"{t.id}.reply")
             if user is None or user["text"] != t.text:
                 problems.append((where, t.id))
+            elif not t.settled and (reply is None or reply["status"] == "streaming"):
+                # No outcome reached the user and none is stored: the reply is stuck.
+                problems.append((f"{where}:reply_stuck_streaming", t.id))
             elif t.done is not None and (reply is None or reply["status"] != "complete"):
                 problems.append((f"{where}:reply", t.id))
     return problems
