@@ -1,0 +1,56 @@
+"""The sidebar in Chromium with the REAL offline assistant behind it (demo tenant, built-in
+agents, semantic router, extractive synthesis) — what `make run` shows a support agent."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from backend.launcher import Instance, wait_ready
+from tests.browser.conftest import SCREENSHOTS, free_port, server_env
+from tests.conftest import DEMO_CACHE
+
+expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing").expect
+
+
+@pytest.fixture(scope="module")
+def real_server(demo_index, redis_server, tmp_path_factory):
+    data = tmp_path_factory.mktemp("real-data")
+    # The cached demo index, copied consistently (WAL included) through SQLite's backup API.
+    src = sqlite3.connect(DEMO_CACHE / "knowledge.sqlite3")
+    dst = sqlite3.connect(data / "knowledge.sqlite3")
+    src.backup(dst)
+    src.close()
+    dst.close()
+    port = free_port()
+    inst = Instance(
+        port, server_env(data, redis_server.url, port, TURN_HANDLER="orchestrator", DEMO_TENANT="demo")
+    )
+    inst.start()
+    try:
+        wait_ready(inst.url, alive=inst.alive, timeout=120)
+        yield inst
+    finally:
+        inst.stop()
+
+
+def test_real_answer_with_help_center_citations(real_server, page):
+    page.goto(f"{real_server.url}/dev/sidebar?user=dana")
+    # A ticket from the harness's picker about a return, so the screenshot makes sense.
+    offered = page.evaluate("() => window.__harness.tickets.map(t => [t.id, t.subject])")
+    wanted = next((tid for tid, subject in offered if "return" in subject.lower()), offered[0][0])
+    page.goto(f"{real_server.url}/dev/sidebar?user=dana&ticket={wanted}")
+    frame = page.frame_locator("#app-frame")
+    expect(frame.locator("#ticket")).to_have_attribute("data-state", "ready", timeout=30_000)
+    frame.locator("#question").fill("How many days does the customer have to return an item?")
+    frame.locator("#question").press("Enter")
+    reply = frame.locator("li.sa-msg--assistant").last
+    expect(reply).to_have_attribute("data-status", "complete", timeout=90_000)
+    expect(reply.locator(".sa-answer")).to_contain_text("30 days")
+    expect(reply.locator(".sa-thinking")).to_contain_text("Help Center")
+    links = reply.locator(".sa-sources a")
+    assert links.count() >= 1
+    hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
+    assert any("zendesk.com/hc/" in (h or "") for h in hrefs), hrefs
+    page.locator(".hx-sidebar").screenshot(path=str(SCREENSHOTS / "sidebar-real-answer.png"))
