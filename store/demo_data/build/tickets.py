@@ -491,9 +491,11 @@ class TicketBuilder:
         s, c, a = plan.scenario, plan.customer, plan.agent
         ctx = self._context(plan)
         no_express = plan.order is not None and plan.order["_zone"] == "chno"
-        fmt = lambda text: (
-            _no_express(_format(text, ctx, s["key"])) if no_express else _format(text, ctx, s["key"])
-        )  # noqa: E731
+
+        def fmt(text: str) -> str:
+            out = _format(text, ctx, s["key"])
+            return _no_express(out) if no_express else out
+
         comments: list[tuple[str, int, str, bool, datetime]] = []
         comments.append(
             (
