@@ -710,7 +710,7 @@ def _hanging_agent_folder(root: Path, hang_s: float, timeout_s: float) -> Path:
 
 
 async def scenario_agent(
-    n: int, _delay: float, *, hang_s: float = 30, timeout_s: float = 2
+    n: int, _delay: float, *, hang_s: float = 90, timeout_s: float = 2, total_turns: int = 60
 ) -> dict[str, Any]:
     from backend.app import create_app
 
@@ -730,7 +730,7 @@ async def scenario_agent(
             # Every sidebar asks policy questions back to back: hung calls pile up in the pool.
             t0 = time.perf_counter()
             rounds = []
-            for r in range(max(1, 40 // n)):
+            for r in range(max(1, total_turns // n)):
                 turns = await asyncio.gather(
                     *(
                         c.ask(f"q{r}", questions[(r * n + i) % len(questions)], timeout=120)
@@ -755,13 +755,28 @@ async def scenario_agent(
     done = [t for t in rounds if t.done is not None]
     routed = sum(1 for t in done if "policy_mirror" in ((t.routing or {}).get("agents") or {}))
     kb_ok = agents_status.get("knowledge_base:ok", 0)
-    kb_timeouts = agents_status.get("knowledge_base:timeout", 0)
+    healthy_timeouts = sum(
+        v for k, v in agents_status.items() if k.endswith(":timeout") and not k.startswith("policy_mirror:")
+    )
+    # How many hung calls had piled up when a healthy agent first timed out.
+    hung_before, first_degraded = 0, None
+    for i, t in enumerate(rounds):
+        statuses = {k: a.get("status") for k, a in ((t.routing or {}).get("agents") or {}).items()}
+        if any(v == "timeout" for k, v in statuses.items() if k != "policy_mirror"):
+            first_degraded = {"turn": i + 1, "hung_calls_before": hung_before}
+            break
+        hung_before += statuses.get("policy_mirror") == "timeout"
     findings = []
-    if kb_timeouts:
+    if healthy_timeouts:
         findings.append(
-            f"healthy agents timed out {kb_timeouts} times once hung calls piled up: a tool that "
-            "ignores cancellation keeps its worker thread, and the Assistant's shared pool "
-            "(OrchestratorConfig.max_workers) fills up"
+            f"healthy agents timed out {healthy_timeouts} times once hung calls piled up "
+            f"(first at {first_degraded}): a tool that ignores cancellation keeps its worker thread "
+            f"for {hang_s:g} s, and every agent of every turn shares the Assistant's one pool "
+            "(orchestrator/orchestrator.py `Assistant.__post_init__`: ThreadPoolExecutor("
+            "max_workers=OrchestratorConfig.max_workers=32)); once it is full, healthy agents queue "
+            "behind the hung calls and time out too, so one bad agent degrades every answer of the "
+            "instance. Suggested: a bounded pool (or semaphore) per agent, so a hung agent can only "
+            "exhaust its own share."
         )
     return {
         "what": f"{n} sidebars; agent folder `policy_mirror` (AGENT_PATHS) whose tool sleeps {hang_s:g} s "
@@ -788,7 +803,7 @@ async def scenario_agent(
         and len(done) == len(rounds)
         and routed > 0
         and noted >= routed
-        and not kb_timeouts,
+        and not healthy_timeouts,
     }
 
 
@@ -831,6 +846,28 @@ TITLES = {
 }
 
 
+def _headline(name: str, r: dict[str, Any]) -> str:
+    """The one recovery number per scenario for the summary table."""
+    rec = r.get("recovery") or {}
+    try:
+        if name == "sigkill":
+            x = rec["interrupted_reply_completed_after_retry"]
+            return f"interrupted reply answered after retry: p50 {x['p50_s']} s, max {x['max_s']} s after the kill"
+        if name == "redis":
+            x = rec["first_new_turn_completed"]
+            return f"new turn completes {x.get('p50_s')} s (p50) after Redis went down ({rec['redis_restart_s']} s down)"
+        if name == "archive":
+            return f"turns never stopped; all sidebars answered {rec['all_sidebars_completed_a_turn_after_s']} s after it returned"
+        if name == "vertex":
+            parts = [f"{k.removeprefix('after_')}: {v.get('p50_s')} s" for k, v in rec.items()]
+            return "retry answered after heal (p50) — " + ", ".join(parts)
+        if name == "agent":
+            return f"every turn bounded by the agent timeout ({rec['turn_latency_bounded_by_agent_timeout_s']} s); healthy-agent timeouts {rec['healthy_agent_timeouts']}"
+    except (KeyError, TypeError, AttributeError):
+        pass
+    return str(r.get("error", "see below"))[:80]
+
+
 def markdown(d: dict[str, Any]) -> str:
     import json
 
@@ -846,11 +883,9 @@ def markdown(d: dict[str, Any]) -> str:
         "| --- | --- | --- | --- |",
     ]
     for name, r in d["scenarios"].items():
-        rec = r.get("recovery") or {}
-        first = next(iter(rec.items()), ("", ""))
         lines.append(
             f"| {TITLES[name]} | {'passed' if r['passed'] else '**FAILED**'} | "
-            f"{(r.get('lost') or {}).get('lost', 'n/a')} | {first[0]}: {json.dumps(first[1])} |"
+            f"{(r.get('lost') or {}).get('lost', 'n/a')} | {_headline(name, r)} |"
         )
     for name, r in d["scenarios"].items():
         lines += ["", f"## {TITLES[name]}", ""]
