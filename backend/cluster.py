@@ -16,13 +16,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from backend.auth import DevTokenAuthenticator, load_or_create_secret
-from backend.launcher import Instance, instance_env, wait_ready
+from backend.launcher import Instance, instance_env, stop_on_signals, supervise, wait_ready
 from backend.settings import Settings
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parents[1] / "infra" / "nginx" / "cluster.conf.template"
@@ -204,14 +203,7 @@ def run_cluster(
         binary=binary,
         template=template,
     )
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stopping = stop_on_signals()
     procs: list[Instance] = []
     try:
         procs = start_instances(settings, ports, redis_url=redis_url)
@@ -220,17 +212,9 @@ def run_cluster(
         proxy.start()
         wait_ready(proxy.url, timeout=20, alive=proxy.alive)
         _banner(settings, proxy, procs, redis_url, secret)
-        while not stopping:
-            if not proxy.alive():
-                print("nginx exited; stopping the cluster", file=sys.stderr)
-                return 1
-            for inst in procs:
-                if not inst.alive() and not stopping:
-                    inst.restarts += 1
-                    print(f"instance on :{inst.port} exited; restarting (#{inst.restarts})", file=sys.stderr)
-                    time.sleep(min(5, inst.restarts))
-                    inst.start()
-            time.sleep(0.5)
+        if not supervise(procs, stopping, healthy=proxy.alive):
+            print("nginx exited; stopping the cluster", file=sys.stderr)
+            return 1
     finally:
         proxy.stop()
         for inst in procs:

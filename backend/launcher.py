@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -100,6 +101,35 @@ def wait_ready(url: str, timeout: float = 60, alive: Callable[[], bool] = lambda
     raise TimeoutError(f"{url} not ready after {timeout}s")
 
 
+def stop_on_signals() -> threading.Event:
+    """SIGTERM and SIGINT (Ctrl-C) set the returned event instead of killing the foreground loop,
+    so it can stop its children in order."""
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    return stopping
+
+
+def supervise(
+    instances: list[Instance], stopping: threading.Event, healthy: Callable[[], bool] = lambda: True
+) -> bool:
+    """Restart instances that die until `stopping` is set; returns False as soon as `healthy()` fails.
+
+    Crash-only design: a dead instance is restarted; its sessions resume on the others meanwhile.
+    """
+    while not stopping.is_set():
+        if not healthy():
+            return False
+        for inst in instances:
+            if not inst.alive() and not stopping.is_set():
+                inst.restarts += 1
+                print(f"instance on :{inst.port} exited; restarting (#{inst.restarts})", file=sys.stderr)
+                time.sleep(min(5, inst.restarts))
+                inst.start()
+        stopping.wait(0.5)
+    return True
+
+
 def run(settings: Settings, *, prepare: Callable[[Settings], None] | None = None) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     embedded = None
@@ -120,29 +150,14 @@ def run(settings: Settings, *, prepare: Callable[[Settings], None] | None = None
         Instance(port, instance_env(settings, port, redis_url=redis_url))
         for port in range(settings.port, settings.port + settings.instances)
     ]
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stopping = stop_on_signals()
     try:
         for inst in instances:
             inst.start()
         for inst in instances:
             wait_ready(inst.url, alive=inst.alive)
         _banner(settings, instances, redis_url, secret, embedded is not None)
-        while not stopping:
-            for inst in instances:
-                if not inst.alive() and not stopping:
-                    # Crash-only design: a dead instance is restarted; its sessions resume elsewhere.
-                    inst.restarts += 1
-                    print(f"instance on :{inst.port} exited; restarting (#{inst.restarts})", file=sys.stderr)
-                    time.sleep(min(5, inst.restarts))
-                    inst.start()
-            time.sleep(0.5)
+        supervise(instances, stopping)
     finally:
         for inst in instances:
             inst.stop()
