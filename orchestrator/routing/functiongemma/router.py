@@ -1,0 +1,176 @@
+"""`FunctionGemmaRouter`: the Router protocol over constrained FunctionGemma decoding.
+
+The declarations prefix is computed once (base weights) into a KV cache; each turn computes
+only the query and the few decision tokens. Agent calls become parallel routes (planned into
+stages like the other routers), `respond_directly` / `ask_clarifying_question` become those
+actions, and the confidence is the model's probability of the chosen call among the declared
+ones. Thread-safe: the model is only read, each turn decodes on its own copy of the cache, and
+lazy loading is guarded by a lock.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agents.base import AgentManifest
+from orchestrator.routing.base import MAX_ROUTES, Route, RoutingContext, RoutingDecision, RoutingError
+from orchestrator.routing.functiongemma.engine import Decoded, Engine
+from orchestrator.routing.functiongemma.format import (
+    CLARIFY,
+    RESPOND,
+    FormatError,
+    declarations_from_manifests,
+)
+from orchestrator.routing.functiongemma.model import BaseModelConfig, LoadedModel, get_base
+from orchestrator.routing.queries import enhance
+from orchestrator.routing.semantic import RESPOND_TEXT, plan_stages
+
+
+class FunctionGemmaConfig(BaseModel):
+    """Router settings (typed, validated, serialisable)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    base: BaseModelConfig = BaseModelConfig()
+    adapter_path: str | None = None  # a peft LoRA adapter directory (see train.py)
+    quantize_int8: bool = False  # torch dynamic int8 quantisation of the Linear layers
+    max_calls: int = Field(3, ge=1, le=MAX_ROUTES)  # most agents run in parallel
+    description_examples: int = Field(0, ge=0, le=10)  # when_to_use examples per declaration
+    cached_prefix: bool = True  # False recomputes the declarations every turn (benchmarks)
+
+
+def prepare_model(loaded: LoadedModel, config: FunctionGemmaConfig) -> Any:
+    """The model used for query tokens: the base, or a copy with the adapter merged and/or
+    int8-quantised. The shared base instance is never modified (other routers use it)."""
+    model = loaded.model
+    if config.adapter_path:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(copy.deepcopy(model), config.adapter_path).merge_and_unload()
+        model.eval()
+    if config.quantize_int8:
+        import torch
+
+        # Dynamic int8 on Linear layers (including the tied output projection) — CPU speed-up;
+        # the prefix cache stays the float base's, as in training.
+        model = torch.ao.quantization.quantize_dynamic(
+            model, {torch.nn.Linear}, dtype=torch.qint8, inplace=False
+        )
+    return model
+
+
+class FunctionGemmaRouter:
+    name = "functiongemma"
+
+    def __init__(
+        self,
+        manifests: Sequence[AgentManifest],
+        config: FunctionGemmaConfig | None = None,
+        *,
+        loaded: LoadedModel | None = None,
+    ) -> None:
+        self.config = config or FunctionGemmaConfig()
+        self.manifests = {m.name: m for m in manifests if m.enabled}
+        if not self.manifests:
+            raise ValueError("the functiongemma router needs at least one enabled agent")
+        self.decls = declarations_from_manifests(
+            self.manifests.values(), examples=self.config.description_examples
+        )
+        self._loaded = loaded
+        self._engine: Engine | None = None
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def engine(self) -> Engine:
+        """Loads the model and computes the prefix cache on first use (once, under a lock)."""
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    loaded = self._loaded or get_base(self.config.base)
+                    engine = Engine(loaded.model, loaded.tokenizer, self.decls)
+                    engine.prefix_cache  # noqa: B018 - computed now, not on the first turn
+                    self._model = prepare_model(loaded, self.config)
+                    self._engine = engine
+        return self._engine
+
+    def warm_up(self) -> None:
+        _ = self.engine
+
+    def decode(self, query: str) -> Decoded:
+        engine = self.engine
+        return engine.decode(
+            query, max_calls=self.config.max_calls, cached=self.config.cached_prefix, model=self._model
+        )
+
+    def route(self, ctx: RoutingContext) -> RoutingDecision:
+        try:
+            d = self.decode(ctx.query)
+        except FormatError as exc:
+            raise RoutingError(f"functiongemma: {exc}") from exc
+        first = d.calls[0]
+        confidence = max(min(first.probability, 1.0), 1e-9)
+        meta = {
+            "calls": [
+                {"name": c.name, "p": round(c.probability, 4), "raw_p": round(c.raw_probability, 6)}
+                for c in d.calls
+            ],
+            "p_more": [round(p, 4) for p in d.more_probability],
+            "query_tokens": d.query_tokens,
+            "prefix_tokens": len(self.engine.prefix_ids),
+            "forward_passes": d.forward_passes,
+        }
+        if first.name == RESPOND:
+            return RoutingDecision(
+                action="respond",
+                response=self._respond_text(ctx.query),
+                confidence=confidence,
+                router=self.name,
+                reason="model called respond_directly",
+                meta=meta,
+            )
+        if first.name == CLARIFY:
+            return RoutingDecision(
+                action="clarify",
+                response=self._clarify_text(first.step_probs),
+                confidence=confidence,
+                router=self.name,
+                reason="model called ask_clarifying_question",
+                meta=meta,
+            )
+        agents = [c for c in d.calls if c.name in self.manifests]
+        routes = [
+            Route(
+                agent=c.name,
+                enhanced_query=enhance(ctx.query, self.manifests[c.name], ctx.ticket, ctx.hints),
+                score=round(c.probability, 4),
+            )
+            for c in agents
+        ]
+        return RoutingDecision(
+            action="route",
+            stages=plan_stages(routes, self.manifests),
+            confidence=confidence,
+            router=self.name,
+            reason=f"model called {', '.join(c.name for c in agents)}",
+            meta=meta,
+        )
+
+    def _respond_text(self, query: str) -> str:
+        if any(w in query.lower() for w in ("thank", "great", "got it", "that's all")):
+            return RESPOND_TEXT["thanks"]
+        return RESPOND_TEXT["default"].format(
+            agents=", ".join(m.title.lower() for m in self.manifests.values())
+        )
+
+    def _clarify_text(self, steps: list[dict[str, float]]) -> str:
+        # The agents the model found most likely at its first choice are the options offered.
+        ranked: list[str] = []
+        for group, _ in sorted((steps[0] if steps else {}).items(), key=lambda kv: -kv[1]):
+            ranked += [n for n in group.split("/") if n in self.manifests and n not in ranked]
+        options = " or ".join(self.manifests[n].title.lower() for n in (ranked or list(self.manifests))[:2])
+        return f"Could you say a bit more about what you need — for example, is this about {options}?"
