@@ -289,6 +289,17 @@ async def scenario_redis(n: int, delay: float) -> dict[str, Any]:
             "during_and_after": _common_view(clients, t0),
             "in_flight_replies_done": f"{inflight_done}/{n}",
             "in_flight_errors": dict(inflight_err),
+            "first_new_question_outcome": dict(
+                Counter(
+                    "done"
+                    if c.turns["after-0"].done
+                    else str((c.turns["after-0"].error or {}).get("code") or "no answer within 8 s")
+                    for c in clients
+                )
+            ),
+            "attempts_until_answered": dict(
+                Counter(sum(1 for k in c.turns if k.startswith("after-")) for c in clients)
+            ),
             "rejoin_hydrated_from_archive": f"{hydrated}/{n}",
             "cut_off_reply_status_at_rejoin": dict(long_status),
             "retry_of_cut_off_reply": dict(retry_answers),
@@ -794,9 +805,11 @@ async def scenario_agent(
         },
         "lost": lost,
         "recovery": {
-            "per_turn_bound_s": timeout_s,
+            "turn_latency_bounded_by_agent_timeout_s": timeout_s,
             "elapsed_s": round(elapsed, 1),
             "knowledge_base_ok": kb_ok,
+            "healthy_agent_timeouts": healthy_timeouts,
+            "first_degraded": first_degraded,
         },
         "findings": findings,
         "passed": lost["lost"] == 0
