@@ -85,7 +85,8 @@ async def _closed_loop(
 
     async def one(c: Sidebar, k: int) -> None:
         if think:
-            await asyncio.sleep(random.uniform(0, think))  # spread the first questions
+            # Spread the first questions over one think time (steady state from the start).
+            await asyncio.sleep(min(random.uniform(0, think), max(0.0, until - time.monotonic())))
         n = 0
         while time.monotonic() < until and c.connected:
             n += 1
