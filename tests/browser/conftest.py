@@ -90,8 +90,10 @@ def server(redis_server, tmp_path_factory) -> Iterator[Instance]:
         inst.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # Module scope: Playwright's sync API keeps an asyncio loop running in the main thread while
+    # open; closing it after the browser modules lets later tests use asyncio.run().
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

@@ -79,6 +79,8 @@ def test_restart_mid_conversation_resumes_the_whole_thread(restartable, page):
     server.start()
     wait_ready(server.url, alive=server.alive)
     expect(status).to_be_hidden(timeout=20_000)
+    # Wait for the queued question's own answer (the last reply shown until then is the first one).
+    expect(frame.locator("#thread > li")).to_have_count(4, timeout=20_000)
     expect(frame.locator("li.sa-msg--assistant").last).to_have_attribute("data-status", "complete")
     rows = thread(frame)
     assert [(s, t) for _, s, t in rows] == [
