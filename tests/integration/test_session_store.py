@@ -139,3 +139,21 @@ def test_orphaned_streaming_reply_is_marked_interrupted(store, redis_client):
     after = store.mark_orphaned_turns(session.id)
     assert after.reply_to("q").status == "interrupted"
     assert after.reply_to("r").status == "streaming"
+
+
+def test_embedded_redis_shutdown_really_stops_the_server(tmp_path):
+    import subprocess
+    import time
+
+    from backend.redis_embedded import EmbeddedRedis
+
+    server = EmbeddedRedis(tmp_path / "r", persist=False)
+    assert redis.Redis.from_url(server.url).ping()
+    server.shutdown()
+    deadline = time.monotonic() + 5
+    while (
+        time.monotonic() < deadline
+        and subprocess.run(["pgrep", "-f", server.socket_file], capture_output=True).returncode == 0
+    ):
+        time.sleep(0.1)
+    assert subprocess.run(["pgrep", "-f", server.socket_file], capture_output=True).returncode != 0
