@@ -109,12 +109,19 @@ class Cluster:
     def restart_redis(self) -> float:
         """Stop the embedded redis-server and start a fresh, empty one on the same socket."""
         t0 = time.monotonic()
+        self.start_redis(self.stop_redis())
+        return time.monotonic() - t0
+
+    def stop_redis(self) -> str:
+        """Stop the redis-server (its data is gone); returns its socket for `start_redis`."""
         sock = self.redis.socket_file
         stop_redis(self.redis)
-        for f in self.data_dir.glob("redis.rdb*"):
+        for f in self.data_dir.glob("redis*.rdb"):
             f.unlink(missing_ok=True)
-        self.redis = _RedisOnSocket(self.data_dir / "redis-restarted.rdb", sock)
-        return time.monotonic() - t0
+        return sock
+
+    def start_redis(self, socket_file: str) -> None:
+        self.redis = _RedisOnSocket(self.data_dir / "redis-restarted.rdb", socket_file)
 
 
 class _RedisOnSocket:
@@ -193,9 +200,14 @@ def stop_redis(server: EmbeddedRedis | _RedisOnSocket) -> None:
     deadline = time.monotonic() + 10
     while pid and time.monotonic() < deadline:
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
+            # Our child: reap it (a zombie still answers kill(pid, 0)); otherwise probe it.
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                break
+        except ChildProcessError:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
         time.sleep(0.02)
     Path(server.socket_file).unlink(missing_ok=True)
 
