@@ -162,10 +162,17 @@ class Engine:
         return [*ids, self.end_turn_id]
 
     # --- prefix cache -----------------------------------------------------------------------
-    @torch.inference_mode()
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def tensor(self, ids: Sequence[int] | Sequence[Sequence[int]]) -> torch.Tensor:
+        return torch.tensor(ids, device=self.device)
+
+    @torch.no_grad()  # not inference_mode: training attends to these tensors with autograd on
     def compute_prefix_cache(self) -> Any:
         """The declarations' KV cache, computed with the base weights (adapter disabled)."""
-        ids = torch.tensor([self.prefix_ids])
+        ids = self.tensor([self.prefix_ids])
         disable = getattr(self.model, "disable_adapter", None)
         if disable is not None and getattr(self.model, "peft_config", None):
             with disable():
@@ -197,13 +204,13 @@ class Engine:
         q = self.encode_query(query)
         if cached:
             out = self.model(
-                input_ids=torch.tensor([q]),
+                input_ids=self.tensor([q]),
                 past_key_values=self.fresh_cache(),
                 use_cache=True,
                 logits_to_keep=1,
             )
         else:
-            out = self.model(input_ids=torch.tensor([self.prefix_ids + q]), use_cache=True, logits_to_keep=1)
+            out = self.model(input_ids=self.tensor([self.prefix_ids + q]), use_cache=True, logits_to_keep=1)
         return out.logits[0, -1].float()
 
     @torch.inference_mode()
@@ -224,7 +231,7 @@ class Engine:
         def feed(tokens: list[int]) -> torch.Tensor:
             nonlocal cache, passes
             out = model(
-                input_ids=torch.tensor([tokens]), past_key_values=cache, use_cache=True, logits_to_keep=1
+                input_ids=self.tensor([tokens]), past_key_values=cache, use_cache=True, logits_to_keep=1
             )
             cache = out.past_key_values
             passes += 1
