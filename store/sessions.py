@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from store.sqlite_util import connect_wal
+
 
 class ArchiveError(RuntimeError):
     """The archive could not be read or written (backend down, corrupt row)."""
@@ -71,9 +73,7 @@ class SqliteSessionArchive:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn = connect_wal(self.path)
         self._conn.executescript(_SCHEMA)
 
     def save(self, record: SessionRecord) -> None:

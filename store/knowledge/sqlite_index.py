@@ -37,6 +37,7 @@ from store.knowledge.types import (
     query_terms,
     validate_tenant,
 )
+from store.sqlite_util import connect_wal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -179,9 +180,7 @@ class SqliteKnowledgeIndex:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         try:
-            self._conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn = connect_wal(path)
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.executescript(_SCHEMA)
             version = self._conn.execute("PRAGMA user_version").fetchone()[0]
