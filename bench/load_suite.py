@@ -85,8 +85,9 @@ async def _closed_loop(
 
     async def one(c: Sidebar, k: int) -> None:
         if think:
-            # Spread the first questions over one think time (steady state from the start).
-            await asyncio.sleep(min(random.uniform(0, think), max(0.0, until - time.monotonic())))
+            # Poisson arrivals are memoryless: the wait for a session's first question is one
+            # more exponential think time (a uniform spread would front-load the run).
+            await asyncio.sleep(min(jitter(think), max(0.0, until - time.monotonic())))
         n = 0
         while time.monotonic() < until and c.connected:
             n += 1
