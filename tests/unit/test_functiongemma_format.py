@@ -156,7 +156,7 @@ def test_trie_mask_is_a_logits_processor():
 
 
 def test_trie_rejects_ambiguous_paths():
-    with pytest.raises(FormatError, match="ambiguous|prefix"):
+    with pytest.raises(FormatError, match=r"ambiguous|prefix"):
         TrieConstraint({"a": [1, 2], "b": [1, 2]})
     with pytest.raises(FormatError, match="prefix"):
         TrieConstraint({"a": [1], "b": [1, 2]})
