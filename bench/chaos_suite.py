@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import statistics
@@ -34,7 +35,7 @@ from typing import Any
 import requests
 
 from backend.settings import Settings
-from bench.common import write_report
+from bench.common import RESULTS, write_report
 from bench.suite_common import (
     ECHO,
     ROOT,
@@ -715,8 +716,10 @@ class PolicyMirrorAgent(BaseAgent):
         return {"search_policy_mirror": self.search}
 
     def search(self, ctx: AgentContext, query: str) -> list[Evidence]:
-        # Hangs like a dead upstream with no client timeout: ignores ctx.cancel on purpose.
-        time.sleep(HANG_S)
+        if COOPERATIVE:
+            ctx.cancel.wait(HANG_S)  # a dead upstream, but the tool stops when told to
+        else:
+            time.sleep(HANG_S)  # a dead upstream with no client timeout: ignores ctx.cancel
         return []
 
     def offline_tool_call(self, query: str, ctx: AgentContext, attempt: int) -> ToolCall | None:
@@ -724,7 +727,7 @@ class PolicyMirrorAgent(BaseAgent):
 '''
 
 
-def _hanging_agent_folder(root: Path, hang_s: float, timeout_s: float) -> Path:
+def _hanging_agent_folder(root: Path, hang_s: float, timeout_s: float, cooperative: bool) -> Path:
     import yaml
 
     from agents.registry import BUILTIN_DIR
@@ -743,19 +746,26 @@ def _hanging_agent_folder(root: Path, hang_s: float, timeout_s: float) -> Path:
         tools=[{**manifest["tools"][0], "name": "search_policy_mirror"}],
     )
     (folder / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
-    (folder / "agent.py").write_text(HANGING_AGENT.replace("HANG_S", repr(hang_s)))
+    code = HANGING_AGENT.replace("HANG_S", repr(hang_s)).replace("COOPERATIVE", repr(cooperative))
+    (folder / "agent.py").write_text(code)
     return folder
 
 
 async def scenario_agent(
-    n: int, _delay: float, *, hang_s: float = 90, timeout_s: float = 2, total_turns: int = 60
+    n: int,
+    _delay: float,
+    *,
+    hang_s: float = 90,
+    timeout_s: float = 2,
+    total_turns: int = 60,
+    cooperative: bool = False,
 ) -> dict[str, Any]:
     from backend.app import create_app
 
     data_dir = work_dir("chaos-agent-")
     prepare_demo_data(data_dir)
     agents_root = data_dir / "agents"
-    _hanging_agent_folder(agents_root, hang_s, timeout_s)
+    _hanging_agent_folder(agents_root, hang_s, timeout_s, cooperative)
     settings, embedded = _settings(data_dir, agent_paths=str(agents_root))
     app = create_app(settings)  # the real offline assistant, with the extra agent folder
     questions = [q for q in demo_questions() if any(w in q.lower() for w in ("return", "refund", "ship"))]
@@ -817,8 +827,9 @@ async def scenario_agent(
             "exhaust its own share."
         )
     return {
-        "what": f"{n} sidebars; agent folder `policy_mirror` (AGENT_PATHS) whose tool sleeps {hang_s:g} s "
-        f"ignoring cancellation; manifest timeout_s {timeout_s:g}",
+        "what": f"{n} sidebars; agent folder `policy_mirror` (AGENT_PATHS) whose tool hangs {hang_s:g} s "
+        + ("but returns when the orchestrator cancels it; " if cooperative else "ignoring cancellation; ")
+        + f"manifest timeout_s {timeout_s:g}; {total_turns} policy questions",
         "user_saw": {
             "turns": f"{len(done)}/{len(rounds)} completed",
             "errors": dict(Counter(str(t.error.get("code")) for t in rounds if t.error)),
@@ -847,12 +858,17 @@ async def scenario_agent(
     }
 
 
+async def scenario_agent_cooperative(n: int, delay: float) -> dict[str, Any]:
+    return await scenario_agent(n, delay, cooperative=True)
+
+
 SCENARIOS = {
     "sigkill": scenario_sigkill,
     "redis": scenario_redis,
     "archive": scenario_archive,
     "vertex": scenario_vertex,
     "agent": scenario_agent,
+    "agent-cooperative": scenario_agent_cooperative,
 }
 
 
@@ -883,6 +899,7 @@ TITLES = {
     "archive": "3. Archive unavailable",
     "vertex": "4. Vertex 5xx / timeouts (fake server)",
     "agent": "5. An agent hanging",
+    "agent-cooperative": "5b. An agent hanging, cancellation-aware",
 }
 
 
@@ -901,7 +918,7 @@ def _headline(name: str, r: dict[str, Any]) -> str:
         if name == "vertex":
             parts = [f"{k.removeprefix('after_')}: {v.get('p50_s')} s" for k, v in rec.items()]
             return "retry answered after heal (p50) — " + ", ".join(parts)
-        if name == "agent":
+        if name.startswith("agent"):
             return f"every turn bounded by the agent timeout ({rec['turn_latency_bounded_by_agent_timeout_s']} s); healthy-agent timeouts {rec['healthy_agent_timeouts']}"
     except (KeyError, TypeError, AttributeError):
         pass
@@ -909,7 +926,6 @@ def _headline(name: str, r: dict[str, Any]) -> str:
 
 
 def markdown(d: dict[str, Any]) -> str:
-    import json
 
     lines = [
         "# Chaos: one fault at a time, mid-turn",
@@ -956,6 +972,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sessions", type=int, default=10, help="sidebars per scenario")
     ap.add_argument("--turn-delay", type=float, default=0.2, help="echo handler: seconds per streamed word")
     ap.add_argument("--name", default="chaos", help="report name in bench/results/")
+    ap.add_argument(
+        "--merge", action="store_true", help="keep the other scenarios of the existing report, replace these"
+    )
     args = ap.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(only) - set(SCENARIOS))
@@ -963,6 +982,13 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown scenarios {unknown}" if unknown else "--sessions ≥ 2")
     os.environ.setdefault("PYTHONPATH", str(ROOT))
     data = asyncio.run(run(only, args.sessions, args.turn_delay))
+    previous = RESULTS / f"{args.name}.json"
+    if args.merge and previous.exists():
+        old = json.loads(previous.read_text())
+        merged = {k: v for k, v in old.get("scenarios", {}).items() if k in SCENARIOS}
+        merged.update(data["scenarios"])
+        data["scenarios"] = {k: merged[k] for k in SCENARIOS if k in merged}
+        data["merged_from"] = old.get("when")
     jp, mp = write_report(args.name, data, markdown(data))
     print(mp.read_text())
     print(f"reports: {jp} {mp}", file=sys.stderr)
