@@ -139,3 +139,13 @@ def test_training_smoke_loss_decreases(lora_setup, manifests):
     losses = [train_step(model, engine, batch, opt, cfg) for _ in range(3)]
     model.eval()
     assert losses[-1] < losses[0]
+
+
+def test_allowed_rows_head_matches_the_full_vocabulary_head(router):
+    for q in ("where is order BO-100218 right now", "thanks, that's all"):
+        fast = router.engine.decode(q)
+        full = router.engine.decode(q, full_vocab=True)
+        assert [c.name for c in fast.calls] == [c.name for c in full.calls]
+        for a, b in zip(fast.calls, full.calls, strict=True):
+            assert abs(a.probability - b.probability) < 1e-4
+            assert a.raw_probability is None and 0 < b.raw_probability <= b.probability

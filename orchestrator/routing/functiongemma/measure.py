@@ -103,6 +103,9 @@ def measure(n: int = 20, int8: bool = False) -> dict[str, Any]:
             lat.append(time.perf_counter() - t)
         out[f"next_token_ms_p50_{'cached' if cached else 'uncached'}"] = p50(lat)
     variants = {
+        "route_cached_full_vocab": FunctionGemmaRouter(
+            manifests, FunctionGemmaConfig(full_vocab=True), loaded=loaded
+        ),
         "route_cached": router,
         "route_uncached": FunctionGemmaRouter(
             manifests, FunctionGemmaConfig(cached_prefix=False), loaded=loaded

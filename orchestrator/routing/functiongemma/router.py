@@ -41,6 +41,7 @@ class FunctionGemmaConfig(BaseModel):
     max_calls: int = Field(3, ge=1, le=MAX_ROUTES)  # most agents run in parallel
     description_examples: int = Field(0, ge=0, le=10)  # when_to_use examples per declaration
     cached_prefix: bool = True  # False recomputes the declarations every turn (benchmarks)
+    full_vocab: bool = False  # also report raw (whole-vocabulary) call probabilities; slower
 
 
 def prepare_model(loaded: LoadedModel, config: FunctionGemmaConfig) -> Any:
@@ -104,7 +105,11 @@ class FunctionGemmaRouter:
     def decode(self, query: str) -> Decoded:
         engine = self.engine
         return engine.decode(
-            query, max_calls=self.config.max_calls, cached=self.config.cached_prefix, model=self._model
+            query,
+            max_calls=self.config.max_calls,
+            cached=self.config.cached_prefix,
+            model=self._model,
+            full_vocab=self.config.full_vocab,
         )
 
     def route(self, ctx: RoutingContext) -> RoutingDecision:
@@ -116,7 +121,8 @@ class FunctionGemmaRouter:
         confidence = max(min(first.probability, 1.0), 1e-9)
         meta = {
             "calls": [
-                {"name": c.name, "p": round(c.probability, 4), "raw_p": round(c.raw_probability, 6)}
+                {"name": c.name, "p": round(c.probability, 4)}
+                | ({"raw_p": round(c.raw_probability, 6)} if c.raw_probability is not None else {})
                 for c in d.calls
             ],
             "p_more": [round(p, 4) for p in d.more_probability],
