@@ -935,6 +935,11 @@ def markdown(d: dict[str, Any]) -> str:
         "settled; goal 0), and the time to recover. Parameters: "
         f"{d['parameters']['sessions']} sidebars per scenario.",
         "",
+        *(
+            [f"Scenarios not re-run in this run come from the run of {d['merged_from']} (`--merge`).", ""]
+            if d.get("merged_from")
+            else []
+        ),
         "| Scenario | Result | Lost | Recovery |",
         "| --- | --- | --- | --- |",
     ]
