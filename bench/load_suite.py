@@ -283,7 +283,8 @@ half of the sessions on each instance; questions drawn from the {p["questions"]}
 A closed loop of {p["calibrate_sessions"]} sessions with no think time for {p["calibrate_s"]} s carried
 **{c["capacity_turns_per_s"]} turns/s** ({c["server_cpu_s_per_turn"]} s of server CPU per turn; TTFT p50 {c["ttft_ms"]["p50"]} ms
 when saturated). The load phase offers {p["load_factor"]} × that: mean think time {ld["mean_think_s"]} s per session
-(exponential), target {ld["target_rate_turns_per_s"]} turns/s.
+(exponential), target {ld["target_rate_turns_per_s"]} turns/s: each session asks about once every
+{round((ld["mean_think_s"] + c["done_ms"]["p50"] / 1000) / 60, 1)} min, and {ld["turns_sent"]} questions were asked in {ld["elapsed_s"]} s by {p["sessions"]} open sessions.
 
 ## Results
 
