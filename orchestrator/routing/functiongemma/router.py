@@ -56,10 +56,12 @@ def prepare_model(loaded: LoadedModel, config: FunctionGemmaConfig) -> Any:
     if config.quantize_int8:
         import torch
 
-        # Dynamic int8 on Linear layers (including the tied output projection) — CPU speed-up;
-        # the prefix cache stays the float base's, as in training.
-        model = torch.ao.quantization.quantize_dynamic(
-            model, {torch.nn.Linear}, dtype=torch.qint8, inplace=False
+        # Dynamic int8 on the decoder's Linear layers only: the float output head stays, so
+        # decisions still evaluate just the allowed rows of it. The prefix cache stays the
+        # float base's, as in training.
+        model = model if config.adapter_path else copy.deepcopy(model)
+        model.model = torch.ao.quantization.quantize_dynamic(
+            model.model, {torch.nn.Linear}, dtype=torch.qint8
         )
     return model
 
