@@ -149,3 +149,14 @@ def test_allowed_rows_head_matches_the_full_vocabulary_head(router):
         for a, b in zip(fast.calls, full.calls, strict=True):
             assert abs(a.probability - b.probability) < 1e-4
             assert a.raw_probability is None and 0 < b.raw_probability <= b.probability
+
+
+def test_int8_router_routes_without_touching_the_shared_base(loaded, manifests, router):
+    from orchestrator.routing.functiongemma.router import FunctionGemmaConfig
+
+    before = router.engine.next_logits("where is my order")
+    r8 = FunctionGemmaRouter(manifests, FunctionGemmaConfig(quantize_int8=True), loaded=loaded)
+    d = r8.route(RoutingContext(query="where is my order BO-100218", ticket={}, manifests=manifests))
+    assert 0.0 < d.confidence <= 1.0
+    assert type(loaded.model.model.layers[0].self_attn.q_proj) is torch.nn.Linear
+    assert torch.equal(before, router.engine.next_logits("where is my order"))
