@@ -193,7 +193,10 @@ def test_typo_changes_one_word():
 
     out = typo("where is the customer order", random.Random(3))
     assert out != "where is the customer order"
-    assert sum(a != b for a, b in zip(out.split(), ["where", "is", "the", "customer", "order"], strict=False)) == 1
+    assert (
+        sum(a != b for a, b in zip(out.split(), ["where", "is", "the", "customer", "order"], strict=False))
+        == 1
+    )
 
 
 def test_data_and_train_configs_validate():
