@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: run run-cluster test test-fast lint format bench security clean help zendesk-build zendesk-package
+.PHONY: run run-cluster test test-fast lint format bench security train-router clean help zendesk-build zendesk-package
 
 help:
 	@echo "make run          run the assistant on the embedded defaults (http://127.0.0.1:8080)"
@@ -54,6 +54,10 @@ format: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.run_all
+
+# Reproduces the FunctionGemma router's LoRA adapter for the built-in agents (CPU: minutes per epoch).
+train-router: $(VENV)/.installed-test
+	$(BIN)/python -m orchestrator.routing.functiongemma.train --output-dir orchestrator/routing/functiongemma/adapters/demo
 
 security: $(VENV)/.installed-test
 	$(BIN)/python -m bench.security_suite
