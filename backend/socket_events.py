@@ -26,6 +26,7 @@ from backend.ratelimit import RateLimited
 from backend.sessions import ConcurrentUpdateError, Session, SessionNotFound, session_id_for
 from backend.turns import room_for
 from orchestrator.turn import Principal
+from store.sessions import ArchiveError
 
 if TYPE_CHECKING:
     from backend.app import Services
@@ -108,6 +109,11 @@ def register_socket_events(socketio: SocketIO, svc: Services) -> Connections:
                 reply_error("conflict", "The session is busy; please try again.", retryable=True)
             except SessionNotFound:
                 reply_error("session_expired", "The session expired; join the ticket again.", retryable=True)
+            except ArchiveError:
+                log.exception("archive unavailable during %s", fn.__name__)
+                reply_error(
+                    "unavailable", "Session history is unavailable; retrying shortly.", retryable=True
+                )
             except redis.RedisError:
                 log.exception("redis unavailable during %s", fn.__name__)
                 reply_error(

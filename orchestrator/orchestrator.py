@@ -36,7 +36,7 @@ from orchestrator.routing.base import Route, Router, RoutingContext, RoutingDeci
 from orchestrator.routing.gemini import PROMPT as CONTROLLER_PROMPT
 from orchestrator.turn import Delta, Done, Thinking, TurnEvent, TurnFailed, TurnRequest
 from store.knowledge import KnowledgeIndex
-from vertex_interface import LLM, CallbackChain, CallTags, LLMError, Message, Source
+from vertex_interface import LLM, Blocked, CallbackChain, CallTags, LLMError, Message, Source
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)  # a no-op unless the backend installs a tracer provider
@@ -52,7 +52,9 @@ class OrchestratorConfig:
     max_agent_timeout_s: float = 20.0
     prior_summary_chars: int = 1200
     history_turns: int = 8
-    max_workers: int = 32
+    # Calls of one agent in flight at once on this instance. A tool that ignores cancellation can
+    # hold at most this many threads; the pool is sized so the other agents always have theirs.
+    max_inflight_per_agent: int = 8
 
 
 @dataclass
@@ -71,7 +73,11 @@ class Assistant:
 
     def __post_init__(self) -> None:
         self.by_name = {a.name: a for a in self.agents if a.manifest.enabled}
-        self.executor = ThreadPoolExecutor(max_workers=self.config.max_workers, thread_name_prefix="agent")
+        self.slots = {
+            name: threading.BoundedSemaphore(self.config.max_inflight_per_agent) for name in self.by_name
+        }
+        workers = max(4, self.config.max_inflight_per_agent * len(self.by_name))
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="agent")
         prompts = [SYNTHESIS_PROMPT, CONTROLLER_PROMPT, *(p for a in self.agents for p in a.prompts.values())]
         self.leak_filter = PromptLeakFilter(prompts)
 
@@ -228,9 +234,17 @@ class Orchestrator:
             deadline = time.monotonic() + min(agent.manifest.timeout_s, self.a.config.max_agent_timeout_s)
             yield Thinking(f"{title}: searching for “{route.enhanced_query[:120]}”", agent=title)
             # copy_context: agent threads log with the turn's correlation ids.
-            future = self.a.executor.submit(
-                contextvars.copy_context().run, self._call_agent, agent, route.enhanced_query, ctx
-            )
+            if not self.a.slots[agent.name].acquire(blocking=False):
+                # Its earlier calls are still stuck: don't queue behind them (nor make others wait).
+                busy = AgentResult(
+                    agent=agent.name, summary="", status="unavailable", error="too many calls still running"
+                )
+                future = Future()
+                future.set_result(busy)
+            else:
+                future = self.a.executor.submit(
+                    contextvars.copy_context().run, self._call_agent_in_slot, agent, route.enhanced_query, ctx
+                )
             running[future] = (
                 route,
                 agent,
@@ -275,6 +289,12 @@ class Orchestrator:
             else:
                 yield Thinking(f"{title} {UNAVAILABLE.get(r.status, r.status)}", agent=title)
         return ordered
+
+    def _call_agent_in_slot(self, agent: BaseAgent, query: str, ctx: AgentContext) -> AgentResult:
+        try:
+            return self._call_agent(agent, query, ctx)
+        finally:
+            self.a.slots[agent.name].release()
 
     def _call_agent(self, agent: BaseAgent, query: str, ctx: AgentContext) -> AgentResult:
         with _tracer.start_as_current_span("agent", attributes={"agent": agent.name}) as span:
@@ -349,11 +369,16 @@ class Orchestrator:
                     self.timings["first_token_s"] = round(time.perf_counter() - self.started, 4)
                     first = False
                 yield Delta(delta.text)
+        except Blocked as exc:
+            raise TurnFailed(
+                "blocked", "The answer was blocked by the model's safety filters.", retryable=False
+            ) from exc
         except LLMError as exc:
+            # The SDK's retries are spent, but the user's retry later may well succeed (outage ends).
             raise TurnFailed(
                 "llm_unavailable",
                 "The language model is unavailable right now; please retry.",
-                retryable=exc.retryable,
+                retryable=True,
             ) from exc
         if self.a.leak_filter.leaks(text):
             log.warning("synthesis output quoted a protected prompt; replaced")

@@ -37,8 +37,14 @@ class ScriptedAgent(BaseAgent):
         delay: float = 0.0,
         evidence: list[Evidence] | None = None,
         error: Exception | None = None,
+        ignore_cancel: bool = False,
     ) -> None:
-        self.delay, self.evidence, self.error = delay, evidence or [], error
+        self.delay, self.evidence, self.error, self.ignore_cancel = (
+            delay,
+            evidence or [],
+            error,
+            ignore_cancel,
+        )
         self.queries: list[str] = []
         self.priors: list[list] = []
         self.spans: list[tuple[float, float]] = []  # (start, end) of each tool run
@@ -57,7 +63,7 @@ class ScriptedAgent(BaseAgent):
         start = time.monotonic()
         try:
             while time.monotonic() < start + self.delay:
-                if ctx.cancel.is_set():
+                if ctx.cancel.is_set() and not self.ignore_cancel:
                     return []
                 time.sleep(0.01)
             if self.error:

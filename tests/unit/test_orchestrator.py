@@ -280,3 +280,30 @@ def test_model_history_is_bounded_and_summarised(local_llm, turns):
     else:
         assert history[0]["role"] == "summary" and "question 0" in history[0]["text"]
         assert len(history) == 1 + 8 and history[-1]["text"] == f"answer {turns - 1}. detail"
+
+
+def test_a_hung_agent_cannot_starve_the_others(local_llm):
+    from orchestrator.orchestrator import OrchestratorConfig
+
+    hung = ScriptedAgent(
+        manifest("hung", "never returns, ignores cancel", ["x"], timeout_s=0.2), delay=3, ignore_cancel=True
+    )
+    kb = ScriptedAgent(
+        manifest("kb", "knowledge base for tests", ["policy"], timeout_s=0.5), evidence=[RETURNS]
+    )
+    assistant = Assistant(
+        [hung, kb],
+        FixedRouter(route(["hung", "kb"])),
+        local_llm,
+        None,
+        config=OrchestratorConfig(max_inflight_per_agent=2),
+    )
+    statuses = []
+    for i in range(5):
+        _, done = run(assistant, request(f"How many days to return unused items? {i}"))
+        statuses.append((done.routing["agents"]["hung"]["status"], done.routing["agents"]["kb"]["status"]))
+    assert all(kb_status == "ok" for _, kb_status in statuses), statuses
+    assert (
+        statuses[0][0] == "timeout" and statuses[-1][0] == "unavailable"
+    )  # its slots are all held by stuck calls
+    assistant.close()
