@@ -15,6 +15,7 @@ import socketio as socketio_lib
 from flask import Flask
 from flask_socketio import SocketIO
 
+from backend import protocol
 from backend.auth import Authenticator, load_or_create_secret
 from backend.http import bp as http_bp
 from backend.observability import Metrics, configure_logging, configure_tracing
@@ -23,7 +24,7 @@ from backend.sessions import SessionStore
 from backend.settings import Settings
 from backend.sidebar import register_sidebar
 from backend.socket_events import Connections, register_socket_events
-from backend.turns import TurnRunner
+from backend.turns import TurnRunner, room_for
 from backend.zendesk_auth import DevModeAuthenticator, SessionTokens, ZendeskSessionAuthenticator
 from orchestrator.turn import TurnHandler
 from store.sessions import SessionArchive, SqliteSessionArchive
@@ -114,7 +115,13 @@ def create_app(
     instance_id = f"{uuid.uuid4().hex[:12]}"
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
     archive = archive or open_archive(settings)
-    store = SessionStore(client, archive, ttl_seconds=settings.session_ttl_seconds, instance_id=instance_id)
+    store = SessionStore(
+        client,
+        archive,
+        ttl_seconds=settings.session_ttl_seconds,
+        instance_id=instance_id,
+        stale_after=settings.turn_timeout_seconds + 30,
+    )
     origins = settings.cors_allowed_origins
     socketio = SocketIO(
         app,
@@ -182,8 +189,25 @@ def _start_heartbeat(svc: Services) -> None:
         while not svc._stop.is_set():
             try:
                 svc.store.heartbeat(interval)
+                # Turns whose instance died (or that went stale) are settled and the room told,
+                # so a sidebar never waits on an answer nobody is producing.
+                for session_id, message_id in svc.store.sweep_orphans():
+                    svc.socketio.emit(
+                        protocol.ERROR,
+                        protocol.error(
+                            "interrupted",
+                            "The answer was cut off because the server handling it stopped. Retry?",
+                            retryable=True,
+                            id=message_id,
+                        ),
+                        to=room_for(session_id),
+                    )
+                    svc.metrics.turns.labels("interrupted").inc()
+                svc.store.flush_archive_queue()
             except redis.RedisError:
                 log.warning("heartbeat to redis failed", exc_info=True)
+            except Exception:
+                log.exception("heartbeat housekeeping failed")
             svc._stop.wait(interval)
 
     svc.store.heartbeat(interval)

@@ -8,6 +8,7 @@ re-applies its change.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -26,6 +27,8 @@ T = TypeVar("T")
 
 _SESSION_NAMESPACE = uuid.UUID("6f1d0c1e-5a8b-4c55-9a57-2f6d5b9e0a11")
 KEY_PREFIX = "sa"
+INFLIGHT = f"{KEY_PREFIX}:inflight"  # members: session|message|instance|attempt|started_at
+ARCHIVE_QUEUE = f"{KEY_PREFIX}:archive-queue"  # session ids whose archive write failed
 
 MessageStatus = Literal["complete", "streaming", "interrupted", "error"]
 
@@ -106,12 +109,15 @@ class SessionStore:
         ttl_seconds: int,
         instance_id: str,
         max_cas_retries: int = 64,
+        stale_after: float = 300.0,
     ) -> None:
         self.redis = client
         self.archive = archive
         self.ttl_seconds = ttl_seconds
         self.instance_id = instance_id
         self.max_cas_retries = max_cas_retries
+        # A reply 'streaming' for longer than this has no live producer, whoever owns it.
+        self.stale_after = stale_after
 
     # --- keys ---------------------------------------------------------------------------------
     @staticmethod
@@ -210,13 +216,64 @@ class SessionStore:
         return True
 
     def archive_now(self, session: Session) -> bool:
-        """Mirror to the archive; failures are logged, not raised, because Redis still has it."""
+        """Mirror to the archive. A failure is queued for `flush_archive_queue` (Redis still has
+        the session), so the archive catches up when it returns."""
         try:
             self.archive.save(session.to_record())
             return True
         except ArchiveError:
-            log.exception("archive write failed", extra={"session_id": session.id})
+            log.exception("archive write failed; queued", extra={"session_id": session.id})
+            with contextlib.suppress(redis.RedisError):
+                self.redis.sadd(ARCHIVE_QUEUE, session.id)
             return False
+
+    def flush_archive_queue(self, limit: int = 200) -> int:
+        """Write queued sessions to the archive; returns how many were written."""
+        written = 0
+        for session_id in self.redis.srandmember(ARCHIVE_QUEUE, limit) or []:
+            session = self.get(session_id)
+            if session is None:
+                self.redis.srem(ARCHIVE_QUEUE, session_id)
+                continue
+            try:
+                self.archive.save(session.to_record())
+            except ArchiveError:
+                return written  # still down: try again at the next beat
+            self.redis.srem(ARCHIVE_QUEUE, session_id)
+            written += 1
+        return written
+
+    # --- in-flight turns ----------------------------------------------------------------------
+    def track_turn(self, session_id: str, message_id: str, attempt: int) -> None:
+        self.redis.sadd(INFLIGHT, _inflight(session_id, message_id, self.instance_id, attempt, time.time()))
+
+    def untrack_turn(self, session_id: str, message_id: str, attempt: int) -> None:
+        prefix = f"{session_id}|{message_id}|{self.instance_id}|{attempt}|"
+        members = [m for m in self.redis.smembers(INFLIGHT) if m.startswith(prefix)]
+        if members:
+            self.redis.srem(INFLIGHT, *members)
+
+    def sweep_orphans(self) -> list[tuple[str, str]]:
+        """Settle turns whose producer is gone (instance dead, or running past `stale_after`):
+        any instance may do it; the compare-and-set makes exactly one of them win. Returns the
+        (session id, message id) pairs this call marked interrupted."""
+        settled: list[tuple[str, str]] = []
+        now = time.time()
+        for member in self.redis.smembers(INFLIGHT):
+            try:
+                session_id, message_id, owner, _attempt, started = member.split("|")
+            except ValueError:
+                self.redis.srem(INFLIGHT, member)
+                continue
+            if self.instance_alive(owner) and now - float(started) < self.stale_after:
+                continue
+            try:
+                _, changed = self.mark_orphaned(session_id)
+            except SessionNotFound:
+                changed = []
+            self.redis.srem(INFLIGHT, member)
+            settled += [(session_id, m) for m in changed if m == message_id]
+        return settled
 
     # --- connections and expiry ---------------------------------------------------------------
     def attach(self, session_id: str, sid: str) -> None:
@@ -259,27 +316,47 @@ class SessionStore:
         return bool(self.redis.exists(self.instance_key(instance_id)))
 
     def mark_orphaned_turns(self, session_id: str) -> Session:
-        """Replies still 'streaming' on an instance that died are marked interrupted."""
+        return self.mark_orphaned(session_id)[0]
 
-        def mutate(s: Session) -> int:
-            changed = 0
+    def mark_orphaned(self, session_id: str) -> tuple[Session, list[str]]:
+        """Replies still 'streaming' with no live producer — their instance died, or they have run
+        past `stale_after` (e.g. the turn's last write hit a Redis outage) — become interrupted.
+        Returns the session and the ids of the user messages whose replies changed."""
+        now = time.time()
+
+        def orphaned(m: ThreadMessage) -> str | None:
+            if m.status != "streaming":
+                return None
+            owner = m.meta.get("instance")
+            if owner and not self.instance_alive(owner):
+                return "instance_lost"
+            if now - float(m.meta.get("started_at", now)) > self.stale_after:
+                return "stale"
+            return None
+
+        def mutate(s: Session) -> list[str]:
+            changed = []
             for m in s.thread:
-                owner = m.meta.get("instance")
-                if m.status == "streaming" and owner and not self.instance_alive(owner):
+                reason = orphaned(m)
+                if reason:
                     m.status = "interrupted"
-                    m.meta["interrupted_reason"] = "instance_lost"
-                    changed += 1
+                    m.meta["interrupted_reason"] = reason
+                    changed.append(m.reply_to or m.id)
             return changed
 
         session = self.get(session_id)
         if session is None:
             raise SessionNotFound(session_id)
-        if not any(m.status == "streaming" for m in session.thread):
-            return session
+        if not any(orphaned(m) for m in session.thread):
+            return session, []
         session, changed = self.update(session_id, mutate)
         if changed:
             self.archive_now(session)
-        return session
+        return session, changed
+
+
+def _inflight(session_id: str, message_id: str, instance: str, attempt: int, started: float) -> str:
+    return f"{session_id}|{message_id}|{instance}|{attempt}|{started:.3f}"
 
 
 def _set_ticket(session: Session, ticket: dict[str, Any]) -> None:

@@ -5,12 +5,14 @@ Socket.IO layer share it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+import redis
 from opentelemetry import trace
 
 from backend import protocol
@@ -43,6 +45,7 @@ class TurnRunner:
         turn_timeout: float,
         spawn: Callable[..., Any] | None = None,
         observe: Callable[..., None] | None = None,
+        settle_timeout: float = 30.0,
     ) -> None:
         self.store = store
         self.handler = handler
@@ -52,6 +55,7 @@ class TurnRunner:
         self.spawn = spawn or (lambda fn, *a: threading.Thread(target=fn, args=a, daemon=True).start())
         # observe(outcome, routing, timings, cost): metrics hook, called once per settled turn.
         self.observe = observe or (lambda *a, **k: None)
+        self.settle_timeout = settle_timeout
 
     # --- entry points -------------------------------------------------------------------------
     def submit(self, session_id: str, principal: Principal, message_id: str, text: str) -> bool:
@@ -78,6 +82,7 @@ class TurnRunner:
             room_for(session_id),
         )
         if is_new:
+            self.store.track_turn(session_id, message_id, attempt)
             self.spawn(self._run, session_id, principal, message_id, attempt)
         return is_new
 
@@ -95,6 +100,7 @@ class TurnRunner:
             return attempt
 
         _, attempt = self.store.update(session_id, mutate)
+        self.store.track_turn(session_id, message_id, attempt)
         self.spawn(self._run, session_id, principal, message_id, attempt)
 
     # --- the turn -----------------------------------------------------------------------------
@@ -102,7 +108,11 @@ class TurnRunner:
         with correlation(
             tenant=principal.tenant, session_id=session_id, message_id=message_id, attempt=attempt
         ):
-            self._run_turn(session_id, principal, message_id, attempt)
+            try:
+                self._run_turn(session_id, principal, message_id, attempt)
+            finally:
+                with contextlib.suppress(redis.RedisError):
+                    self.store.untrack_turn(session_id, message_id, attempt)
 
     def _run_turn(self, session_id: str, principal: Principal, message_id: str, attempt: int) -> None:
         room = room_for(session_id)
@@ -283,8 +293,20 @@ class TurnRunner:
                 extra(s)
             return True
 
-        session, applied = self.store.update(session_id, mutate)
-        return session if applied else None
+        # The answer exists; a Redis blip (failover, restart) must not strand it as 'streaming'.
+        # Retry until Redis is back — the update rehydrates from the archive if Redis came back empty.
+        deadline = time.monotonic() + self.settle_timeout
+        delay = 0.2
+        while True:
+            try:
+                session, applied = self.store.update(session_id, mutate)
+                return session if applied else None
+            except (redis.ConnectionError, redis.TimeoutError):
+                if time.monotonic() >= deadline:
+                    raise
+                log.warning("redis unavailable while settling a turn; retrying in %.1fs", delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
 
 def _placeholder(message_id: str, instance: str, attempt: int) -> ThreadMessage:

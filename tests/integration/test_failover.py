@@ -150,3 +150,26 @@ def test_acknowledged_message_survives_redis_loss_before_the_turn_ends(cluster, 
         reply = done["message"]
     assert reply["status"] == "complete" and reply["text"].startswith("echo: ack then flush")
     again.disconnect()
+
+
+def test_quick_rejoin_still_learns_the_reply_was_cut_off(cluster, tokens):
+    """The sidebar is back (on B) before A's heartbeat has expired: the reply is still
+    'streaming' then; B's sweeper settles it and tells the room, so nobody waits forever."""
+    a, b = cluster
+    token = tokens.mint("acme", "carol")
+    tab = SidebarClient()
+    tab.connect(a.url, token)
+    tab.join(TICKET)
+    tab.emit(protocol.MESSAGE, {"id": "k1", "text": "a long question that takes a while to answer completely"})
+    tab.wait_for(protocol.DELTA, lambda d: d["id"] == "k1")
+    a.stop(signal.SIGKILL)
+    tab.disconnect(abort=True)
+    again = SidebarClient()
+    again.connect(b.url, token)
+    state = again.join(TICKET)
+    assert next(m for m in state["thread"] if m["id"] == "k1.reply")["status"] == "streaming"
+    err = again.wait_for(protocol.ERROR, lambda d: d.get("id") == "k1", timeout=15)
+    assert (err["code"], err["retryable"]) == ("interrupted", True)
+    again.emit(protocol.RETRY, {"id": "k1"})
+    assert again.wait_for(protocol.DONE, lambda d: d["id"] == "k1", timeout=30)["message"]["status"] == "complete"
+    again.disconnect()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import redis
@@ -157,3 +158,63 @@ def test_embedded_redis_shutdown_really_stops_the_server(tmp_path):
     ):
         time.sleep(0.1)
     assert subprocess.run(["pgrep", "-f", server.socket_file], capture_output=True).returncode != 0
+
+
+def test_sweeper_settles_turns_of_dead_instances_once(store, redis_client):
+    session, _, _ = store.open(ALICE, {"id": "20"})
+
+    def add(s: Session) -> None:
+        s.thread.append(ThreadMessage(id="q", role="user", text="?"))
+        s.thread.append(
+            ThreadMessage(
+                id="q.reply",
+                role="assistant",
+                status="streaming",
+                reply_to="q",
+                meta={"instance": "inst-dead", "started_at": time.time()},
+            )
+        )
+
+    store.update(session.id, add)
+    dead = SessionStore(redis_client, store.archive, ttl_seconds=60, instance_id="inst-dead")
+    dead.track_turn(session.id, "q", 1)
+    assert store.sweep_orphans() == [(session.id, "q")]
+    assert store.get(session.id).reply_to("q").status == "interrupted"
+    assert store.sweep_orphans() == []  # settled once, forgotten
+
+
+def test_stale_streaming_reply_is_interrupted_even_if_its_instance_lives(redis_client, archive):
+    store = SessionStore(redis_client, archive, ttl_seconds=60, instance_id="inst-a", stale_after=5)
+    session, _, _ = store.open(ALICE, {"id": "21"})
+
+    def add(s: Session) -> None:
+        s.thread.append(ThreadMessage(id="q", role="user", text="?"))
+        s.thread.append(
+            ThreadMessage(
+                id="q.reply",
+                role="assistant",
+                status="streaming",
+                reply_to="q",
+                meta={"instance": "inst-a", "started_at": time.time() - 60},
+            )
+        )
+
+    store.update(session.id, add)
+    _, changed = store.mark_orphaned(session.id)
+    assert changed == ["q"]
+    assert store.get(session.id).reply_to("q").meta["interrupted_reason"] == "stale"
+
+
+def test_failed_archive_writes_are_queued_and_flushed(store, redis_client, tmp_path):
+    session, _, _ = store.open(ALICE, {"id": "22"})
+    session, _ = store.update(
+        session.id, lambda s: s.thread.append(ThreadMessage(id="m", role="user", text="kept"))
+    )
+    store.archive.close()  # the archive goes down
+    assert store.archive_now(session) is False
+    assert redis_client.sismember("sa:archive-queue", session.id)
+    assert store.flush_archive_queue() == 0  # still down
+    store.archive = SqliteSessionArchive(tmp_path / "archive.sqlite3")  # and comes back
+    assert store.flush_archive_queue() == 1
+    assert store.archive.load(session.id).data["thread"][0]["text"] == "kept"
+    assert not redis_client.sismember("sa:archive-queue", session.id)
