@@ -11,7 +11,6 @@ import uuid
 from dataclasses import dataclass, field
 
 import redis
-import socketio as socketio_lib
 from flask import Flask
 from flask_socketio import SocketIO
 
@@ -20,6 +19,7 @@ from backend.auth import Authenticator, load_or_create_secret
 from backend.http import bp as http_bp
 from backend.observability import Metrics, configure_logging, configure_tracing
 from backend.ratelimit import RateLimiter
+from backend.redis_manager import RedisManager
 from backend.sessions import SessionStore
 from backend.settings import Settings
 from backend.sidebar import register_sidebar
@@ -127,7 +127,7 @@ def create_app(
         app,
         async_mode="threading",
         # Built explicitly: Flask-SocketIO only recognises redis:// URLs, not the embedded unix socket.
-        client_manager=socketio_lib.RedisManager(settings.redis_url, channel="sidebar-assistant"),
+        client_manager=RedisManager(settings.redis_url, channel="sidebar-assistant"),
         cors_allowed_origins="*"
         if origins.strip() == "*"
         else [o.strip() for o in origins.split(",") if o.strip()],

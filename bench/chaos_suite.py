@@ -176,16 +176,20 @@ async def scenario_sigkill(n: int, delay: float) -> dict[str, Any]:
         lost = audit(victims + bystanders, redis_url=cl.redis_url, archive_path=cl.settings.sqlite_path)
 
     statuses = Counter(r["reply_status_at_rejoin"] for r in results)
-    stuck = [r for r in results if r["stuck_streaming_s"] is not None]
+    # Still 'streaming' at the re-join is expected while the dead instance's heartbeat has not
+    # expired; what matters is whether the sidebar then hears of it by itself (chat:error
+    # interrupted from a surviving instance's sweep) or needs another join.
+    pushed = [r for r in results if r["stuck_streaming_s"] is not None and r["rejoins_needed"] == 0]
+    stuck = [r for r in results if r["rejoins_needed"] > 0]
     bystanders_ok = sum(1 for c in bystanders if c.turns["long"].done is not None)
     recovered = [r["recovered_s"] for r in results]
     findings = []
     if stuck:
         findings.append(
             f"{len(stuck)}/{n} sidebars re-joined within the dead instance's heartbeat lifetime "
-            f"(3 × INSTANCE_HEARTBEAT_SECONDS) and got the reply still `streaming`; nothing ever "
-            "marks it interrupted or tells the room, so the sidebar shows 'Thinking…' until another "
-            "join (backend/sessions.py `mark_orphaned_turns` runs only from `session:join`)."
+            "and got the reply still `streaming`, and no chat:error `interrupted` reached them "
+            "within 10 s: they needed another join to see it (the heartbeat sweep should have "
+            "told the room)."
         )
     return {
         "what": f"{n} sidebars mid-turn on instance A (SIGKILL), {n} bystanders mid-turn on B",
@@ -199,7 +203,8 @@ async def scenario_sigkill(n: int, delay: float) -> dict[str, Any]:
             "disconnect_detected": _summary([r["detected_s"] for r in results]),
             "rejoined_on_b": _summary([r["rejoined_s"] for r in results]),
             "interrupted_reply_completed_after_retry": _summary(recovered),
-            "stuck_streaming": _summary([r["stuck_streaming_s"] for r in stuck]),
+            "interrupted_pushed_after_rejoin": _summary([r["stuck_streaming_s"] for r in pushed]),
+            "stuck_streaming_needing_rejoin": _summary([r["stuck_streaming_s"] for r in stuck]),
         },
         "findings": findings,
         "passed": lost["lost"] == 0 and all(recovered) and bystanders_ok == n and not stuck,
