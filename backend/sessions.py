@@ -110,6 +110,7 @@ class SessionStore:
         instance_id: str,
         max_cas_retries: int = 64,
         stale_after: float = 300.0,
+        liveness_window: float = 15.0,
     ) -> None:
         self.redis = client
         self.archive = archive
@@ -118,6 +119,7 @@ class SessionStore:
         self.max_cas_retries = max_cas_retries
         # A reply 'streaming' for longer than this has no live producer, whoever owns it.
         self.stale_after = stale_after
+        self.liveness_window = liveness_window  # set from the heartbeat interval by heartbeat()
 
     # --- keys ---------------------------------------------------------------------------------
     @staticmethod
@@ -305,15 +307,19 @@ class SessionStore:
 
     def heartbeat(self, interval: float) -> None:
         # Three missed beats and the instance counts as dead.
+        self.liveness_window = interval * 3
         self.redis.set(self.instance_key(self.instance_id), str(time.time()), px=int(interval * 3000))
 
     def retire(self) -> None:
         self.redis.delete(self.instance_key(self.instance_id))
 
     def instance_alive(self, instance_id: str) -> bool:
-        if instance_id == self.instance_id:
+        if instance_id == self.instance_id or self.redis.exists(self.instance_key(instance_id)):
             return True
-        return bool(self.redis.exists(self.instance_key(instance_id)))
+        # A missing key proves death only once Redis has been up for a whole liveness window:
+        # right after Redis restarts empty, every instance lacks its key until its next beat.
+        uptime = int(self.redis.info("server").get("uptime_in_seconds", 0))
+        return uptime < self.liveness_window
 
     def mark_orphaned_turns(self, session_id: str) -> Session:
         return self.mark_orphaned(session_id)[0]

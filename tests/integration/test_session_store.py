@@ -27,7 +27,8 @@ def archive(tmp_path):
 
 @pytest.fixture
 def store(redis_client, archive) -> SessionStore:
-    return SessionStore(redis_client, archive, ttl_seconds=60, instance_id="inst-a")
+    # liveness_window=0: the test Redis is young, and these tests judge liveness by the key alone.
+    return SessionStore(redis_client, archive, ttl_seconds=60, instance_id="inst-a", liveness_window=0)
 
 
 def test_one_session_per_tenant_user_ticket(store):
@@ -176,7 +177,9 @@ def test_sweeper_settles_turns_of_dead_instances_once(store, redis_client):
         )
 
     store.update(session.id, add)
-    dead = SessionStore(redis_client, store.archive, ttl_seconds=60, instance_id="inst-dead")
+    dead = SessionStore(
+        redis_client, store.archive, ttl_seconds=60, instance_id="inst-dead", liveness_window=0
+    )
     dead.track_turn(session.id, "q", 1)
     assert store.sweep_orphans() == [(session.id, "q")]
     assert store.get(session.id).reply_to("q").status == "interrupted"
@@ -218,3 +221,12 @@ def test_failed_archive_writes_are_queued_and_flushed(store, redis_client, tmp_p
     assert store.flush_archive_queue() == 1
     assert store.archive.load(session.id).data["thread"][0]["text"] == "kept"
     assert not redis_client.sismember("sa:archive-queue", session.id)
+
+
+def test_right_after_redis_restarts_nobody_is_judged_dead(redis_client, archive):
+    # Redis younger than the liveness window: a missing key proves nothing yet (every instance
+    # re-creates its key at its next beat), so no turn is interrupted on that evidence.
+    young = SessionStore(redis_client, archive, ttl_seconds=60, instance_id="inst-a", liveness_window=3600)
+    assert young.instance_alive("inst-without-a-key") is True
+    settled = SessionStore(redis_client, archive, ttl_seconds=60, instance_id="inst-a", liveness_window=0)
+    assert settled.instance_alive("inst-without-a-key") is False
