@@ -680,8 +680,11 @@ async def scenario_vertex(n: int, _delay: float) -> dict[str, Any]:
         phases["controller-5xx"]["router"]
     )
     fault_errors = {e for p in ("5xx", "timeout") for e in phases[p]["errors"]}
-    errors_ok = fault_errors == {"llm_unavailable (retryable=True)"} and not any(
-        phases[p]["done"] for p in ("5xx", "timeout")
+    # During the faults every turn must end either answered (a request that slipped between
+    # scripted faults) or with a retryable llm_unavailable — never hang or fail for good.
+    errors_ok = fault_errors <= {"llm_unavailable (retryable=True)"} and all(
+        phases[p]["done"] + sum(phases[p]["errors"].values()) == phases[p]["sidebars"]
+        for p in ("5xx", "timeout")
     )
     recovered = all(r.get("never") == 0 and r.get("n") for r in recovery.values())
     findings = []
