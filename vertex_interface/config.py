@@ -83,6 +83,9 @@ class LocalResponderConfig(BaseModel):
     relative_cutoff: float = Field(
         0.75, ge=0, le=1, description="Sentences scoring below this fraction of the best one are dropped."
     )
+    title_weight: float = Field(
+        0.15, ge=0, le=1, description="Bonus (× title-question similarity) when ranking a source's sentences."
+    )
     semantic_weight: float = Field(
         0.7, ge=0, le=1, description="Weight of MiniLM cosine vs. lexical overlap in the score."
     )

@@ -238,17 +238,36 @@ class ExtractiveResponder:
         if best < self.settings.relevance_threshold:
             return ExtractiveAnswer(NOTHING_FOUND, (), False)
         floor = max(self.settings.relevance_threshold, best * self.settings.relative_cutoff)
+        # Relevance is judged on the sentence alone; the order also weighs how well its source's
+        # title matches the question ("When will I get my refund?" for a refund-timing question),
+        # so a near-miss sentence from an off-topic article does not outrank the right article.
+        ranked = scores + self.settings.title_weight * self._title_similarity(question, spans)
         picks: list[Pick] = []
         seen: set[str] = set()
-        for i in np.argsort(-scores, kind="stable"):
-            if scores[i] < floor or len(picks) >= self.settings.max_sentences:
+        for i in np.argsort(-ranked, kind="stable"):
+            if len(picks) >= self.settings.max_sentences:
                 break
+            if scores[i] < floor:
+                continue
             key = " ".join(spans[i].text.lower().split())
             if key in seen:  # the same sentence in two articles: quote it once
                 continue
             seen.add(key)
             picks.append(Pick(spans[i], float(scores[i])))
         return ExtractiveAnswer(self._render(picks), tuple(picks), True)
+
+    def _title_similarity(self, question: str, spans: Sequence[Span]) -> np.ndarray:
+        if self.settings.title_weight == 0:
+            return np.zeros(len(spans), dtype=np.float32)
+        titles = sorted({s.source.title for s in spans})
+        sims = dict(
+            zip(
+                titles,
+                np.clip(self._docs.get(titles) @ self._embed_query([question])[0], 0.0, 1.0),
+                strict=True,
+            )
+        )
+        return np.array([sims[s.source.title] for s in spans], dtype=np.float32)
 
     @staticmethod
     def _render(picks: Sequence[Pick]) -> str:
