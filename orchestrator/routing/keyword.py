@@ -9,9 +9,8 @@ from collections import Counter
 from collections.abc import Sequence
 
 from agents.base import AgentManifest
-from orchestrator.routing.base import Route, RoutingContext, RoutingDecision
-from orchestrator.routing.queries import enhance
-from orchestrator.routing.semantic import plan_stages
+from orchestrator.routing.base import RoutingContext, RoutingDecision
+from orchestrator.routing.queries import route_decision
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 STOP = frozenset(
@@ -143,14 +142,10 @@ class KeywordRouter:
                 router=self.name,
                 reason="no trigger words",
             )
-        route = Route(
-            agent=best,
-            enhanced_query=enhance(ctx.query, self.manifests[best], ctx.ticket, ctx.hints),
-            score=round(scores[best], 4),
-        )
-        return RoutingDecision(
-            action="route",
-            stages=plan_stages([route], self.manifests),
+        return route_decision(
+            ctx,
+            self.manifests,
+            [(best, scores[best])],
             confidence=scores[best] / total,
             router=self.name,
             meta={"scores": {k: round(v, 4) for k, v in scores.items()}},

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from agents.base import AgentManifest
-from orchestrator.routing.base import MAX_ROUTES, Route, RoutingContext, RoutingDecision
-from orchestrator.routing.queries import enhance
+from orchestrator.routing.base import MAX_ROUTES, RoutingContext, RoutingDecision
+from orchestrator.routing.queries import respond_text, route_decision
 
 Embed = Callable[[list[str]], np.ndarray]
 
@@ -33,13 +33,6 @@ RESPOND_EXAMPLES = (
     "good morning",
     "never mind",
 )
-RESPOND_TEXT = {
-    "thanks": "You're welcome — ask me anything else about this ticket.",
-    "default": (
-        "I can look things up for this ticket: {agents}. Ask a question about the customer's issue and "
-        "I'll answer with sources."
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -117,7 +110,7 @@ class SemanticRouter:
         ):
             return RoutingDecision(
                 action="respond",
-                response=self._respond_text(ctx.query),
+                response=respond_text(ctx.query, self.manifests),
                 confidence=confidence,
                 router=self.name,
                 reason="conversational message",
@@ -137,35 +130,12 @@ class SemanticRouter:
             )
         chosen = [n for n in agent_names if scores[n] >= max(cfg.route_threshold, scores[top] - cfg.margin)]
         chosen = chosen[: min(cfg.max_agents, MAX_ROUTES)]
-        routes = [
-            Route(
-                agent=n,
-                enhanced_query=enhance(ctx.query, self.manifests[n], ctx.ticket, ctx.hints),
-                score=round(scores[n], 4),
-            )
-            for n in chosen
-        ]
-        return RoutingDecision(
-            action="route",
-            stages=plan_stages(routes, self.manifests),
+        return route_decision(
+            ctx,
+            self.manifests,
+            [(n, scores[n]) for n in chosen],
             confidence=confidence,
             router=self.name,
             reason=f"nearest examples: {', '.join(chosen)}",
             meta=meta,
         )
-
-    def _respond_text(self, query: str) -> str:
-        if any(w in query.lower() for w in ("thank", "great", "got it", "that's all")):
-            return RESPOND_TEXT["thanks"]
-        agents = ", ".join(m.title.lower() for m in self.manifests.values())
-        return RESPOND_TEXT["default"].format(agents=agents)
-
-
-def plan_stages(routes: list[Route], manifests: dict[str, AgentManifest]) -> list[list[Route]]:
-    """Facts first, then policy: API agents (orders, products) run before retrieval agents when
-    both are chosen, so the retrieval agents can use what was looked up."""
-    facts = [r for r in routes if manifests[r.agent].kind == "api"]
-    rest = [r for r in routes if manifests[r.agent].kind != "api"]
-    if facts and rest:
-        return [facts, rest]
-    return [routes]

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.base import AgentManifest
-from orchestrator.routing.base import MAX_ROUTES, Route, RoutingContext, RoutingDecision, RoutingError
+from orchestrator.routing.base import MAX_ROUTES, RoutingContext, RoutingDecision, RoutingError
 from orchestrator.routing.functiongemma.engine import Decoded, Engine
 from orchestrator.routing.functiongemma.format import (
     CLARIFY,
@@ -27,8 +27,7 @@ from orchestrator.routing.functiongemma.format import (
     declarations_from_manifests,
 )
 from orchestrator.routing.functiongemma.model import BaseModelConfig, LoadedModel, get_base
-from orchestrator.routing.queries import enhance
-from orchestrator.routing.semantic import RESPOND_TEXT, plan_stages
+from orchestrator.routing.queries import respond_text, route_decision
 
 
 class FunctionGemmaConfig(BaseModel):
@@ -135,7 +134,7 @@ class FunctionGemmaRouter:
         if first.name == RESPOND:
             return RoutingDecision(
                 action="respond",
-                response=self._respond_text(ctx.query),
+                response=respond_text(ctx.query, self.manifests),
                 confidence=confidence,
                 router=self.name,
                 reason="model called respond_directly",
@@ -151,28 +150,14 @@ class FunctionGemmaRouter:
                 meta=meta,
             )
         agents = [c for c in d.calls if c.name in self.manifests]
-        routes = [
-            Route(
-                agent=c.name,
-                enhanced_query=enhance(ctx.query, self.manifests[c.name], ctx.ticket, ctx.hints),
-                score=round(c.probability, 4),
-            )
-            for c in agents
-        ]
-        return RoutingDecision(
-            action="route",
-            stages=plan_stages(routes, self.manifests),
+        return route_decision(
+            ctx,
+            self.manifests,
+            [(c.name, c.probability) for c in agents],
             confidence=confidence,
             router=self.name,
             reason=f"model called {', '.join(c.name for c in agents)}",
             meta=meta,
-        )
-
-    def _respond_text(self, query: str) -> str:
-        if any(w in query.lower() for w in ("thank", "great", "got it", "that's all")):
-            return RESPOND_TEXT["thanks"]
-        return RESPOND_TEXT["default"].format(
-            agents=", ".join(m.title.lower() for m in self.manifests.values())
         )
 
     def _clarify_text(self, steps: list[dict[str, float]]) -> str:
