@@ -39,6 +39,7 @@ class FunctionGemmaConfig(BaseModel):
     quantize_int8: bool = False  # torch dynamic int8 quantisation of the Linear layers
     max_calls: int = Field(3, ge=1, le=MAX_ROUTES)  # most agents run in parallel
     description_examples: int = Field(0, ge=0, le=10)  # when_to_use examples per declaration
+    pseudo_functions: bool = True  # must match the adapter's training (benchmarks train without)
     cached_prefix: bool = True  # False recomputes the declarations every turn (benchmarks)
     full_vocab: bool = False  # also report raw (whole-vocabulary) call probabilities; slower
 
@@ -80,7 +81,9 @@ class FunctionGemmaRouter:
         if not self.manifests:
             raise ValueError("the functiongemma router needs at least one enabled agent")
         self.decls = declarations_from_manifests(
-            self.manifests.values(), examples=self.config.description_examples
+            self.manifests.values(),
+            pseudo=self.config.pseudo_functions,
+            examples=self.config.description_examples,
         )
         self._loaded = loaded
         self._engine: Engine | None = None

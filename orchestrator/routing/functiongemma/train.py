@@ -51,6 +51,7 @@ class TrainConfig(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
     description_examples: int = Field(0, ge=0, le=10)
+    pseudo_functions: bool = True  # declare respond_directly / ask_clarifying_question
     data_seed: int = 0
     per_label: int = Field(40, ge=1)
     multi: int = Field(30, ge=0)
@@ -179,7 +180,9 @@ def train(
     device = resolve_device(config.device)
     loaded = loaded or load_base(config.base)
     model = loaded.model.to(device)
-    decls = declarations_from_manifests(manifests, examples=config.description_examples)
+    decls = declarations_from_manifests(
+        manifests, pseudo=config.pseudo_functions, examples=config.description_examples
+    )
     engine = Engine(model, loaded.tokenizer, decls)
     engine.prefix_cache  # noqa: B018 - base weights: computed before the adapter exists
     splits = splits or generate(
