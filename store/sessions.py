@@ -11,6 +11,7 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -45,6 +46,13 @@ class SessionArchive(Protocol):
     def delete(self, session_id: str) -> bool: ...
 
     def list_by_ticket(self, tenant: str, ticket_id: str) -> list[SessionRecord]: ...
+
+    def iter_sessions(
+        self, *, tenant: str | None = None, since: float | None = None, page_size: int = 200
+    ) -> Iterator[SessionRecord]:
+        """Every session (of one tenant, updated at or after `since`), in session-id order,
+        fetched `page_size` at a time so offline jobs (feedback export) can walk a big archive."""
+        ...
 
     def ping(self) -> None:
         """Raise ArchiveError when the archive is unreachable (used by /readyz)."""
@@ -127,6 +135,31 @@ class SqliteSessionArchive:
                 (tenant, ticket_id),
             ).fetchall()
         return [_row_to_record(r) for r in rows]
+
+    def iter_sessions(
+        self, *, tenant: str | None = None, since: float | None = None, page_size: int = 200
+    ) -> Iterator[SessionRecord]:
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        after = ""
+        while True:
+            # Keyset pagination on the primary key: each page is one short read, so live writers
+            # are never blocked behind a long scan.
+            try:
+                with self._lock:
+                    rows = self._conn.execute(
+                        "SELECT session_id, tenant, user_id, ticket_id, version, updated_at, data "
+                        "FROM sessions WHERE session_id > ? AND (? IS NULL OR tenant = ?) "
+                        "AND (? IS NULL OR updated_at >= ?) ORDER BY session_id LIMIT ?",
+                        (after, tenant, tenant, since, since, page_size),
+                    ).fetchall()
+            except sqlite3.Error as exc:
+                raise ArchiveError(f"sqlite archive read failed: {exc}") from exc
+            for row in rows:
+                yield _row_to_record(row)
+            if len(rows) < page_size:
+                return
+            after = rows[-1][0]
 
     def ping(self) -> None:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from store.sessions import ArchiveError, SessionRecord
@@ -84,6 +85,30 @@ class SpannerSessionArchive:
             {"tenant": pt.STRING, "ticket": pt.STRING},
         )
         return [_row_to_record(r) for r in rows]
+
+    def iter_sessions(
+        self, *, tenant: str | None = None, since: float | None = None, page_size: int = 200
+    ) -> Iterator[SessionRecord]:
+        from google.cloud.spanner_v1 import param_types as pt
+
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        where, params, types = ["SessionId > @after"], {"after": ""}, {"after": pt.STRING}
+        if tenant is not None:
+            where.append("Tenant = @tenant")
+            params["tenant"], types["tenant"] = tenant, pt.STRING
+        if since is not None:
+            where.append("UpdatedAt >= @since")
+            params["since"], types["since"] = float(since), pt.FLOAT64
+        # Primary-key order: each page is a range read, with no sort over the whole table.
+        sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY SessionId LIMIT {int(page_size)}"
+        while True:
+            rows = self._read(sql, params, types)
+            for row in rows:
+                yield _row_to_record(row)
+            if len(rows) < page_size:
+                return
+            params["after"] = rows[-1][0]
 
     def ping(self) -> None:
         self._read("SELECT 1", {}, {})

@@ -410,3 +410,22 @@ def test_archive_delete_and_ping(archive: SessionArchive) -> None:
     assert archive.delete(sid) is False
     assert archive.load(sid) is None
     archive.ping()
+
+
+def test_archive_iter_sessions_pages_filters_by_tenant_and_since(archive: SessionArchive) -> None:
+    tenant, other = f"t-{uuid.uuid4().hex[:8]}", f"o-{uuid.uuid4().hex[:8]}"
+    ids = sorted(f"s-{uuid.uuid4().hex}" for _ in range(7))
+    for i, sid in enumerate(ids):
+        archive.save(record(sid, 1, tenant=tenant, updated=1000.0 + i))
+    archive.save(record(f"s-{uuid.uuid4().hex}", 1, tenant=other, updated=5000.0))
+    # page_size 3 forces three pages (3 + 3 + 1): every record once, in session-id order.
+    listed = list(archive.iter_sessions(tenant=tenant, page_size=3))
+    assert [r.session_id for r in listed] == ids
+    assert listed[0].data == {"v": 1, "turns": [{"q": "hi"}]} and listed[0].tenant == tenant
+    recent = [r.session_id for r in archive.iter_sessions(tenant=tenant, since=1004.0, page_size=2)]
+    assert recent == ids[4:]
+    assert [r.tenant for r in archive.iter_sessions(tenant=other)] == [other]
+    everyone = {r.session_id for r in archive.iter_sessions(page_size=4)}
+    assert set(ids) <= everyone and len(everyone) >= 8
+    with pytest.raises(ValueError):
+        next(archive.iter_sessions(page_size=0))
