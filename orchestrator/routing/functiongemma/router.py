@@ -11,8 +11,10 @@ lazy loading is guarded by a lock.
 from __future__ import annotations
 
 import copy
+import json
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -66,6 +68,22 @@ def prepare_model(loaded: LoadedModel, config: FunctionGemmaConfig) -> Any:
     return model
 
 
+def adapter_consistent(config: FunctionGemmaConfig) -> FunctionGemmaConfig:
+    """The declarations must be rendered as in training (the adapter learnt that prefix): take
+    `pseudo_functions` and `description_examples` from the adapter's saved training config."""
+    if not config.adapter_path:
+        return config
+    path = Path(config.adapter_path)
+    if not (path / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"{path}: not a LoRA adapter directory (no adapter_config.json)")
+    saved = path / "train_config.json"
+    if not saved.is_file():
+        return config
+    trained = json.loads(saved.read_text(encoding="utf-8"))
+    keys = ("pseudo_functions", "description_examples")
+    return config.model_copy(update={k: trained[k] for k in keys if k in trained})
+
+
 class FunctionGemmaRouter:
     name = "functiongemma"
 
@@ -76,7 +94,7 @@ class FunctionGemmaRouter:
         *,
         loaded: LoadedModel | None = None,
     ) -> None:
-        self.config = config or FunctionGemmaConfig()
+        self.config = adapter_consistent(config or FunctionGemmaConfig())
         self.manifests = {m.name: m for m in manifests if m.enabled}
         if not self.manifests:
             raise ValueError("the functiongemma router needs at least one enabled agent")
