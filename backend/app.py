@@ -16,6 +16,7 @@ from flask_socketio import SocketIO
 
 from backend import protocol
 from backend.auth import Authenticator, load_or_create_secret
+from backend.catalog import AgentCatalog
 from backend.http import bp as http_bp
 from backend.observability import Metrics, configure_logging, configure_tracing
 from backend.ratelimit import RateLimiter
@@ -47,6 +48,7 @@ class Services:
     metrics: Metrics
     limiter: RateLimiter
     connections: Connections | None = None
+    catalog: AgentCatalog | None = None  # agents the feedback picker offers
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def shutdown(self) -> None:
@@ -167,6 +169,11 @@ def create_app(
         metrics,
         RateLimiter(client, per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst),
     )
+    svc.catalog = AgentCatalog(handler, settings.agent_paths)
+    # Warmed off the request path: reading the agent registry costs about a second the first time.
+    threading.Thread(
+        target=lambda: svc.catalog and svc.catalog.agents, name="agent-catalog", daemon=True
+    ).start()
     svc.connections = register_socket_events(socketio, svc)
     app.extensions["sidebar"] = svc
     app.register_blueprint(http_bp)

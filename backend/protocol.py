@@ -6,9 +6,10 @@ docs/protocol.md describes the same events for client authors; tests keep them i
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # Client → server
 JOIN = "session:join"
@@ -28,6 +29,10 @@ FEEDBACK_ACK = "chat:feedback:ack"
 SERVER_EVENTS = (STATE, ACK, THINKING, DELTA, DONE, ERROR, FEEDBACK_ACK)
 
 ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
+AGENT_NAME_PATTERN = r"^[a-z][a-z0-9_]{1,39}$"  # as agents.base.NAME_PATTERN (kept light: no agents import)
+# Labels a reviewer may give instead of agents: the question needed no sources, or was too vague.
+PSEUDO_LABELS = ("respond", "clarify")
+MAX_EXPECTED_AGENTS = 5
 MAX_TICKET_JSON_BYTES = 64_000
 
 
@@ -86,6 +91,27 @@ class FeedbackPayload(_Strict):
     reasons: list[Literal["wrong_sources", "incorrect", "incomplete", "too_slow", "other"]] = Field(
         default_factory=list, max_length=5
     )
+    # With `wrong_sources`: the agents that should have answered (or respond/clarify alone): the
+    # label of a routing example (docs/learning_loop.md). Checked against the enabled agents.
+    expected_agents: list[str] = Field(default_factory=list, max_length=MAX_EXPECTED_AGENTS)
+
+    @field_validator("expected_agents")
+    @classmethod
+    def _expected(cls, v: list[str]) -> list[str]:
+        names = list(dict.fromkeys(a.strip() for a in v))  # de-duplicated, first order kept
+        bad = [a for a in names if not re.match(AGENT_NAME_PATTERN, a)]
+        if bad:
+            raise ValueError(f"not an agent name: {bad[0][:64]!r}")
+        pseudo = [a for a in names if a in PSEUDO_LABELS]
+        if pseudo and len(names) > 1:
+            raise ValueError(f"{pseudo[0]!r} cannot be combined with other agents")
+        return names
+
+    @model_validator(mode="after")
+    def _expected_needs_reason(self) -> FeedbackPayload:
+        if self.expected_agents and "wrong_sources" not in self.reasons:
+            raise ValueError("expected_agents is only accepted with the reason 'wrong_sources'")
+        return self
 
 
 def parse(model: type[BaseModel], data: Any, *, max_message_chars: int | None = None) -> Any:

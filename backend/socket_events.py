@@ -180,11 +180,9 @@ def register_socket_events(socketio: SocketIO, svc: Services) -> Connections:
         conn.session_id = session.id
         svc.metrics.joins.labels("hydrated" if hydrated else "resumed" if resumed else "new").inc()
         svc.metrics.active_sessions.set(conns.session_count())
-        socketio.emit(
-            protocol.STATE,
-            _state(session, resumed=resumed, hydrated=hydrated, elapsed=time.perf_counter() - started),
-            to=request.sid,
-        )
+        state = _state(session, resumed=resumed, hydrated=hydrated, elapsed=time.perf_counter() - started)
+        state["agents"] = svc.catalog.agents if svc.catalog else []
+        socketio.emit(protocol.STATE, state, to=request.sid)
 
     @socketio.on(protocol.MESSAGE)
     @guarded
@@ -211,6 +209,10 @@ def register_socket_events(socketio: SocketIO, svc: Services) -> Connections:
     def on_feedback(data: Any = None) -> None:
         conn, session_id = joined()
         payload = protocol.parse(protocol.FeedbackPayload, data)
+        if payload.expected_agents:
+            if svc.catalog is None:
+                raise protocol.ProtocolError("invalid_payload", "expected_agents: no agents to choose from")
+            svc.catalog.check(payload.expected_agents)
 
         def mutate(s: Session) -> None:
             if s.message(payload.message_id) is None:

@@ -50,6 +50,8 @@ class RoutingDecision(BaseModel):
             "router": self.router,
             "confidence": round(self.confidence, 4),
             "latency_ms": round(self.latency_s * 1000, 2),
+            # Flat agent names: what feedback export and shadow comparisons read.
+            "routes": self.agents,
             "stages": [[r.model_dump() for r in stage] for stage in self.stages],
             "reason": self.reason,
             **({"meta": self.meta} if self.meta else {}),

@@ -214,6 +214,41 @@ def test_feedback_is_stored_and_replaced(server, client):
     assert server.services.archive.load(state["session_id"]).data["feedback"][0]["comment"] == "actually fine"
 
 
+def test_feedback_names_the_agents_it_should_have_used(server, client):
+    state = client.join(TICKET)
+    # The picker's choices: the enabled agents (here from the registry: the echo handler has none).
+    names = [a["name"] for a in state["agents"]]
+    assert "knowledge_base" in names and "order_lookup" in names
+    assert all(a["title"] for a in state["agents"])
+    client.ask("q", "where is my order")
+    bad = [
+        ({"expected_agents": ["order_lookup"]}, "only accepted with the reason 'wrong_sources'"),
+        ({"reasons": ["wrong_sources"], "expected_agents": ["ghost_agent"]}, "unknown agent 'ghost_agent'"),
+        ({"reasons": ["wrong_sources"], "expected_agents": ["respond", "macros"]}, "cannot be combined"),
+        ({"reasons": ["wrong_sources"], "expected_agents": ["a_b"] * 6}, "at most 5"),
+    ]
+    for extra, why in bad:
+        client.emit(protocol.FEEDBACK, {"message_id": "q.reply", "rating": "down", **extra})
+        err = client.wait_for(protocol.ERROR, lambda d, why=why: why in d["message"])
+        assert err["code"] == "invalid_payload"
+    assert server.services.store.get(state["session_id"]).feedback == []  # nothing stored for bad input
+    client.emit(
+        protocol.FEEDBACK,
+        {
+            "message_id": "q.reply",
+            "rating": "down",
+            "reasons": ["wrong_sources"],
+            "expected_agents": ["order_lookup", "macros", "order_lookup"],
+        },
+    )
+    client.wait_for(protocol.FEEDBACK_ACK)
+    (fb,) = server.services.archive.load(state["session_id"]).data["feedback"]
+    assert fb["expected_agents"] == ["order_lookup", "macros"]  # de-duplicated, order kept
+    # The reply records what the router chose, beside the feedback, for the export.
+    reply = server.services.store.get(state["session_id"]).reply_to("q")
+    assert reply.meta["routing"]["router"] == "test" and reply.meta["routing"]["action"] == "respond"
+
+
 def test_health_and_readiness(server):
     import requests
 
