@@ -102,6 +102,35 @@ def load_manifest(folder: Path) -> AgentManifest:
     return manifest
 
 
+def load_manifest_list(path: str | Path) -> list[AgentManifest]:
+    """Several manifests in one YAML file (`agents: [...]`, or a bare list), each validated like
+    a folder's. For benchmark suites: routes that have a manifest but no agent code."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    if path.stat().st_size > 8 * MAX_MANIFEST_BYTES:
+        raise ValueError(f"{path}: larger than {8 * MAX_MANIFEST_BYTES} bytes")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from None
+    items = raw.get("agents") if isinstance(raw, dict) else raw
+    if not isinstance(items, list) or not items:
+        raise ValueError(f"{path}: expected a non-empty list of manifests (or a mapping with 'agents:')")
+    manifests: list[AgentManifest] = []
+    for i, item in enumerate(items):
+        try:
+            manifests.append(AgentManifest.model_validate(item))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ValueError(f"{path}: agents[{i}]{'.' + where if where else ''}: {first['msg']}") from None
+    names = [m.name for m in manifests]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}: duplicate agent names: {sorted({n for n in names if names.count(n) > 1})}")
+    return manifests
+
+
 def _module_name(folder: Path) -> str:
     # Unique per path: two search paths may both hold a folder called "billing".
     digest = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:10]
