@@ -71,9 +71,19 @@ def test_streamed_cited_answer_insert_and_feedback(server, page):
     reply.locator('[data-action="copy"]').click()
     expect(reply.locator('[data-action="copy"]')).to_have_text("Copied ✓")
 
-    # Thumbs down with "wrong sources": stored in the session (and the archive).
+    # Thumbs down with "wrong sources" reveals the source picker; the pick is stored in the session
+    # (and the archive) as the routing label for this turn.
     reply.locator('[data-action="down"]').click()
+    picker = reply.locator("[data-picker=sources]")
+    expect(picker).to_be_hidden()
     reply.locator("input[value=wrong_sources]").check()
+    expect(picker).to_be_visible()
+    expect(picker.locator("legend")).to_have_text("Which sources should it have used?")
+    expect(picker.get_by_label("Order system")).to_have_count(1)  # the enabled agents, by title
+    picker.get_by_label("None: no sources needed").check()
+    picker.get_by_label("Order system").check()  # an agent replaces the "none" choice
+    expect(picker.get_by_label("None: no sources needed")).not_to_be_checked()
+    picker.get_by_label("Help Center").check()
     reply.locator(".sa-feedback textarea").fill("cites the wrong policy")
     reply.locator(".sa-feedback button[type=submit]").click()
     expect(reply.locator("[data-feedback=saved]")).to_be_visible()
@@ -87,6 +97,7 @@ def test_streamed_cited_answer_insert_and_feedback(server, page):
     assert fb["rating"] == "down"
     assert fb["reasons"] == ["wrong_sources"]
     assert fb["comment"] == "cites the wrong policy"
+    assert fb["expected_agents"] == ["knowledge_base", "order_lookup"]  # picker (catalog) order
     assert fb["message_id"].endswith(".reply")
 
 

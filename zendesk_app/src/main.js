@@ -22,6 +22,7 @@ const state = {
   seq: new Map(), // user message id -> last delta seq applied
   thinking: new Map(), // user message id -> [{text, agent}]
   feedback: new Map(), // reply id -> {rating, saved, open}
+  agents: [], // [{name, title}]: the enabled agents, offered when a reply is flagged "wrong sources"
   refusals: 0,
   lastSent: null, // id of the last chat:message emitted and not yet acknowledged
 };
@@ -137,6 +138,7 @@ socket.on('connect_error', async () => {
 socket.on('session:state', (s) => {
   if (state.sessionId && s.session_id !== state.sessionId) resetThread();
   state.sessionId = s.session_id;
+  state.agents = Array.isArray(s.agents) ? s.agents : [];
   const onServer = new Set();
   for (const m of s.thread) {
     onServer.add(m.id);
@@ -381,11 +383,40 @@ function openDown(id) {
   if (first) first.focus();
 }
 const REASONS = [['wrong_sources', 'Wrong sources'], ['incorrect', 'Incorrect'], ['incomplete', 'Incomplete']];
+// Besides agents, a reviewer may say no source was needed, or the question was too vague to route.
+const PSEUDO_AGENTS = [['respond', 'None: no sources needed'], ['clarify', 'None: the question was unclear']];
+const MAX_EXPECTED = 5; // the server refuses more (docs/protocol.md)
+
+// "Which sources should it have used?": shown once "Wrong sources" is ticked; the answer becomes
+// a labelled routing example (docs/learning_loop.md).
+function sourcePicker(id) {
+  const options = [...state.agents.map((a) => [a.name, a.title || a.name]), ...PSEUDO_AGENTS];
+  const box = el('fieldset', { class: 'sa-picker', 'data-picker': 'sources', hidden: true },
+    el('legend', { text: 'Which sources should it have used?' }),
+    ...options.map(([value, label]) => el('label', { class: 'sa-check' },
+      el('input', { type: 'checkbox', name: 'expected', value }), ` ${label}`)));
+  box.addEventListener('change', (e) => {
+    const picked = e.target;
+    if (!picked.checked) return;
+    const pseudo = PSEUDO_AGENTS.some(([v]) => v === picked.value);
+    for (const input of box.querySelectorAll('input[name=expected]:checked')) {
+      // "None" options stand alone; agents exclude them.
+      if (input !== picked && (pseudo || PSEUDO_AGENTS.some(([v]) => v === input.value))) input.checked = false;
+    }
+    if (box.querySelectorAll('input[name=expected]:checked').length > MAX_EXPECTED) picked.checked = false;
+  });
+  box.id = `fb-sources-${id}`;
+  return box;
+}
+
 function downForm(id) {
+  const picker = sourcePicker(id);
   const form = el('form', { class: 'sa-feedback', 'aria-label': 'Why was this not helpful?' },
     el('fieldset', {}, el('legend', { text: 'What was wrong?' }),
       ...REASONS.map(([value, label]) => el('label', { class: 'sa-check' },
-        el('input', { type: 'checkbox', name: 'reason', value }), ` ${label}`))),
+        el('input', { type: 'checkbox', name: 'reason', value,
+          ...(value === 'wrong_sources' ? { 'aria-controls': picker.id } : {}) }), ` ${label}`))),
+    picker,
     el('label', { class: 'sa-visually-hidden', for: `fb-${id}`, text: 'Comment (optional)' }),
     el('textarea', { id: `fb-${id}`, name: 'comment', rows: 2, maxlength: 2000, placeholder: 'Comment (optional)',
       class: 'c-txt__input c-txt__input--area' }),
@@ -396,11 +427,18 @@ function downForm(id) {
     render(id);
     elements.get(id).querySelector('[data-action="down"]').focus();
   });
+  const wrongSources = form.querySelector('input[value=wrong_sources]');
+  wrongSources.addEventListener('change', () => {
+    picker.hidden = !wrongSources.checked;
+    if (!wrongSources.checked) for (const i of picker.querySelectorAll('input')) i.checked = false;
+  });
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     const reasons = [...form.querySelectorAll('input[name=reason]:checked')].map((i) => i.value);
     const comment = form.querySelector('textarea').value.trim();
-    rate(id, 'down', { reasons, ...(comment ? { comment } : {}) });
+    const expected = reasons.includes('wrong_sources')
+      ? [...picker.querySelectorAll('input[name=expected]:checked')].map((i) => i.value) : [];
+    rate(id, 'down', { reasons, ...(comment ? { comment } : {}), ...(expected.length ? { expected_agents: expected } : {}) });
   });
   return form;
 }
