@@ -1,0 +1,186 @@
+"""The routing benchmark's labelled files: the product held-out set
+(store/demo_data/eval/routing_queries.jsonl) and the seed-replication suite
+(bench/routing/seed_ecommerce/). They are the ground truth of every router number, so their
+schema, labels, balance and independence from the training templates are checked here."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from agents.registry import AgentRegistry, load_manifest_list
+from bench.routing.seed_ecommerce import HUMAN, SPLITS, load_suite, templated_path
+from bench.routing.seed_ecommerce import generate as seed_generate
+from orchestrator.routing.functiongemma import data
+from orchestrator.routing.functiongemma.format import CLARIFY, RESPOND
+from orchestrator.routing.semantic import RESPOND_EXAMPLES
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCT = ROOT / "store/demo_data/eval/routing_queries.jsonl"
+DEMO = ROOT / "store/demo_data/commerce"
+FIELDS = {"id", "text", "label", "note"}
+PSEUDO = {RESPOND, CLARIFY}
+_WORD = re.compile(r"[a-z0-9]+")
+# Token Jaccard at or above this with a template example = a paraphrase, not an independent query.
+NEAR_DUPLICATE = 0.6
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def check_records(rows: list[dict]) -> None:
+    """Strict schema, unique ids, no two queries that normalise to the same text."""
+    for r in rows:
+        assert set(r) <= FIELDS and {"id", "text", "label"} <= set(r), r
+        assert isinstance(r["id"], str) and re.fullmatch(r"[a-z]+-\d{2,3}", r["id"]), r
+        assert isinstance(r["text"], str) and r["text"] == r["text"].strip() and 0 < len(r["text"]) <= 300, r
+        assert isinstance(r["label"], str) and r["label"], r
+        assert isinstance(r.get("note", ""), str), r
+    ids = Counter(r["id"] for r in rows)
+    assert not [i for i, n in ids.items() if n > 1], "duplicate ids"
+    texts = Counter(data.normalise(r["text"]) for r in rows)
+    assert not [t for t, n in texts.items() if n > 1], "duplicate queries"
+
+
+def jaccard(a: str, b: str) -> float:
+    x, y = set(_WORD.findall(a.lower())), set(_WORD.findall(b.lower()))
+    return len(x & y) / max(1, len(x | y))
+
+
+def check_independent(rows: list[dict], templates: list[str], generated: list[str]) -> None:
+    banned = {data.normalise(t) for t in [*templates, *generated]}
+    copied = [r["text"] for r in rows if data.normalise(r["text"]) in banned]
+    assert not copied, f"queries that are also template/training text: {copied[:5]}"
+    close = [(r["text"], t) for r in rows for t in templates if jaccard(r["text"], t) >= NEAR_DUPLICATE]
+    assert not close, f"queries that paraphrase a template example: {close[:5]}"
+
+
+# --- product held-out set ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def product_rows() -> list[dict]:
+    return read_jsonl(PRODUCT)
+
+
+@pytest.fixture(scope="module")
+def product_manifests():
+    return AgentRegistry().manifests()
+
+
+def test_product_set_schema_and_labels(product_rows, product_manifests):
+    check_records(product_rows)
+    agents = {m.name for m in product_manifests}
+    for r in product_rows:
+        parts = r["label"].split("+")
+        if len(parts) == 1:
+            assert r["label"] in agents | PSEUDO, r
+        else:
+            # Multi-agent: two or more distinct agents, canonical (sorted) order, never a pseudo-label.
+            assert parts == sorted(set(parts)) and set(parts) <= agents, r
+
+
+def test_product_set_balance(product_rows, product_manifests):
+    labels = Counter(r["label"] for r in product_rows)
+    multi = sum(n for lab, n in labels.items() if "+" in lab)
+    assert len(product_rows) >= 160
+    assert all(labels[m.name] >= 22 for m in product_manifests), labels
+    assert labels[RESPOND] >= 12 and labels[CLARIFY] >= 12, labels
+    assert 0.10 <= multi / len(product_rows) <= 0.20, multi
+    assert len({lab for lab in labels if "+" in lab}) >= 6  # many pairs, not one repeated
+
+
+def test_product_set_is_independent_of_manifests_and_training_data(product_rows, product_manifests):
+    templates = [e for m in product_manifests for e in (*m.when_to_use, *m.counter_examples)]
+    templates += [*data.RESPOND_SEEDS, *data.CLARIFY_SEEDS, *RESPOND_EXAMPLES]
+    generated = [
+        e.text
+        for seed in (0, 1, 2)
+        for split in data.generate(product_manifests, data.DataConfig(seed=seed)).values()
+        for e in split
+    ]
+    check_independent(product_rows, templates, generated)
+
+
+def test_product_set_refers_only_to_demo_records(product_rows):
+    orders = {o["order_number"] for o in json.loads((DEMO / "orders.json").read_text())["orders"]}
+    skus = {p["sku"] for p in json.loads((DEMO / "products.json").read_text())["products"]}
+    emails = {c["email"] for c in json.loads((DEMO / "customers.json").read_text())["customers"]}
+    text = "\n".join(r["text"] for r in product_rows)
+    assert set(re.findall(r"\bBO-\d{6}\b", text)) <= orders
+    assert set(re.findall(r"\b[A-Z]{2}-\d{3}\b", text)) <= skus
+    assert set(re.findall(r"[\w.+-]+@[\w-]+\.[\w.]+", text)) <= emails
+    assert len(re.findall(r"\bBO-\d{6}\b", text)) >= 20  # order numbers are part of the realism
+
+
+# --- seed-replication suite -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def suite():
+    return load_suite()
+
+
+def test_seed_suite_manifests(suite):
+    names = [m.name for m in suite]
+    assert names == [
+        "order_management",
+        "product_search",
+        "product_details",
+        "returns_refunds",
+        "account",
+        "payments",
+        "technical_support",
+    ]
+    for m in suite:
+        assert 10 <= len(m.when_to_use) <= 14 and m.counter_examples and m.display_name
+        for c in m.counter_examples:
+            # generate() trains a counter-example on the route it resembles: never its own.
+            assert data.counter_label(c, m.name, suite) not in (None, m.name), c
+
+
+def test_seed_templated_files_are_current_and_split_by_source(suite):
+    assert seed_generate.main(["--check"]) == 0, "templated files are stale: regenerate them"
+    names = {m.name for m in suite}
+    sources: dict[str, str] = {}
+    for split in SPLITS:
+        rows = read_jsonl(templated_path(split))
+        assert {r["label"] for r in rows} == names, split
+        assert {r["kind"] for r in rows} >= {"base", "polite", "casual", "urgent"}, split
+        for r in rows:
+            assert sources.setdefault(r["source"], split) == split, f"{r['source']} in two splits"
+    assert len(read_jsonl(templated_path("test"))) >= 50
+
+
+def test_seed_human_set(suite):
+    rows = read_jsonl(HUMAN)
+    check_records(rows)
+    names = {m.name for m in suite}
+    labels = Counter(r["label"] for r in rows)
+    assert set(labels) == names and len(rows) >= 150 and min(labels.values()) >= 18, labels
+    templates = [e for m in suite for e in (*m.when_to_use, *m.counter_examples)]
+    generated = [r["text"] for split in SPLITS for r in read_jsonl(templated_path(split))]
+    check_independent(rows, templates, generated)
+
+
+def test_load_manifest_list_validates(tmp_path):
+    good = {
+        "name": "a_route",
+        "description": "a route for tests",
+        "when_to_use": [f"q{i}" for i in range(10)],
+    }
+    path = tmp_path / "m.yaml"
+    path.write_text(json.dumps([good]))  # JSON is YAML; a bare list is accepted
+    assert [m.name for m in load_manifest_list(path)] == ["a_route"]
+    path.write_text(json.dumps({"agents": [good, good]}))
+    with pytest.raises(ValueError, match="duplicate agent names"):
+        load_manifest_list(path)
+    path.write_text(json.dumps({"agents": [good | {"when_to_use": ["only one"]}]}))
+    with pytest.raises(ValueError, match=r"agents\[0\]\.when_to_use"):
+        load_manifest_list(path)
+    path.write_text("agents: [unclosed")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        load_manifest_list(path)
+    with pytest.raises(ValueError, match="no such file"):
+        load_manifest_list(tmp_path / "missing.yaml")
