@@ -1,0 +1,170 @@
+"""The learning loop's offline half over a real server and archive: flag → export → label."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from backend import protocol
+from backend.cli import cli
+from backend.learning import export_feedback, format_for, parse_since, routing_label, write_examples
+from orchestrator.routing.evaluation import load_labelled
+from store.sessions import SqliteSessionArchive
+from tests.support.client import SidebarClient
+
+pytestmark = pytest.mark.integration
+
+
+def flag(client: SidebarClient, message_id: str, **extra) -> None:
+    start = len(client.events)
+    client.emit(protocol.FEEDBACK, {"message_id": message_id, "rating": "down", **extra})
+    client.wait_for(protocol.FEEDBACK_ACK, lambda d: d["message_id"] == message_id, start=start)
+
+
+@pytest.fixture
+def flagged_archive(live_app, tokens, settings) -> Path:
+    """Two users' sessions on a real server: turns flagged with and without sources, others not."""
+    server = live_app()
+    for user, ticket in (("alice", 1001), ("bob", 1002)):
+        c = SidebarClient()
+        c.connect(server.url, tokens.mint("acme" if user == "alice" else "globex", user, user.title()))
+        c.join({"id": ticket, "subject": "Where is my parcel"})
+        c.ask("q1", f"{user}: where is order BO-100234")
+        c.ask("q2", f"{user}: thanks")
+        c.ask("q3", f"{user}: what does the return policy say")
+        flag(c, "q1.reply", reasons=["wrong_sources"], expected_agents=["order_lookup", "knowledge_base"])
+        flag(c, "q2.reply", reasons=["incorrect"])  # not a routing complaint: not exported
+        flag(c, "q3.reply", reasons=["wrong_sources"], comment="secret comment stays out")
+        c.disconnect()
+    return settings.sqlite_path
+
+
+def run_cli(settings, *args: str):
+    env = {"DATA_DIR": str(settings.data_dir), "ARCHIVE_BACKEND": "sqlite"}
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def test_export_writes_labelled_and_unlabelled_examples(flagged_archive, settings, tmp_path):
+    out, todo = tmp_path / "feedback.jsonl", tmp_path / "to_label.jsonl"
+    result = run_cli(settings, "export-routing-feedback", "--out", str(out), "--unlabelled", str(todo))
+    assert result.exit_code == 0, result.output
+    assert "2 labelled examples" in result.output and "2 to label" in result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {r["text"] for r in rows} == {"alice: where is order BO-100234", "bob: where is order BO-100234"}
+    row = rows[0]
+    assert set(row) == {"text", "label", "routed", "router", "confidence", "session_id", "message_id", "ts"}
+    assert row["label"] == "order_lookup+knowledge_base" and row["message_id"] == "q1.reply"
+    # What the (echo) handler's router chose, from the reply's stored routing meta.
+    assert (row["routed"], row["router"]) == ("respond", "test")
+    assert row["ts"].endswith("Z")
+    todo_rows = [json.loads(line) for line in todo.read_text().splitlines()]
+    assert [r["label"] for r in todo_rows] == ["", ""] and all(
+        "return policy" in r["text"] for r in todo_rows
+    )
+    assert "secret comment" not in out.read_text() + todo.read_text()
+    # The labelled file is a valid eval-router / training file as it stands.
+    assert [e.label for e in load_labelled(out)] == ["order_lookup+knowledge_base"] * 2
+    # Once a person fills in the labels, the to-label file is one too.
+    labelled = [dict(r, label="knowledge_base") for r in todo_rows]
+    todo.write_text("".join(json.dumps(r) + "\n" for r in labelled))
+    assert len(load_labelled(todo)) == 2
+
+
+def test_export_filters_by_tenant_and_since_and_writes_csv(flagged_archive, settings, tmp_path):
+    out = tmp_path / "acme.csv"
+    result = run_cli(settings, "export-routing-feedback", "--out", str(out), "--tenant", "acme")
+    assert result.exit_code == 0, result.output
+    assert "1 flagged without sources not written (pass --unlabelled FILE)" in result.output
+    (example,) = load_labelled(out)
+    assert example.text.startswith("alice:") and example.label == "order_lookup+knowledge_base"
+    assert out.read_text().splitlines()[0] == "text,label,routed,router,confidence,session_id,message_id,ts"
+    future = tmp_path / "none.jsonl"
+    result = run_cli(settings, "export-routing-feedback", "--out", str(future), "--since", "2999-01-01")
+    assert result.exit_code == 0 and future.read_text() == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--out", "x.txt"], "name it .jsonl or .csv"),
+        (["--out", "x.jsonl", "--format", "csv"], "needs a .csv file name"),
+        (["--out", "x.jsonl", "--since", "last tuesday"], "not an ISO 8601 date"),
+        (["--out", "x.jsonl", "--unlabelled", "x.jsonl"], "different file"),
+    ],
+)
+def test_export_refuses_bad_arguments_clearly(settings, tmp_path, args, message):
+    SqliteSessionArchive(settings.sqlite_path).close()
+    args = [str(tmp_path / a) if a.endswith((".txt", ".jsonl")) else a for a in args]
+    result = CliRunner().invoke(
+        cli, ["export-routing-feedback", *args], env={"DATA_DIR": str(settings.data_dir)}
+    )
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_export_without_an_archive_says_where_it_looked(tmp_path):
+    result = CliRunner().invoke(
+        cli,
+        ["export-routing-feedback", "--out", str(tmp_path / "f.jsonl")],
+        env={"DATA_DIR": str(tmp_path / "nowhere"), "ARCHIVE_BACKEND": "sqlite"},
+    )
+    assert result.exit_code == 1 and "no session archive at" in result.output
+    assert not (tmp_path / "nowhere").exists()  # nothing created
+
+
+def test_export_reports_progress_and_skips_unreadable_sessions(tmp_path, monkeypatch):
+    import backend.learning as learning
+    from backend.sessions import Session, ThreadMessage
+
+    archive = SqliteSessionArchive(tmp_path / "a.sqlite3")
+    for i in range(5):
+        s = Session(id=f"s{i}", tenant="t", user_id="u", ticket_id=str(i))
+        s.thread = [
+            ThreadMessage(id="m", role="user", text=f"question {i}"),
+            ThreadMessage(
+                id="m.reply",
+                role="assistant",
+                reply_to="m",
+                meta={
+                    "routing": {
+                        "action": "route",
+                        "router": "semantic",
+                        "confidence": 0.4,
+                        "stages": [[{"agent": "macros"}]],
+                    }
+                },  # archived before `routes`
+            ),
+        ]
+        s.feedback = [
+            {
+                "message_id": "m.reply",
+                "rating": "down",
+                "reasons": ["wrong_sources"],
+                "expected_agents": ["respond"],
+                "at": 1_700_000_000 + i,
+            }
+        ]
+        archive.save(s.to_record())
+    bad = Session(id="s9", tenant="t", user_id="u", ticket_id="9").to_record()
+    archive.save(type(bad)(**{**bad.__dict__, "data": {"id": "s9", "thread": "not a list"}}))
+    monkeypatch.setattr(learning, "PROGRESS_EVERY", 2)
+    seen: list[tuple[int, int]] = []
+    result = export_feedback(archive, progress=lambda stats, n: seen.append((stats.sessions, n)))
+    assert [e.text for e in result.labelled] == [f"question {i}" for i in range(5)]
+    assert {(e.label, e.routed, e.confidence) for e in result.labelled} == {("respond", "macros", 0.4)}
+    assert result.stats.sessions == 6 and result.stats.unreadable == 1
+    assert seen and seen[0][0] == 2
+    path = tmp_path / "f.csv"
+    assert write_examples(result.labelled, path, format_for(path, None)) == 5
+    assert [e.label for e in load_labelled(path)] == ["respond"] * 5
+
+
+def test_routing_label_and_since_parsing():
+    assert routing_label({"action": "clarify", "routes": []}) == "clarify"
+    assert routing_label({"action": "route", "routes": ["a_b", "c_d"]}) == "a_b+c_d"
+    assert routing_label(None) == ""
+    assert parse_since("1970-01-02") == 86400.0
+    assert parse_since("1970-01-01T01:00:00+01:00") == 0.0
+    assert parse_since(None) is None
