@@ -11,16 +11,20 @@ anything whose normalised text appears in an evaluation set is dropped.
 
 from __future__ import annotations
 
+import csv
 import json
+import logging
 import random
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from agents.base import AgentManifest
 from orchestrator.routing.functiongemma.format import ARG, CLARIFY, RESPOND, FunctionCall
+
+log = logging.getLogger(__name__)
 
 RESPOND_SEEDS = (
     "hi",
@@ -257,3 +261,89 @@ def save(splits: dict[str, list[RouterExample]], out_dir: str | Path) -> dict[st
         )
         paths[split] = p
     return paths
+
+
+# --- feedback from the sidebar (docs/learning_loop.md) ----------------------------------------
+# Export labels → function names: the export speaks the protocol's pseudo-labels.
+FEEDBACK_PSEUDO = {"respond": RESPOND, "clarify": CLARIFY, RESPOND: RESPOND, CLARIFY: CLARIFY}
+MAX_FEEDBACK_BYTES = 50_000_000
+
+
+def _feedback_rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such feedback file")
+    if path.stat().st_size > MAX_FEEDBACK_BYTES:
+        raise ValueError(f"{path}: larger than {MAX_FEEDBACK_BYTES} bytes")
+    raw = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".csv":
+        return list(csv.DictReader(raw.splitlines()))
+    rows = []
+    for n, line in enumerate(raw.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{n}: not a JSON line ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}:{n}: expected an object with text and label")
+        rows.append(row)
+    return rows
+
+
+def load_feedback(
+    path: str | Path, manifests: Sequence[AgentManifest], *, pseudo: bool = True
+) -> tuple[list[RouterExample], Counter[str]]:
+    """Examples from an `export-routing-feedback` file (.jsonl or .csv), and why rows were skipped
+    (`unlabelled`, `no text`, `unknown label <x>`, ...). Labels are agent names joined with '+',
+    or respond / clarify on their own; agents must be enabled in `manifests`."""
+    path = Path(path)
+    agents = {m.name for m in manifests if m.enabled}
+    out: list[RouterExample] = []
+    skipped: Counter[str] = Counter()
+    for row in _feedback_rows(path):
+        text = str(row.get("text") or "").strip()
+        label = str(row.get("label") or "").strip()
+        if not text:
+            skipped["no text"] += 1
+            continue
+        if not label:
+            skipped["unlabelled"] += 1
+            continue
+        names = list(dict.fromkeys(p.strip() for p in label.split("+") if p.strip()))
+        calls = [FEEDBACK_PSEUDO.get(n, n) for n in names]
+        bad = [n for n, c in zip(names, calls, strict=True) if c not in agents and c not in FEEDBACK_PSEUDO]
+        if bad:
+            skipped[f"unknown label {bad[0]!r}"] += 1
+            continue
+        if any(c in (RESPOND, CLARIFY) for c in calls) and (len(calls) > 1 or not pseudo):
+            skipped[f"label {label!r} not usable" + ("" if pseudo else " without pseudo-functions")] += 1
+            continue
+        out.append(RouterExample(text, tuple(calls), text, "feedback"))
+    return out, skipped
+
+
+def feedback_examples(
+    path: str | Path, manifests: Sequence[AgentManifest], *, pseudo: bool = True
+) -> list[RouterExample]:
+    """`load_feedback`, reporting skipped rows in the log (unknown labels are skipped, not fatal:
+    an agent renamed or disabled since the feedback was given must not stop a training run)."""
+    examples, skipped = load_feedback(path, manifests, pseudo=pseudo)
+    for why, n in sorted(skipped.items()):
+        log.warning("%s: skipped %d feedback row%s: %s", path, n, "s" if n != 1 else "", why)
+    return examples
+
+
+def fold_feedback(
+    splits: dict[str, list[RouterExample]], feedback: Sequence[RouterExample], *, weight: int = 3
+) -> dict[str, list[RouterExample]]:
+    """Feedback goes to train, each example `weight` times (a handful of real corrections must
+    count against hundreds of generated ones). A generated example with the same text is dropped
+    from every split: the person's label wins, and val/test never hold a training text."""
+    if weight < 1:
+        raise ValueError("weight must be at least 1")
+    keys = {normalise(e.text) for e in feedback}
+    out = {name: [e for e in items if normalise(e.text) not in keys] for name, items in splits.items()}
+    unique = list(dict.fromkeys(feedback))
+    out["train"] = [*out.get("train", []), *(e for e in unique for _ in range(weight))]
+    return out

@@ -23,7 +23,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from orchestrator.routing.functiongemma.data import DataConfig, RouterExample, generate
+from orchestrator.routing.functiongemma.data import (
+    DataConfig,
+    RouterExample,
+    feedback_examples,
+    fold_feedback,
+    generate,
+    normalise,
+)
 from orchestrator.routing.functiongemma.engine import Engine
 from orchestrator.routing.functiongemma.format import declarations_from_manifests
 from orchestrator.routing.functiongemma.model import BaseModelConfig, LoadedModel, load_base
@@ -58,6 +65,9 @@ class TrainConfig(BaseModel):
     exclude_files: tuple[str, ...] = ()  # labelled evaluation sets to keep out of training
     grad_clip: float = Field(1.0, gt=0)
     progress: bool = True
+    # Labelled sidebar feedback (`sidebar-assistant export-routing-feedback`), folded into train.
+    feedback_files: tuple[str, ...] = ()
+    feedback_weight: int = Field(3, ge=1, le=100)  # times each feedback example is repeated
 
     @field_validator("target_modules")
     @classmethod
@@ -159,6 +169,21 @@ def _exclusions(files: Sequence[str]) -> list[str]:
     return [ex.text for f in files for ex in load_labelled(f)]
 
 
+def _feedback(config: TrainConfig, manifests: Sequence[Any]) -> list[RouterExample]:
+    """The feedback files' examples, minus any text of an evaluation set (kept out of training)."""
+    banned = {normalise(t) for t in _exclusions(config.exclude_files)}
+    found = [
+        e
+        for path in config.feedback_files
+        for e in feedback_examples(path, manifests, pseudo=config.pseudo_functions)
+    ]
+    kept = [e for e in found if normalise(e.text) not in banned]
+    print(
+        f"feedback: {len(kept)} examples (x{config.feedback_weight}) from {len(config.feedback_files)} file(s)"
+    )
+    return kept
+
+
 def train(
     config: TrainConfig,
     manifests: Sequence[Any] | None = None,
@@ -190,6 +215,8 @@ def train(
         DataConfig(seed=config.data_seed, per_label=config.per_label, multi=config.multi),
         exclude=_exclusions(config.exclude_files),
     )
+    if config.feedback_files:
+        splits = fold_feedback(splits, _feedback(config, manifests), weight=config.feedback_weight)
     train_set = list(splits["train"])
     rng.shuffle(train_set)
     if config.max_examples:
@@ -240,7 +267,8 @@ def train(
     return metrics
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
+    """The command line as a TrainConfig (separate from main so it is testable without training)."""
     ap = argparse.ArgumentParser(description="Train the FunctionGemma router's LoRA adapter.")
     ap.add_argument("--output-dir", required=True)
     ap.add_argument("--max-examples", type=int)
@@ -252,8 +280,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument(
         "--exclude", action="append", default=[], help="labelled eval file to keep out of training"
     )
+    ap.add_argument(
+        "--include-feedback",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="labelled feedback export (sidebar-assistant export-routing-feedback); repeatable",
+    )
+    ap.add_argument("--feedback-weight", type=int, default=3, help="times each feedback example is repeated")
     args = ap.parse_args(argv)
-    cfg = TrainConfig(
+    missing = [f for f in args.include_feedback if not Path(f).is_file()]
+    if missing:
+        ap.error(f"--include-feedback: no such file: {missing[0]}")
+    if not 1 <= args.feedback_weight <= 100:
+        ap.error("--feedback-weight must be between 1 and 100")
+    return TrainConfig(
         output_dir=args.output_dir,
         max_examples=args.max_examples,
         epochs=args.epochs,
@@ -262,7 +303,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         max_val=args.max_val,
         cached_prefix=not args.full_sequence,
         exclude_files=tuple(args.exclude),
+        feedback_files=tuple(args.include_feedback),
+        feedback_weight=args.feedback_weight,
     )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    cfg = config_from_args(argv)
     metrics = train(cfg)
     print(json.dumps({k: v for k, v in metrics.items() if k != "losses"}, indent=2))
 
