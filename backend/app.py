@@ -27,6 +27,7 @@ from backend.sidebar import register_sidebar
 from backend.socket_events import Connections, register_socket_events
 from backend.turns import TurnRunner, room_for
 from backend.zendesk_auth import DevModeAuthenticator, SessionTokens, ZendeskSessionAuthenticator
+from orchestrator.routing.factory import RouterWarmup
 from orchestrator.turn import TurnHandler
 from store.sessions import SessionArchive, SqliteSessionArchive
 
@@ -137,11 +138,13 @@ def create_app(
         logger=False,
         engineio_logger=False,
     )
+    warmup: RouterWarmup | None = None
     if handler is None:
         if settings.turn_handler == "orchestrator":
             from backend.assistant import build_assistant  # loads models: only when actually serving
 
             handler = build_assistant(settings)
+            warmup = RouterWarmup(handler.router).start()
         else:
             handler = load_turn_handler(settings.turn_handler)
 
@@ -174,6 +177,7 @@ def create_app(
     threading.Thread(
         target=lambda: svc.catalog and svc.catalog.agents, name="agent-catalog", daemon=True
     ).start()
+    svc.router_warmup = warmup
     svc.connections = register_socket_events(socketio, svc)
     app.extensions["sidebar"] = svc
     app.register_blueprint(http_bp)

@@ -13,9 +13,12 @@ from pathlib import Path
 from agents.commerce import HttpCommerceAPI, LocalCommerceAPI
 from agents.http import HttpClientConfig
 from agents.registry import AgentRegistry
-from backend.settings import Settings
+from backend.settings import CASCADE_THRESHOLD_REPORT, Settings
 from orchestrator.orchestrator import Assistant
-from orchestrator.routing import GeminiController, SemanticRouter
+from orchestrator.routing import SemanticRouter
+from orchestrator.routing.base import Router
+from orchestrator.routing.cascade import CascadeConfig
+from orchestrator.routing.factory import RouterConfig, build_router, needs_fallback
 from store.factory import KNOWLEDGE_FILENAME, open_knowledge_index
 from store.knowledge import KnowledgeIndex
 from store.spanner.connection import SpannerConfig
@@ -82,6 +85,53 @@ def open_index(settings: Settings, embedder) -> KnowledgeIndex:
     )
 
 
+def router_config(settings: Settings) -> RouterConfig:
+    """The routers' typed config from the settings (FunctionGemma's only when it is used: its
+    module imports torch)."""
+    functiongemma = None
+    if settings.uses_functiongemma:
+        from orchestrator.routing.functiongemma.model import BaseModelConfig
+        from orchestrator.routing.functiongemma.router import FunctionGemmaConfig
+
+        base = (
+            BaseModelConfig(source="functiongemma", functiongemma_path=str(settings.functiongemma_base_path))
+            if settings.functiongemma_base_path
+            else BaseModelConfig()
+        )
+        functiongemma = FunctionGemmaConfig(
+            base=base,
+            adapter_path=str(settings.functiongemma_adapter_dir),
+            quantize_int8=settings.functiongemma_int8,
+        )
+    return RouterConfig(
+        cascade=CascadeConfig(
+            local_threshold=settings.cascade_local_threshold,
+            remote_threshold=settings.cascade_remote_threshold,
+            source=CASCADE_THRESHOLD_REPORT,
+        ),
+        cascade_local=settings.cascade_local,
+        functiongemma=functiongemma,
+    )
+
+
+def build_routers(settings: Settings, llm: LLM, manifests: list) -> tuple[Router, Router | None]:
+    """The configured router and, for routers that can fail, the semantic router as fallback."""
+
+    def embed(texts: list[str]):
+        return llm.embed(texts, task_type="SEMANTIC_SIMILARITY")
+
+    config = router_config(settings)
+    router = build_router(settings.router, manifests, embed=embed, llm=llm, config=config)
+    if settings.router == "cascade" and llm.backend == "local":
+        log.warning(
+            "ROUTER=cascade with LLM_BACKEND=local: the local LLM has no controlled generation, so "
+            "every unsure turn keeps the %s decision (path local_fallback)",
+            settings.cascade_local,
+        )
+    fallback = SemanticRouter(embed, manifests) if needs_fallback(settings.router, config) else None
+    return router, fallback
+
+
 def build_assistant(
     settings: Settings, *, llm: LLM | None = None, index: KnowledgeIndex | None = None
 ) -> Assistant:
@@ -95,15 +145,7 @@ def build_assistant(
         log.error("agent not loaded: %s", err)
     agents = registry.enabled()
 
-    def embed(texts: list[str]):
-        return llm.embed(texts, task_type="SEMANTIC_SIMILARITY")
-
-    semantic = SemanticRouter(embed, [a.manifest for a in agents])
-    router, fallback = (
-        (GeminiController(llm, [a.manifest for a in agents]), semantic)
-        if settings.router == "gemini"
-        else (semantic, None)
-    )
+    router, fallback = build_routers(settings, llm, [a.manifest for a in agents])
     if settings.commerce_api_url:
         key = settings.commerce_api_key.get_secret_value() if settings.commerce_api_key else None
         # The whole call, retries included, must fit inside the order agent's own timeout.

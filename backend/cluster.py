@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backend.auth import DevTokenAuthenticator, load_or_create_secret
-from backend.launcher import Instance, instance_env, stop_on_signals, supervise, wait_ready
+from backend.launcher import Instance, instance_env, ready_timeout, stop_on_signals, supervise, wait_ready
 from backend.settings import Settings
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parents[1] / "infra" / "nginx" / "cluster.conf.template"
@@ -208,7 +208,7 @@ def run_cluster(
     try:
         procs = start_instances(settings, ports, redis_url=redis_url)
         for inst in procs:
-            wait_ready(inst.url, alive=inst.alive)
+            wait_ready(inst.url, timeout=ready_timeout(settings), alive=inst.alive)
         proxy.start()
         wait_ready(proxy.url, timeout=20, alive=proxy.alive)
         _banner(settings, proxy, procs, redis_url, secret)

@@ -28,7 +28,8 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """Ready to serve: Redis and the archive both answer; otherwise 503 with the reason."""
+    """Ready to serve: Redis and the archive both answer and the router is warm (a FunctionGemma
+    router loads its model in the background at start); otherwise 503 with the reason."""
     svc = _svc()
     checks: dict[str, str] = {}
     try:
@@ -41,6 +42,8 @@ def readyz():
         checks["archive"] = "ok"
     except ArchiveError as exc:
         checks["archive"] = f"unreachable: {exc}"
+    if svc.router_warmup is not None:
+        checks["router"] = svc.router_warmup.status()
     ready = all(v == "ok" for v in checks.values())
     return jsonify(status="ready" if ready else "unavailable", checks=checks), (200 if ready else 503)
 

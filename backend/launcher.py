@@ -87,6 +87,12 @@ def instance_env(
     return env
 
 
+def ready_timeout(settings: Settings) -> float:
+    """How long start-up may take: loading FunctionGemma the first time (converting the packaged
+    weights) takes minutes on a small CPU; everything else is ready within seconds."""
+    return 300.0 if settings.uses_functiongemma else 60.0
+
+
 def wait_ready(url: str, timeout: float = 60, alive: Callable[[], bool] = lambda: True) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -155,7 +161,7 @@ def run(settings: Settings, *, prepare: Callable[[Settings], None] | None = None
         for inst in instances:
             inst.start()
         for inst in instances:
-            wait_ready(inst.url, alive=inst.alive)
+            wait_ready(inst.url, timeout=ready_timeout(settings), alive=inst.alive)
         _banner(settings, instances, redis_url, secret, embedded is not None)
         supervise(instances, stopping)
     finally:

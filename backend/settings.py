@@ -7,10 +7,17 @@ Lower layers never read this object: the backend hands them the plain values the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The lowest threshold at which the semantic router's accepted decisions are ≥ 95% accurate
+# (thresholds.choose_threshold) in this eval-router report on store/demo_data/eval/routing_queries.jsonl;
+# it accepts 35% of turns locally. Re-derive for another local router: docs/orchestrator.md.
+CASCADE_THRESHOLD_REPORT = "bench/results/cascade_thresholds_semantic_routing_queries.json"
+CASCADE_LOCAL_THRESHOLD = 0.80
 
 
 class Settings(BaseSettings):
@@ -118,9 +125,42 @@ class Settings(BaseSettings):
     )
 
     # --- orchestrator / agents -----------------------------------------------------------------
-    router: Literal["semantic", "gemini"] = Field(
+    router: Literal["keyword", "semantic", "semantic-head", "functiongemma", "gemini", "cascade"] = Field(
         "semantic",
-        description="`semantic`: offline embedding router; `gemini`: controller call, semantic as fallback.",
+        description="`semantic`: offline embedding router; `keyword`: trigger-word baseline; `semantic-head`: "
+        "embeddings + trained head; `functiongemma`: local FunctionGemma (FUNCTIONGEMMA_*); `gemini`: controller "
+        "call; `cascade`: CASCADE_LOCAL first, the gemini controller when it is unsure. Routers that can fail "
+        "(gemini, functiongemma, semantic-head, cascade over those) fall back to semantic. See docs/orchestrator.md.",
+    )
+    cascade_local: Literal["keyword", "semantic", "semantic-head", "functiongemma"] = Field(
+        "semantic", description="ROUTER=cascade: the local router asked first."
+    )
+    cascade_local_threshold: float = Field(
+        CASCADE_LOCAL_THRESHOLD,
+        ge=0.0,
+        le=1.0,
+        description="ROUTER=cascade: the local decision stands when its confidence is at least this. "
+        f"Default: lowest threshold with ≥ 95% accuracy on accepted turns for the semantic router in "
+        f"{CASCADE_THRESHOLD_REPORT} (re-derive for another local router: docs/orchestrator.md).",
+    )
+    cascade_remote_threshold: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="ROUTER=cascade: the remote (gemini) decision stands when its self-reported confidence is at "
+        "least this; below, the user is asked a clarifying question. Not measured offline (needs Vertex).",
+    )
+    functiongemma_adapter: Path = Field(
+        Path("orchestrator/routing/functiongemma/adapters/demo"),
+        description="LoRA adapter directory of the FunctionGemma router (relative: to the working directory, "
+        "else to the project root). Must exist when the functiongemma router is used.",
+    )
+    functiongemma_int8: bool = Field(
+        False, description="Dynamic int8 quantisation of the FunctionGemma router's linear layers (CPU)."
+    )
+    functiongemma_base_path: Path | None = Field(
+        None,
+        description="Local copy of google/functiongemma-270m-it. Unset: the packaged offline Gemma 3 270M.",
     )
     agent_paths: str = Field("", description="Extra agent folders (or folders of agents), separated by `:`.")
     demo_tenant: str = Field(
@@ -149,6 +189,40 @@ class Settings(BaseSettings):
         if v not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"unknown log level {v!r}")
         return v
+
+    @model_validator(mode="after")
+    def _router_combinations(self) -> Self:
+        if self.uses_functiongemma:
+            adapter = self.functiongemma_adapter_dir
+            if not (adapter / "adapter_config.json").is_file():
+                which = (
+                    "ROUTER=functiongemma"
+                    if self.router == "functiongemma"
+                    else "CASCADE_LOCAL=functiongemma"
+                )
+                raise ValueError(
+                    f"{which} needs a trained adapter, but FUNCTIONGEMMA_ADAPTER={adapter} "
+                    f"{'has no adapter_config.json' if adapter.is_dir() else 'does not exist'}; train one "
+                    "(python -m orchestrator.routing.functiongemma.train) or choose another ROUTER"
+                )
+        if self.functiongemma_base_path is not None and not self.functiongemma_base_path.is_dir():
+            raise ValueError(f"FUNCTIONGEMMA_BASE_PATH={self.functiongemma_base_path} is not a directory")
+        return self
+
+    @property
+    def uses_functiongemma(self) -> bool:
+        return self.router == "functiongemma" or (
+            self.router == "cascade" and self.cascade_local == "functiongemma"
+        )
+
+    @property
+    def functiongemma_adapter_dir(self) -> Path:
+        """FUNCTIONGEMMA_ADAPTER resolved: as given when it exists (or is absolute), else
+        against the project root, where the committed adapters live."""
+        p = self.functiongemma_adapter
+        if p.is_absolute() or p.exists():
+            return p
+        return PROJECT_ROOT / p
 
     @property
     def sqlite_path(self) -> Path:

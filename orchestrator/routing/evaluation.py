@@ -1,5 +1,7 @@
 """Router evaluation on any labelled data: accuracy, macro-F1, per-route accuracy, confusion
-matrix, latency, and an optional out-of-scope label with a threshold sweep.
+matrix, latency, an optional out-of-scope label with a threshold sweep, and per-example
+(confidence, correct) pairs with the coverage/accuracy sweep that cascade thresholds are chosen
+from (orchestrator/routing/thresholds.py).
 
 Routes come either from the agent registry (labels are agent names) or from a training file
 (one route per label, built from up to N examples each), so public intent data sets such as
@@ -21,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from agents.base import AgentManifest
-from orchestrator.routing.base import Router, RoutingContext
+from orchestrator.routing.base import Router, RoutingContext, RoutingError
+from orchestrator.routing.thresholds import coverage_report, plot_coverage
 
 OUT_OF_SCOPE = "__out_of_scope__"
 
@@ -116,9 +119,27 @@ class EvalReport:
     confusion: list[list[int]]
     out_of_scope: dict[str, Any] = field(default_factory=dict)
     errors: list[dict[str, str]] = field(default_factory=list)
+    # One row per example, out-of-scope ones included: {confidence, correct, gold, pred, action}.
+    # An out-of-scope example is correct when the router did not route it.
+    per_example: list[dict[str, Any]] = field(default_factory=list)
+    coverage: dict[str, Any] = field(default_factory=dict)  # thresholds.coverage_report
+    router_failures: dict[str, Any] = field(default_factory=dict)  # {count, first} RoutingErrors
+    router_stats: dict[str, Any] = field(default_factory=dict)  # e.g. a cascade's turns per path
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
+
+    def pairs(self) -> list[tuple[float, bool]]:
+        return acceptance_pairs(self.per_example)
+
+
+def acceptance_pairs(per_example: Sequence[dict[str, Any]]) -> list[tuple[float, bool]]:
+    """(confidence, correct) as a cascade sees them: a clarifying question (or a failure) is
+    never accepted from the local router whatever its confidence, so it counts as confidence 0."""
+    return [
+        (0.0 if r.get("action") in ("clarify", "error") else r["confidence"], r["correct"])
+        for r in per_example
+    ]
 
 
 def evaluate(
@@ -128,23 +149,50 @@ def evaluate(
     *,
     dataset: str,
     label_of: dict[str, str] | None = None,
-    out_of_scope_label: str | None = None,
+    out_of_scope_label: str | Sequence[str] | None = None,
     thresholds: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
 ) -> EvalReport:
-    """Route every example; compare the top route (as a label) with the gold label."""
+    """Route every example; compare the top route (as a label) with the gold label.
+
+    `out_of_scope_label`: one label or several (e.g. respond_directly and ask_clarifying_question)
+    whose examples should NOT be routed to an agent. A gold label joining agents with `+`
+    (a multi-agent question) counts as correct when the top route is any of them.
+    """
     from sklearn.metrics import confusion_matrix, f1_score
 
     label_of = label_of or {m.name: m.name for m in manifests}
-    gold, pred, conf, lat = [], [], [], []
+    oos_labels = (
+        {out_of_scope_label} if isinstance(out_of_scope_label, str) else set(out_of_scope_label or ())
+    )
+    multi_ok = not any("+" in v for v in label_of.values())  # "+" only splits when no label has one
+
+    def gold_for(label: str, predicted: str) -> str:
+        parts = label.split("+") if multi_ok and "+" in label else [label]
+        return predicted if predicted in parts else parts[0]
+
+    gold, pred, conf, lat, actions = [], [], [], [], []
+    failures: list[str] = []
     for ex in examples:
         t0 = time.perf_counter()
-        d = router.route(RoutingContext(query=ex.text, ticket={}, manifests=manifests))
+        try:
+            d = router.route(RoutingContext(query=ex.text, ticket={}, manifests=manifests))
+        except RoutingError as exc:
+            # A router that cannot decide (model down, bad output) scores as "not routed";
+            # the count says how often, the first messages say why.
+            lat.append(time.perf_counter() - t0)
+            failures.append(f"{ex.text[:80]}: {str(exc)[:200]}")
+            gold.append(gold_for(ex.label, OUT_OF_SCOPE))
+            pred.append(OUT_OF_SCOPE)
+            conf.append(0.0)
+            actions.append("error")
+            continue
         lat.append(time.perf_counter() - t0)
         top = d.agents[0] if d.action == "route" and d.agents else OUT_OF_SCOPE
-        gold.append(ex.label)
         pred.append(label_of.get(top, OUT_OF_SCOPE))
+        gold.append(gold_for(ex.label, pred[-1]))
         conf.append(d.confidence)
-    in_scope = [i for i, g in enumerate(gold) if g != out_of_scope_label]
+        actions.append(d.action)
+    in_scope = [i for i, g in enumerate(gold) if g not in oos_labels]
     g_in = [gold[i] for i in in_scope]
     p_in = [pred[i] for i in in_scope]
     labels = sorted(set(g_in))
@@ -154,17 +202,20 @@ def evaluate(
         per_route[lab] = {"n": len(idx), "accuracy": round(sum(p_in[i] == lab for i in idx) / len(idx), 4)}
     cm = confusion_matrix(g_in, p_in, labels=[*labels, OUT_OF_SCOPE])[: len(labels)].tolist()
     oos: dict[str, Any] = {}
-    if out_of_scope_label:
+    if oos_labels:
         # In-scope accuracy vs out-of-scope recall as the confidence threshold rises.
         sweep = []
         for th in thresholds:
             ok_in = sum(1 for i in in_scope if conf[i] >= th and pred[i] == gold[i]) / max(1, len(in_scope))
-            oos_idx = [i for i, g in enumerate(gold) if g == out_of_scope_label]
+            oos_idx = [i for i, g in enumerate(gold) if g in oos_labels]
             rec = sum(1 for i in oos_idx if conf[i] < th or pred[i] == OUT_OF_SCOPE) / max(1, len(oos_idx))
             sweep.append(
                 {"threshold": th, "in_scope_accuracy": round(ok_in, 4), "out_of_scope_recall": round(rec, 4)}
             )
-        oos = {"label": out_of_scope_label, "sweep": sweep}
+        oos = {
+            "label": out_of_scope_label if isinstance(out_of_scope_label, str) else sorted(oos_labels),
+            "sweep": sweep,
+        }
     ms = sorted(x * 1000 for x in lat)
     pct = {
         f"p{p}": round(ms[min(len(ms) - 1, max(0, int(np.ceil(p / 100 * len(ms))) - 1))], 3)
@@ -173,6 +224,16 @@ def evaluate(
     errors = [
         {"text": examples[i].text, "gold": gold[i], "pred": pred[i]} for i in in_scope if pred[i] != gold[i]
     ][:50]
+    per_example = [
+        {
+            "confidence": round(float(c), 6),
+            "correct": (p == OUT_OF_SCOPE) if g in oos_labels else (p == g),
+            "gold": g,
+            "pred": p,
+            "action": a,
+        }
+        for c, g, p, a in zip(conf, gold, pred, actions, strict=True)
+    ]
     return EvalReport(
         router=getattr(router, "name", type(router).__name__),
         dataset=dataset,
@@ -185,13 +246,18 @@ def evaluate(
         confusion=cm,
         out_of_scope=oos,
         errors=errors,
+        per_example=per_example,
+        coverage=coverage_report(acceptance_pairs(per_example)),
+        router_failures={"count": len(failures), "first": failures[:5]} if failures else {},
+        router_stats=router.stats() if callable(getattr(router, "stats", None)) else {},  # type: ignore[attr-defined]
     )
 
 
 def write_eval_report(
     report: EvalReport, out_dir: str | Path, name: str, machine: dict[str, Any] | None = None
 ) -> dict[str, Path]:
-    """JSON + Markdown + confusion-matrix PNG."""
+    """JSON + Markdown + confusion-matrix PNG + coverage PNG (accuracy on accepted / escalated
+    share against the confidence threshold)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -199,7 +265,12 @@ def write_eval_report(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / f"{name}.json", "md": out / f"{name}.md", "png": out / f"{name}_confusion.png"}
+    paths = {
+        "json": out / f"{name}.json",
+        "md": out / f"{name}.md",
+        "png": out / f"{name}_confusion.png",
+        "coverage_png": out / f"{name}_coverage.png",
+    }
     paths["json"].write_text(json.dumps({**report.as_dict(), "machine": machine or {}}, indent=2))
     cm = np.array(report.confusion, dtype=float)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
@@ -228,6 +299,16 @@ def write_eval_report(
         f"{report.n} examples · accuracy **{report.accuracy:.1%}** · macro-F1 **{report.macro_f1:.3f}** · "
         f"latency p50/p95/p99 {report.latency_ms['p50']}/{report.latency_ms['p95']}/{report.latency_ms['p99']} ms",
         "",
+        *(
+            [
+                f"**{report.router_failures['count']} examples the router could not decide** "
+                f"(RoutingError, scored as not routed), e.g. `{report.router_failures['first'][0]}`",
+                "",
+            ]
+            if report.router_failures
+            else []
+        ),
+        *([f"Machine: {json.dumps(machine)}", ""] if machine else []),
         f"![confusion matrix]({paths['png'].name})",
         "",
         "Weakest routes:",
@@ -248,5 +329,42 @@ def write_eval_report(
             f"| {s['threshold']} | {s['in_scope_accuracy']:.1%} | {s['out_of_scope_recall']:.1%} |"
             for s in report.out_of_scope["sweep"]
         ]
+    if report.coverage:
+        cov = report.coverage
+        plot_coverage(
+            cov, paths["coverage_png"], f"{report.router} on {report.dataset}: accept when confidence ≥ t"
+        )
+        lines += [
+            "",
+            "## Confidence thresholds",
+            "",
+            "Accept the router's decision only when its confidence ≥ t, escalate the rest "
+            "(e.g. to the remote router of a cascade); a clarifying question is never accepted. "
+            "Out-of-scope examples are correct when not routed.",
+            "",
+            f"![coverage]({paths['coverage_png'].name})",
+            "",
+            "| threshold | accepted | accuracy on accepted | escalated |",
+            "| --- | --- | --- | --- |",
+            *[
+                f"| {p['threshold']:.2f} | {p['accepted']:.1%} | "
+                f"{'–' if p['accuracy_on_accepted'] is None else format(p['accuracy_on_accepted'], '.1%')} | "
+                f"{p['escalated']:.1%} |"
+                for p in cov["table"]
+            ],
+            "",
+            f"Chosen thresholds ({cov['rule']}):",
+            "",
+            "| target accuracy | threshold | accepted | escalated |",
+            "| --- | --- | --- | --- |",
+            *[
+                f"| {r['target_accuracy']:.0%} | "
+                f"{'none' if r['threshold'] is None else format(r['threshold'], '.2f')} | "
+                f"{r['accepted']:.1%} | {r['escalated']:.1%} |"
+                for r in cov["recommended"]
+            ],
+        ]
+    else:
+        paths.pop("coverage_png")
     paths["md"].write_text("\n".join(lines) + "\n")
     return paths
