@@ -86,7 +86,9 @@ def test_unsure_local_escalates_and_a_confident_remote_decides(manifests, keywor
     local = keyword.route(ctx(manifests, ORDER_Q))
     remote = semantic.route(ctx(manifests, ORDER_Q))
     assert remote.confidence > local.confidence
-    config = CascadeConfig(local_threshold=min(1.0, local.confidence + 0.01), remote_threshold=remote.confidence)
+    config = CascadeConfig(
+        local_threshold=min(1.0, local.confidence + 0.01), remote_threshold=remote.confidence
+    )
     d = CascadeRouter(keyword, semantic, config).route(ctx(manifests, ORDER_Q))
     meta = d.meta["cascade"]
     assert meta["path"] == "remote" and meta["decided_by"] == "semantic" and d.agents == ["order_lookup"]
@@ -150,7 +152,9 @@ def test_gemini_controller_over_the_offline_llm_falls_back_to_the_local_decision
 
 @pytest.mark.parametrize("exc", [RoutingError("breaker open"), ValueError("bad reply"), KeyError("x")])
 def test_any_remote_exception_falls_back_to_the_local_decision(manifests, keyword, exc):
-    d = CascadeRouter(keyword, Failing(exc), CascadeConfig(local_threshold=1.0)).route(ctx(manifests, ORDER_Q))
+    d = CascadeRouter(keyword, Failing(exc), CascadeConfig(local_threshold=1.0)).route(
+        ctx(manifests, ORDER_Q)
+    )
     assert d.meta["cascade"]["path"] == "local_fallback" and d.agents == ["order_lookup"]
     assert type(exc).__name__ in d.meta["cascade"]["remote"]["error"]
 
