@@ -61,6 +61,13 @@ import click
     help="Build one route per label from this file's examples; otherwise labels must be agent names.",
 )
 @click.option(
+    "--manifests",
+    "manifests_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Routes from this YAML file of agent manifests (a benchmark suite, e.g. "
+    "bench/routing/seed_ecommerce/manifests.yaml) instead of the agent registry.",
+)
+@click.option(
     "--examples-per-route",
     type=click.IntRange(1, 10_000),
     default=None,
@@ -90,6 +97,7 @@ def eval_router(
     remote_threshold: float | None,
     data_path: Path,
     train_path: Path | None,
+    manifests_path: Path | None,
     examples_per_route: int | None,
     oos_labels: tuple[str, ...],
     name: str | None,
@@ -97,7 +105,7 @@ def eval_router(
 ) -> None:
     """Accuracy, macro-F1, per-route accuracy, confusion matrix (PNG), latency, and the
     confidence-threshold sweep (coverage PNG) cascade thresholds are chosen from; JSON + Markdown."""
-    from agents.registry import AgentRegistry
+    from agents.registry import AgentRegistry, load_manifest_list
     from orchestrator.routing.evaluation import (
         evaluate,
         load_labelled,
@@ -105,18 +113,21 @@ def eval_router(
         write_eval_report,
     )
 
+    if train_path and manifests_path:
+        raise click.UsageError("--train and --manifests are alternatives: pass one")
     try:
         test = load_labelled(data_path)
         if train_path:
             manifests, label_of = manifests_from_examples(load_labelled(train_path), examples_per_route)
         else:
-            manifests = AgentRegistry().manifests()
+            manifests = load_manifest_list(manifests_path) if manifests_path else AgentRegistry().manifests()
             label_of = {m.name: m.name for m in manifests}
             parts = {p for e in test if e.label not in oos_labels for p in e.label.split("+")}
             unknown = sorted(parts - set(label_of))
             if unknown:
                 raise click.BadParameter(
-                    f"labels that are not agents: {unknown[:5]} (pass --train to build routes)",
+                    f"labels that are not agents: {unknown[:5]} (pass --train to build routes, or --out-of-scope "
+                    "for labels such as respond_directly / ask_clarifying_question)",
                     param_hint="--data",
                 )
     except (ValueError, FileNotFoundError) as exc:

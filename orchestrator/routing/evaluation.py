@@ -24,9 +24,12 @@ import numpy as np
 
 from agents.base import AgentManifest
 from orchestrator.routing.base import Router, RoutingContext, RoutingError
+from orchestrator.routing.functiongemma.format import CLARIFY, RESPOND
 from orchestrator.routing.thresholds import coverage_report, plot_coverage
 
 OUT_OF_SCOPE = "__out_of_scope__"
+# Gold pseudo-labels (as in the FunctionGemma format) and the router action each one expects.
+PSEUDO_ACTIONS = {RESPOND: "respond", CLARIFY: "clarify"}
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,10 @@ class EvalReport:
     coverage: dict[str, Any] = field(default_factory=dict)  # thresholds.coverage_report
     router_failures: dict[str, Any] = field(default_factory=dict)  # {count, first} RoutingErrors
     router_stats: dict[str, Any] = field(default_factory=dict)  # e.g. a cascade's turns per path
+    # Every example, whole decision: `exact` = the same agent SET (multi labels "a+b" need both,
+    # single labels exactly one) or the pseudo-label's action; `first_route` = top route in the
+    # gold set. Overall and per kind (single, multi, respond_directly, ask_clarifying_question, …).
+    decisions: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -171,6 +178,7 @@ def evaluate(
         return predicted if predicted in parts else parts[0]
 
     gold, pred, conf, lat, actions = [], [], [], [], []
+    routed: list[tuple[str, ...]] = []
     failures: list[str] = []
     for ex in examples:
         t0 = time.perf_counter()
@@ -185,6 +193,7 @@ def evaluate(
             pred.append(OUT_OF_SCOPE)
             conf.append(0.0)
             actions.append("error")
+            routed.append(())
             continue
         lat.append(time.perf_counter() - t0)
         top = d.agents[0] if d.action == "route" and d.agents else OUT_OF_SCOPE
@@ -192,6 +201,7 @@ def evaluate(
         gold.append(gold_for(ex.label, pred[-1]))
         conf.append(d.confidence)
         actions.append(d.action)
+        routed.append(tuple(label_of.get(a, OUT_OF_SCOPE) for a in d.agents) if d.action == "route" else ())
     in_scope = [i for i, g in enumerate(gold) if g not in oos_labels]
     g_in = [gold[i] for i in in_scope]
     p_in = [pred[i] for i in in_scope]
@@ -250,7 +260,48 @@ def evaluate(
         coverage=coverage_report(acceptance_pairs(per_example)),
         router_failures={"count": len(failures), "first": failures[:5]} if failures else {},
         router_stats=router.stats() if callable(getattr(router, "stats", None)) else {},  # type: ignore[attr-defined]
+        decisions=decision_scores(
+            [ex.label for ex in examples], actions, routed, oos_labels=oos_labels, multi=multi_ok
+        ),
     )
+
+
+def decision_scores(
+    gold: Sequence[str],
+    actions: Sequence[str],
+    routed: Sequence[Sequence[str]],
+    *,
+    oos_labels: set[str] | frozenset[str] = frozenset(),
+    multi: bool = True,
+) -> dict[str, Any]:
+    """Exact-decision and first-route accuracy over ALL examples, overall and per kind."""
+    rows: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
+    for label, action, agents in zip(gold, actions, routed, strict=True):
+        if label in PSEUDO_ACTIONS:
+            kind = label
+            exact = first = action == PSEUDO_ACTIONS[label]
+        elif label in oos_labels:
+            kind = "out_of_scope"
+            exact = first = action != "route"
+        else:
+            parts = label.split("+") if multi and "+" in label else [label]
+            kind = "multi" if len(parts) > 1 else "single"
+            exact = action == "route" and set(agents) == set(parts) and len(agents) == len(set(agents))
+            first = action == "route" and bool(agents) and agents[0] in parts
+        rows[kind].append((exact, first))
+
+    def score(items: list[tuple[bool, bool]]) -> dict[str, Any]:
+        n = len(items)
+        return {
+            "n": n,
+            "exact_accuracy": round(sum(e for e, _ in items) / max(1, n), 4),
+            "first_route_accuracy": round(sum(f for _, f in items) / max(1, n), 4),
+        }
+
+    return {
+        **score([r for items in rows.values() for r in items]),
+        "by_kind": {k: score(v) for k, v in sorted(rows.items())},
+    }
 
 
 def write_eval_report(
@@ -299,6 +350,7 @@ def write_eval_report(
         f"{report.n} examples · accuracy **{report.accuracy:.1%}** · macro-F1 **{report.macro_f1:.3f}** · "
         f"latency p50/p95/p99 {report.latency_ms['p50']}/{report.latency_ms['p95']}/{report.latency_ms['p99']} ms",
         "",
+        *(_decision_lines(report.decisions) if report.decisions else []),
         *(
             [
                 f"**{report.router_failures['count']} examples the router could not decide** "
@@ -368,3 +420,18 @@ def write_eval_report(
         paths.pop("coverage_png")
     paths["md"].write_text("\n".join(lines) + "\n")
     return paths
+
+
+def _decision_lines(dec: dict[str, Any]) -> list[str]:
+    return [
+        f"Whole decision on all {dec['n']} examples: exact (same agent set, or respond / clarify) "
+        f"**{dec['exact_accuracy']:.1%}** · first route in the gold set **{dec['first_route_accuracy']:.1%}**",
+        "",
+        "| kind | n | exact | first route |",
+        "| --- | --- | --- | --- |",
+        *[
+            f"| {k} | {v['n']} | {v['exact_accuracy']:.1%} | {v['first_route_accuracy']:.1%} |"
+            for k, v in dec["by_kind"].items()
+        ],
+        "",
+    ]

@@ -11,10 +11,14 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from agents.registry import AgentRegistry, load_manifest_list
-from bench.routing.seed_ecommerce import HUMAN, SPLITS, load_suite, templated_path
+from backend.cli import cli
+from bench.routing.seed_ecommerce import HUMAN, MANIFESTS, SPLITS, load_suite, templated_path
 from bench.routing.seed_ecommerce import generate as seed_generate
+from orchestrator.routing.base import Route, RoutingContext, RoutingDecision
+from orchestrator.routing.evaluation import Example, evaluate
 from orchestrator.routing.functiongemma import data
 from orchestrator.routing.functiongemma.format import CLARIFY, RESPOND
 from orchestrator.routing.semantic import RESPOND_EXAMPLES
@@ -184,3 +188,56 @@ def test_load_manifest_list_validates(tmp_path):
         load_manifest_list(path)
     with pytest.raises(ValueError, match="no such file"):
         load_manifest_list(tmp_path / "missing.yaml")
+
+
+# --- evaluation of multi-agent and pseudo labels; routes from a manifests file ----------------
+class ScriptedRouter:
+    """Replays fixed decisions per query: the evaluation's scoring is under test, not a router."""
+
+    name = "scripted"
+
+    def __init__(self, script: dict[str, tuple[str, list[str]]]) -> None:
+        self.script = script
+
+    def route(self, ctx: RoutingContext) -> RoutingDecision:
+        action, agents = self.script[ctx.query]
+        stages = [[Route(agent=a, enhanced_query=ctx.query) for a in agents]] if agents else []
+        return RoutingDecision(action=action, stages=stages, confidence=0.9, router=self.name)
+
+
+def test_evaluate_scores_exact_sets_first_routes_and_pseudo_labels(suite):
+    rows = [
+        ("q1", "account", ("route", ["account"])),  # exact
+        ("q2", "account", ("route", ["account", "payments"])),  # first route only
+        ("q3", "account+payments", ("route", ["payments", "account"])),  # exact (a set)
+        ("q4", "account+payments", ("route", ["payments"])),  # first route only
+        ("q5", "account+payments", ("route", ["order_management", "account"])),  # neither
+        ("q6", RESPOND, ("respond", [])),  # exact
+        ("q7", RESPOND, ("clarify", [])),  # wrong action
+        ("q8", CLARIFY, ("clarify", [])),  # exact
+    ]
+    router = ScriptedRouter({q: d for q, _, d in rows})
+    examples = [Example(q, label) for q, label, _ in rows]
+    report = evaluate(router, examples, suite, dataset="t", out_of_scope_label=[RESPOND, CLARIFY])
+    dec = report.decisions
+    assert dec["n"] == 8 and dec["exact_accuracy"] == 0.5 and dec["first_route_accuracy"] == 0.75
+    assert dec["by_kind"]["single"] == {"n": 2, "exact_accuracy": 0.5, "first_route_accuracy": 1.0}
+    assert dec["by_kind"]["multi"] == {"n": 3, "exact_accuracy": 0.3333, "first_route_accuracy": 0.6667}
+    assert dec["by_kind"][RESPOND]["exact_accuracy"] == 0.5 and dec["by_kind"][CLARIFY]["n"] == 1
+    assert report.n == 5 and report.accuracy == 0.8  # the top-route accuracy is unchanged
+
+
+def test_eval_router_cli_routes_from_a_manifests_file(tmp_path):
+    data_file = tmp_path / "h.jsonl"
+    data_file.write_text("\n".join(json.dumps(r) for r in read_jsonl(HUMAN)[::11]) + "\n", encoding="utf-8")
+    out = tmp_path / "results"
+    base = ["eval-router", "--router", "keyword", "--data", str(data_file), "--out", str(out)]
+    r = CliRunner().invoke(cli, [*base, "--manifests", str(MANIFESTS), "--name", "seed"])
+    assert r.exit_code == 0, r.output
+    report = json.loads((out / "seed.json").read_text())
+    assert set(report["labels"]) <= {m.name for m in load_suite()} and report["n"] == 14
+    assert report["decisions"]["n"] == 14 and "Whole decision" in (out / "seed.md").read_text()
+    r = CliRunner().invoke(cli, base)  # the product registry has no such agents
+    assert r.exit_code != 0 and "not agents" in r.output
+    r = CliRunner().invoke(cli, [*base, "--manifests", str(MANIFESTS), "--train", str(data_file)])
+    assert r.exit_code != 0 and "alternatives" in r.output
