@@ -55,9 +55,10 @@ def _candidates(decision: RoutingDecision | None) -> list[str]:
     if decision is None:
         return []
     names = list(decision.agents)
-    scores = decision.meta.get("scores")
-    if isinstance(scores, Mapping):
-        names += [k for k, _ in sorted(scores.items(), key=lambda kv: -float(kv[1]))]
+    for key in ("scores", "probabilities"):  # semantic/keyword, semantic-head
+        scores = decision.meta.get(key)
+        if isinstance(scores, Mapping):
+            names += [k for k, _ in sorted(scores.items(), key=lambda kv: -float(kv[1]))]
     calls = decision.meta.get("calls")
     if isinstance(calls, list):
         names += [c.get("name", "") for c in calls if isinstance(c, Mapping)]

@@ -76,13 +76,26 @@ def test_every_offline_name_builds_a_router_that_routes(manifests, embed, local_
 
 def test_semantic_head_is_built_when_available_else_refused_clearly(manifests, embed):
     try:
-        from orchestrator.routing.head import SemanticHeadRouter  # noqa: F401
+        from orchestrator.routing.head import SemanticHeadRouter
     except ImportError:
         with pytest.raises(RouterUnavailable, match="semantic-head"):
             build_router("semantic-head", manifests, embed=embed)
     else:
-        router = build_router("semantic-head", manifests, embed=embed)
-        assert route(router, manifests, "where is order BO-104512?").action in ("route", "clarify")
+        router = build_router("semantic-head", manifests, embed=embed)  # the head is fitted lazily
+        assert isinstance(router, SemanticHeadRouter) and router.name == "semantic-head"
+        assert callable(router.warm_up) and needs_fallback("semantic-head")
+
+
+@pytest.mark.slow
+def test_semantic_head_router_routes_and_serves_as_cascade_local(manifests, embed, local_llm):
+    if not hasattr(pytest.importorskip("orchestrator.routing.head"), "SemanticHeadRouter"):
+        pytest.skip("no semantic-head router in this build")
+    cascade = build_router(
+        "cascade", manifests, embed=embed, llm=local_llm, config=RouterConfig(cascade_local="semantic-head")
+    )
+    assert RouterWarmup(cascade).start().wait(600)  # fits the head
+    d = route(cascade, manifests, "where is order BO-104512, has it shipped?")
+    assert d.agents == ["order_lookup"] and d.meta["cascade"]["local"]["router"] == "semantic-head"
 
 
 def test_missing_pieces_are_refused_with_the_reason(manifests, embed, tmp_path):
