@@ -7,7 +7,7 @@ import click
 from backend.commands.cluster import run_cluster
 from backend.commands.eval_router import eval_router
 from backend.commands.ingest import ingest
-from backend.commands.learning import export_routing_feedback
+from backend.commands.learning import export_routing_feedback, shadow_report
 from backend.commands.new_agent import new_agent
 from backend.commands.serve import dev_token, run
 
@@ -17,7 +17,16 @@ def cli() -> None:
     """Zendesk sidebar assistant."""
 
 
-for command in (run, run_cluster, dev_token, ingest, new_agent, eval_router, export_routing_feedback):
+for command in (
+    run,
+    run_cluster,
+    dev_token,
+    ingest,
+    new_agent,
+    eval_router,
+    export_routing_feedback,
+    shadow_report,
+):
     cli.add_command(command)
 
 

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -215,3 +216,158 @@ def write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# --- shadow report --------------------------------------------------------------------------------
+@dataclass
+class ShadowPair:
+    """One (live router, candidate router) pair's numbers over archived turns."""
+
+    live: str
+    candidate: str
+    turns: int = 0
+    answered: int = 0  # the candidate's decision arrived before the turn ended
+    agree: int = 0
+    errors: int = 0
+    pending: int = 0
+    skipped: int = 0
+    flagged: int = 0  # turns flagged wrong_sources with the expected sources named
+    live_correct: int = 0
+    candidate_correct: int = 0
+    disagreements: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        def rate(n: int, d: int) -> float | None:
+            return round(n / d, 4) if d else None
+
+        return {
+            "live": self.live,
+            "candidate": self.candidate,
+            "turns": self.turns,
+            "answered": self.answered,
+            "agreement": rate(self.agree, self.answered),
+            "errors": self.errors,
+            "pending": self.pending,
+            "skipped": self.skipped,
+            "flagged": {
+                "n": self.flagged,
+                "live_accuracy": rate(self.live_correct, self.flagged),
+                "candidate_accuracy": rate(self.candidate_correct, self.flagged),
+            },
+            # Label pairs only (never question text): where the two routers part ways most.
+            "top_disagreements": [
+                {"live": k.split(" → ")[0], "candidate": k.split(" → ")[1], "n": n}
+                for k, n in self.disagreements.most_common(10)
+            ],
+        }
+
+
+def shadow_report(
+    archive: SessionArchive,
+    *,
+    tenant: str | None = None,
+    since: float | None = None,
+    progress: Callable[[ScanStats, int], None] | None = None,
+) -> dict[str, Any]:
+    """Agreement of the shadow (candidate) router with the live one on every archived reply that
+    has `meta.shadow`, and both routers' accuracy on replies whose feedback named the sources."""
+    pairs: dict[tuple[str, str], ShadowPair] = {}
+    stats = ScanStats()
+    seen = 0
+
+    def report(s: ScanStats) -> None:
+        if progress:
+            progress(s, seen)
+
+    for session in scan_sessions(archive, tenant=tenant, since=since, stats=stats, progress=report):
+        expected = {
+            str(fb.get("message_id")): expected_label(fb.get("expected_agents") or [])
+            for fb in session.feedback
+            if "wrong_sources" in (fb.get("reasons") or []) and fb.get("expected_agents")
+        }
+        for reply in session.thread:
+            shadow = reply.meta.get("shadow")
+            if reply.role != "assistant" or not isinstance(shadow, dict):
+                continue
+            if since is not None and reply.created_at < since:
+                continue
+            seen += 1
+            routing = reply.meta.get("routing") or {}
+            live_name = str(routing.get("router") or "unknown")
+            pair = pairs.setdefault(
+                (live_name, str(shadow.get("router"))), ShadowPair(live_name, str(shadow.get("router")))
+            )
+            pair.turns += 1
+            status = shadow.get("status")
+            if status == "error":
+                pair.errors += 1
+            elif status == "pending":
+                pair.pending += 1
+            elif status == "skipped":
+                pair.skipped += 1
+            live_label, cand_label = routing_label(routing), routing_label(shadow)
+            if status == "ok":
+                pair.answered += 1
+                pair.agree += bool(shadow.get("agrees"))
+                if not shadow.get("agrees"):
+                    pair.disagreements[f"{live_label or '-'} → {cand_label or '-'}"] += 1
+            gold = expected.get(reply.id)
+            if gold:
+                # A candidate that did not answer in time counts as wrong: promotion needs answers.
+                pair.flagged += 1
+                pair.live_correct += same_label(gold, live_label)
+                pair.candidate_correct += status == "ok" and same_label(gold, cand_label)
+    return {
+        "generated_at": iso(datetime.now(UTC).timestamp()),
+        "tenant": tenant,
+        "since": iso(since) if since is not None else None,
+        "sessions": stats.sessions,
+        "unreadable_sessions": stats.unreadable,
+        "turns_with_shadow": seen,
+        "pairs": [p.as_dict() for p in sorted(pairs.values(), key=lambda p: -p.turns)],
+    }
+
+
+def shadow_markdown(report: dict[str, Any]) -> str:
+    def pct(v: float | None) -> str:
+        return "–" if v is None else f"{v:.1%}"
+
+    scope = ", ".join(
+        x for x in (f"tenant {report['tenant']}" if report["tenant"] else "", report["since"] or "") if x
+    )
+    lines = [
+        "# Shadow router report",
+        "",
+        f"Generated {report['generated_at']} by `sidebar-assistant shadow-report` from "
+        f"{report['sessions']} archived sessions{f' ({scope})' if scope else ''}: "
+        f"{report['turns_with_shadow']} replies carry a shadow decision.",
+        "",
+        "Agreement is over turns the candidate answered in time (same action, same set of agents). "
+        "Accuracy is on turns flagged *wrong sources* whose feedback named the sources that should "
+        "have been used — by construction, turns the live router got wrong, so its accuracy there is "
+        "low; the question is how many the candidate gets right (docs/learning_loop.md).",
+        "",
+        "| live | candidate | turns | answered | agreement | errors | pending | skipped "
+        "| flagged | live accuracy | candidate accuracy |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for p in report["pairs"]:
+        f = p["flagged"]
+        lines.append(
+            f"| {p['live']} | {p['candidate']} | {p['turns']} | {p['answered']} | {pct(p['agreement'])} "
+            f"| {p['errors']} | {p['pending']} | {p['skipped']} | {f['n']} | {pct(f['live_accuracy'])} "
+            f"| {pct(f['candidate_accuracy'])} |"
+        )
+    for p in report["pairs"]:
+        if p["top_disagreements"]:
+            lines += [
+                "",
+                f"Most frequent disagreements, {p['live']} → {p['candidate']}:",
+                "",
+                "| live chose | candidate chose | turns |",
+                "| --- | --- | --- |",
+                *[f"| {d['live']} | {d['candidate']} | {d['n']} |" for d in p["top_disagreements"]],
+            ]
+    if not report["pairs"]:
+        lines += ["", "No archived reply has a shadow decision: set SHADOW_ROUTER and let it run."]
+    return "\n".join(lines) + "\n"

@@ -150,6 +150,21 @@ class Metrics:
         self.errors = Counter(
             "sidebar_client_errors_total", "chat:error sent, by code.", ["code"], registry=r
         )
+        # Shadow mode (SHADOW_ROUTER): the candidate's outcome per turn — agree, disagree, error,
+        # skipped (queue full) or pending (still running when the turn ended).
+        self.shadow = Counter(
+            "sidebar_shadow_decisions_total",
+            "Shadow router decisions compared with the live router.",
+            ["live", "candidate", "outcome"],
+            registry=r,
+        )
+        self.shadow_latency = Histogram(
+            "sidebar_shadow_router_seconds",
+            "Shadow router latency.",
+            ["candidate"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
 
     def observe_turn(
         self,
@@ -170,6 +185,9 @@ class Metrics:
                 self.agent_results.labels(agent, str(info.get("status"))).inc()
                 if info.get("latency_ms") is not None:
                     self.agent_latency.labels(agent).observe(float(info["latency_ms"]) / 1000)
+            shadow = routing.get("shadow")
+            if isinstance(shadow, Mapping):
+                self.observe_shadow(router, shadow)
         for key, value in (timings or {}).items():
             if key.endswith("_s") and isinstance(value, int | float):
                 self.phase.labels(key[:-2]).observe(float(value))
@@ -177,3 +195,11 @@ class Metrics:
             self.tokens.labels("input").inc(float(cost.get("input_tokens", 0) or 0))
             self.tokens.labels("output").inc(float(cost.get("output_tokens", 0) or 0))
             self.cost.inc(float(cost.get("cost_usd", 0) or 0))
+
+    def observe_shadow(self, live: str, shadow: Mapping[str, Any]) -> None:
+        candidate = str(shadow.get("router") or "unknown")
+        status = str(shadow.get("status") or "unknown")
+        outcome = ("agree" if shadow.get("agrees") else "disagree") if status == "ok" else status
+        self.shadow.labels(live, candidate, outcome).inc()
+        if status == "ok" and isinstance(shadow.get("latency_ms"), int | float):
+            self.shadow_latency.labels(candidate).observe(float(shadow["latency_ms"]) / 1000)

@@ -217,11 +217,16 @@ class TurnRunner:
         thinking: list[dict[str, Any]],
         elapsed: float,
     ) -> tuple[dict[str, Any], Session] | None:
+        # A shadow router's decision is stored beside the live one (meta.shadow, for shadow-report),
+        # not inside `routing`, which the routing history and later turns read.
+        routing = {k: v for k, v in done.routing.items() if k != "shadow"} if done.routing else done.routing
+        shadow = (done.routing or {}).get("shadow")
         meta = {
-            "routing": done.routing,
+            "routing": routing,
             "timings": {**done.timings, "total_s": round(elapsed, 4)},
             "cost": done.cost,
             "thinking": thinking,
+            **({"shadow": shadow} if shadow else {}),
         }
 
         def extra(s: Session) -> None:
@@ -236,8 +241,8 @@ class TurnRunner:
                     ]
                 )
             s.model_history = s.model_history[-MAX_MODEL_HISTORY:]
-            if done.routing:
-                s.routing_history.append({"message_id": message_id, **done.routing})
+            if routing:
+                s.routing_history.append({"message_id": message_id, **routing})
             for k, v in (done.cost or {}).items():
                 if isinstance(v, int | float):
                     s.usage[k] = s.usage.get(k, 0) + v
@@ -259,7 +264,7 @@ class TurnRunner:
             "id": message_id,
             "message": reply.model_dump(mode="json") if reply else None,
             "citations": done.citations,
-            "routing": done.routing,
+            "routing": routing,
             "timings": meta["timings"],
         }
         return payload, session

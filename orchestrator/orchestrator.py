@@ -34,6 +34,7 @@ from orchestrator.context import FollowUp, bounded_history, is_task_switch, reso
 from orchestrator.guardrails import PromptLeakFilter, detect_injection, render_ticket, retrieval_only
 from orchestrator.routing.base import Route, Router, RoutingContext, RoutingDecision, RoutingError, timed
 from orchestrator.routing.gemini import PROMPT as CONTROLLER_PROMPT
+from orchestrator.routing.shadow import ShadowRouter
 from orchestrator.turn import Delta, Done, Thinking, TurnEvent, TurnFailed, TurnRequest
 from store.knowledge import KnowledgeIndex
 from vertex_interface import LLM, Blocked, CallbackChain, CallTags, LLMError, Message, Source
@@ -90,6 +91,8 @@ class Assistant:
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+        if isinstance(self.router, ShadowRouter):
+            self.router.close()
 
 
 class Orchestrator:
@@ -447,6 +450,11 @@ class Orchestrator:
         }
         if facts.get("order_numbers"):
             routing["facts"] = facts
+        if isinstance(self.a.router, ShadowRouter):
+            # Whatever the candidate has by now; the turn never waits for it.
+            shadow = self.a.router.collect(self.turn_id)
+            if shadow:
+                routing["shadow"] = shadow
         usage = self.a.llm.ledger.discard(session_id=self.req.session_id, turn_id=self.turn_id)
         return Done(
             text=text,

@@ -105,3 +105,59 @@ def export_routing_feedback(
     if result.stats.unreadable:
         click.echo(f"skipped {result.stats.unreadable} unreadable archived sessions", err=True)
     click.echo(summary)
+
+
+@click.command("shadow-report")
+@click.option("--since", default=None, help="Only turns at or after this ISO 8601 date/time (UTC).")
+@click.option("--tenant", default=None, help="Only this tenant's sessions.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("bench/results"),
+    show_default=True,
+)
+@click.option("--name", default="shadow_report", show_default=True, help="Report file name (without suffix).")
+def shadow_report(since: str | None, tenant: str | None, out_dir: Path, name: str) -> None:
+    """Shadow router vs live router on archived turns: agreement, and accuracy on flagged turns.
+
+    Writes NAME.json and NAME.md. Turns carry a shadow decision while SHADOW_ROUTER is set.
+    """
+    import json
+    import re
+
+    from backend.learning import shadow_markdown, write_text_atomic
+    from backend.learning import shadow_report as build_report
+    from store.sessions import ArchiveError
+
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,100}", name):
+        raise click.BadParameter("letters, digits, '_', '-' and '.' only", param_hint="--name")
+    since_ts = _since(since)
+    settings = Settings()
+    archive = open_configured_archive(settings)
+
+    def progress(stats, turns: int) -> None:
+        click.echo(f"scanned {stats.sessions} sessions, {turns} turns with a shadow decision", err=True)
+
+    try:
+        report = build_report(archive, tenant=tenant, since=since_ts, progress=progress)
+    except ArchiveError as exc:
+        raise _archive_failed(exc) from None
+    finally:
+        archive.close()
+    report["archive"] = settings.archive_backend
+    json_path, md_path = out_dir / f"{name}.json", out_dir / f"{name}.md"
+    write_text_atomic(json_path, json.dumps(report, indent=2) + "\n")
+    write_text_atomic(md_path, shadow_markdown(report))
+    for p in report["pairs"]:
+        f = p["flagged"]
+        agreement = "–" if p["agreement"] is None else f"{p['agreement']:.1%}"
+        accuracy = (
+            f"; on {f['n']} flagged turns live {f['live_accuracy']:.1%} vs candidate {f['candidate_accuracy']:.1%}"
+            if f["n"]
+            else ""
+        )
+        click.echo(f"{p['live']} vs {p['candidate']}: {p['turns']} turns, agreement {agreement}{accuracy}")
+    if not report["pairs"]:
+        click.echo("no archived turn has a shadow decision (is SHADOW_ROUTER set?)")
+    click.echo(f"→ {md_path}")

@@ -168,3 +168,90 @@ def test_routing_label_and_since_parsing():
     assert parse_since("1970-01-02") == 86400.0
     assert parse_since("1970-01-01T01:00:00+01:00") == 0.0
     assert parse_since(None) is None
+
+
+SHADOW_TURNS = [
+    ("where is order BO-100234", ["order_lookup"]),
+    ("thanks!", ["respond"]),
+    ("my parcel is late and I want a refund", ["order_lookup", "knowledge_base"]),
+    ("is there a macro for late delivery", None),
+    ("do you sell teak benches", None),
+]
+
+
+def test_shadow_mode_end_to_end_reply_meta_metrics_and_report(
+    live_app, tokens, settings, local_llm, embedder, tmp_path
+):
+    import requests
+
+    from agents.base import ToolSpec
+    from agents.registry import AgentRegistry
+    from orchestrator.orchestrator import Assistant
+    from orchestrator.routing import RoutingContext, SemanticRouter
+    from orchestrator.routing.keyword import KeywordRouter
+    from orchestrator.routing.shadow import ShadowConfig, ShadowRouter, decision_key
+    from tests.support.agents import ScriptedAgent, ev
+
+    lookup = [ToolSpec(name="lookup", description="look something up", retrieval=True)]
+    manifests = [m.model_copy(update={"tools": lookup}) for m in AgentRegistry().manifests()]
+    agents = [
+        ScriptedAgent(m, evidence=[ev(f"article:{m.name}", m.title, f"{m.title} says yes.")])
+        for m in manifests
+    ]
+    keyword = KeywordRouter(manifests)
+    semantic = SemanticRouter(lambda t: embedder.embed(t, task_type="SEMANTIC_SIMILARITY"), manifests)
+    # grace_s: the test must not race the candidate; production never waits (default 0).
+    assistant = Assistant(
+        agents, ShadowRouter(keyword, semantic, config=ShadowConfig(grace_s=5)), local_llm, None
+    )
+    server = live_app(handler=assistant)
+    c = SidebarClient()
+    c.connect(server.url, tokens.mint("acme", "alice", "Alice"))
+    state = c.join({"id": 77, "subject": "Late parcel"})
+    assert {a["name"] for a in state["agents"]} == {m.name for m in manifests}  # from the Assistant
+    for i, (text, expected) in enumerate(SHADOW_TURNS):
+        c.ask(f"q{i}", text, timeout=60)
+        if expected:
+            flag(c, f"q{i}.reply", reasons=["wrong_sources"], expected_agents=expected)
+    c.disconnect()
+
+    # What each router decides alone, computed independently of the shadow machinery.
+    def label(d) -> set[str]:
+        return set(d.agents) if d.action == "route" else {d.action}
+
+    alone = [
+        (keyword.route(RoutingContext(t, {}, manifests)), semantic.route(RoutingContext(t, {}, manifests)), e)
+        for t, e in SHADOW_TURNS
+    ]
+    agree = sum(decision_key(k) == decision_key(s) for k, s, _ in alone)
+    flagged = [(k, s, e) for k, s, e in alone if e]
+    live_ok = sum(label(k) == set(e) for k, s, e in flagged)
+    cand_ok = sum(label(s) == set(e) for k, s, e in flagged)
+    assert 0 < agree < len(SHADOW_TURNS) and cand_ok > live_ok  # the data exercise both sides
+
+    session = server.services.store.get(state["session_id"])
+    meta = session.reply_to("q0").meta
+    assert meta["shadow"]["router"] == "semantic" and meta["shadow"]["status"] == "ok"
+    assert "shadow" not in meta["routing"] and meta["routing"]["router"] == "keyword"
+    assert "shadow" not in session.routing_history[0]
+
+    metrics = requests.get(server.url + "/metrics", timeout=5).text
+    agree_line = 'sidebar_shadow_decisions_total{candidate="semantic",live="keyword",outcome="agree"}'
+    assert f"{agree_line} {float(agree)}" in metrics
+
+    out = tmp_path / "reports"
+    result = run_cli(settings, "shadow-report", "--out", str(out), "--name", "shadow_test")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "shadow_test.json").read_text())
+    (pair,) = report["pairs"]
+    assert (pair["live"], pair["candidate"], pair["turns"], pair["answered"]) == ("keyword", "semantic", 5, 5)
+    assert pair["agreement"] == round(agree / 5, 4)
+    assert pair["flagged"] == {
+        "n": len(flagged),
+        "live_accuracy": round(live_ok / len(flagged), 4),
+        "candidate_accuracy": round(cand_ok / len(flagged), 4),
+    }
+    assert "keyword vs semantic: 5 turns" in result.output
+    md = (out / "shadow_test.md").read_text()
+    assert "| keyword | semantic | 5 | 5 |" in md
+    assert not any(t in md for t, _ in SHADOW_TURNS)  # label pairs only, never question text

@@ -1,0 +1,144 @@
+"""Shadow mode with real routers: keyword live, semantic as the candidate (and failing ones)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from agents.base import ToolSpec
+from agents.registry import AgentRegistry
+from orchestrator.orchestrator import Assistant
+from orchestrator.routing import RoutingContext, RoutingDecision, RoutingError, SemanticRouter
+from orchestrator.routing.keyword import KeywordRouter
+from orchestrator.routing.shadow import ShadowConfig, ShadowRouter, decision_key
+from orchestrator.turn import Done, Principal, TurnRequest
+from tests.support.agents import ScriptedAgent, ev
+
+QUESTIONS = [
+    "where is order BO-100234",
+    "thanks!",
+    "what is the return policy for damaged items",
+    "is there a macro for late delivery",
+    "help",
+]
+
+
+@pytest.fixture(scope="module")
+def manifests():
+    return AgentRegistry().manifests()
+
+
+@pytest.fixture(scope="module")
+def routers(manifests, embedder):
+    semantic = SemanticRouter(lambda t: embedder.embed(t, task_type="SEMANTIC_SIMILARITY"), manifests)
+    return KeywordRouter(manifests), semantic
+
+
+def ctx(text: str, manifests, turn: str | None = "t1") -> RoutingContext:
+    return RoutingContext(query=text, ticket={}, manifests=manifests, turn_id=turn)
+
+
+def test_live_decision_is_unchanged_and_candidate_agreement_is_recorded(routers, manifests):
+    keyword, semantic = routers
+    seen: list[dict] = []
+    shadow = ShadowRouter(keyword, semantic, config=ShadowConfig(grace_s=5), on_result=seen.append)
+    agreements = []
+    for i, q in enumerate(QUESTIONS):
+        got = shadow.route(ctx(q, manifests, f"t{i}"))
+        alone = keyword.route(ctx(q, manifests))
+        assert got.model_dump(exclude={"latency_s"}) == alone.model_dump(exclude={"latency_s"})
+        record = shadow.collect(f"t{i}")
+        cand = semantic.route(ctx(q, manifests))
+        assert record["status"] == "ok" and record["router"] == "semantic"
+        assert (record["action"], record["routes"]) == (cand.action, cand.agents)
+        assert record["agrees"] == (decision_key(alone) == decision_key(cand))
+        agreements.append(record["agrees"])
+    # The two routers differ on small talk (keyword asks back, semantic answers): both outcomes occur.
+    assert True in agreements and False in agreements
+    assert shadow.counts["ok"] == len(QUESTIONS) == len(seen)
+    assert shadow.counts["agree"] == sum(agreements)
+    assert shadow.collect("t0") is None  # collected once
+    assert shadow.name == "keyword"
+    shadow.close()
+
+
+def test_a_failing_candidate_never_breaks_the_turn(routers, manifests, caplog):
+    keyword, _ = routers
+
+    class Broken:
+        name = "broken"
+
+        def route(self, c):
+            raise RoutingError("model down")
+
+    shadow = ShadowRouter(keyword, Broken(), config=ShadowConfig(grace_s=5))
+    decision = shadow.route(ctx("where is order BO-100234", manifests))
+    assert decision.agents == ["order_lookup"]
+    record = shadow.collect("t1")
+    assert record["status"] == "error" and record["error"] == "RoutingError"
+    assert shadow.counts["error"] == 1 and "shadow router broken failed" in caplog.text
+    shadow.close()
+
+
+def test_a_slow_candidate_is_pending_and_a_full_queue_skips(routers, manifests):
+    keyword, _ = routers
+    release = threading.Event()
+
+    class Stuck:
+        name = "stuck"
+
+        def route(self, c):
+            release.wait(10)
+            return RoutingDecision(action="clarify", response="?")
+
+    shadow = ShadowRouter(keyword, Stuck(), config=ShadowConfig(max_pending=1))
+    # route() returned while the candidate is blocked: the turn did not wait for it.
+    assert shadow.route(ctx("where is order BO-100234", manifests, "a")).agents == ["order_lookup"]
+    assert shadow.route(ctx("thanks!", manifests, "b")).action == "clarify"
+    assert shadow.collect("a") == {"router": "stuck", "status": "pending"}
+    assert shadow.collect("b") == {"router": "stuck", "status": "skipped"}
+    assert shadow.counts["skipped"] == 1
+    release.set()
+    shadow.close()
+
+
+def test_live_failures_propagate_for_the_fallback_and_the_candidate_is_not_run(routers, manifests):
+    _, semantic = routers
+
+    class Broken:
+        name = "broken"
+
+        def route(self, c):
+            raise RoutingError("down")
+
+    shadow = ShadowRouter(Broken(), semantic)
+    with pytest.raises(RoutingError):
+        shadow.route(ctx("hi", manifests))
+    assert shadow.collect("t1") is None
+    shadow.close()
+
+
+def test_the_orchestrator_puts_the_shadow_decision_in_the_turns_routing(routers, manifests, local_llm):
+    keyword, semantic = routers
+    # The real manifests (what both routers read), answered by scripted agents' `lookup` tool.
+    lookup = [ToolSpec(name="lookup", description="look something up", retrieval=True)]
+    by_name = {m.name: m.model_copy(update={"tools": lookup}) for m in manifests}
+    agents = [
+        ScriptedAgent(
+            by_name["order_lookup"], evidence=[ev("order:BO-100234", "Order", "Delivered.", "order")]
+        ),
+        ScriptedAgent(by_name["knowledge_base"], evidence=[ev("article:1", "Returns", "Return in 30 days.")]),
+    ]
+    shadow = ShadowRouter(keyword, semantic, config=ShadowConfig(grace_s=5))
+    assistant = Assistant(agents, shadow, local_llm, None)
+    for text in ("where is order BO-100234", "thanks!"):
+        req = TurnRequest("s1", Principal("demo", "a", "A"), "m1", text, {"id": "1"}, [], [], [])
+        done = list(assistant.handle(req))[-1]
+        assert isinstance(done, Done)
+        routing = done.routing
+        assert routing["router"] == "keyword" and set(routing) >= {"action", "routes", "confidence"}
+        assert routing["shadow"]["router"] == "semantic" and routing["shadow"]["status"] == "ok"
+        cand = semantic.route(ctx(text, assistant.manifests))
+        assert routing["shadow"]["routes"] == cand.agents
+    assistant.close()
