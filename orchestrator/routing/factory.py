@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SerializeAsAny
 
 from agents.base import AgentManifest
 from orchestrator.routing.base import Router
@@ -39,11 +39,12 @@ LOCAL_ROUTER_NAMES: tuple[str, ...] = get_args(LocalRouterName)
 class RouterConfig(BaseModel):
     """What the routers need beyond the manifests (typed, validated, serialisable)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
     cascade: CascadeConfig = CascadeConfig()
     cascade_local: LocalRouterName = "semantic"
-    # A FunctionGemmaConfig; typed loosely so importing this module does not import torch.
-    functiongemma: BaseModel | None = None
+    # A FunctionGemmaConfig, typed loosely so importing this module does not import torch;
+    # SerializeAsAny dumps all of its fields.
+    functiongemma: SerializeAsAny[BaseModel] | None = None
 
 
 class RouterUnavailable(ValueError):
