@@ -19,6 +19,7 @@ from orchestrator.routing import SemanticRouter
 from orchestrator.routing.base import Router
 from orchestrator.routing.cascade import CascadeConfig
 from orchestrator.routing.factory import RouterConfig, build_router, needs_fallback
+from orchestrator.routing.shadow import ShadowRouter
 from store.factory import KNOWLEDGE_FILENAME, open_knowledge_index
 from store.knowledge import KnowledgeIndex
 from store.spanner.connection import SpannerConfig
@@ -129,6 +130,11 @@ def build_routers(settings: Settings, llm: LLM, manifests: list) -> tuple[Router
             settings.cascade_local,
         )
     fallback = SemanticRouter(embed, manifests) if needs_fallback(settings.router, config) else None
+    if settings.shadow_router != "none":
+        # The candidate only watches: the fallback still backs the live router alone.
+        candidate = build_router(settings.shadow_router, manifests, embed=embed, llm=llm, config=config)
+        router = ShadowRouter(router, candidate)
+        log.info("shadow mode: %s decides, %s runs beside it", router.live.name, candidate.name)
     return router, fallback
 
 

@@ -132,6 +132,14 @@ class Settings(BaseSettings):
         "call; `cascade`: CASCADE_LOCAL first, the gemini controller when it is unsure. Routers that can fail "
         "(gemini, functiongemma, semantic-head, cascade over those) fall back to semantic. See docs/orchestrator.md.",
     )
+    shadow_router: Literal[
+        "none", "keyword", "semantic", "semantic-head", "functiongemma", "gemini", "cascade"
+    ] = Field(
+        "none",
+        description="A candidate router run beside ROUTER on every turn, in the background, never acting: "
+        "its decision is stored in the reply (meta.shadow) for `sidebar-assistant shadow-report`. "
+        "See docs/learning_loop.md.",
+    )
     cascade_local: Literal["keyword", "semantic", "semantic-head", "functiongemma"] = Field(
         "semantic", description="ROUTER=cascade: the local router asked first."
     )
@@ -198,6 +206,8 @@ class Settings(BaseSettings):
                 which = (
                     "ROUTER=functiongemma"
                     if self.router == "functiongemma"
+                    else "SHADOW_ROUTER=functiongemma"
+                    if self.shadow_router == "functiongemma"
                     else "CASCADE_LOCAL=functiongemma"
                 )
                 raise ValueError(
@@ -205,14 +215,20 @@ class Settings(BaseSettings):
                     f"{'has no adapter_config.json' if adapter.is_dir() else 'does not exist'}; train one "
                     "(python -m orchestrator.routing.functiongemma.train) or choose another ROUTER"
                 )
+        if self.shadow_router == self.router:
+            raise ValueError(
+                f"SHADOW_ROUTER={self.shadow_router} is already ROUTER: shadow a different router"
+            )
         if self.functiongemma_base_path is not None and not self.functiongemma_base_path.is_dir():
             raise ValueError(f"FUNCTIONGEMMA_BASE_PATH={self.functiongemma_base_path} is not a directory")
         return self
 
     @property
     def uses_functiongemma(self) -> bool:
-        return self.router == "functiongemma" or (
-            self.router == "cascade" and self.cascade_local == "functiongemma"
+        return (
+            self.router == "functiongemma"
+            or self.shadow_router == "functiongemma"
+            or (self.router == "cascade" and self.cascade_local == "functiongemma")
         )
 
     @property

@@ -98,6 +98,22 @@ class ShadowRouter:
             self._submit(ctx, decision_key(decision))
         return decision
 
+    def warm_up(self) -> None:
+        """Readiness waits for the live router only. The candidate warms on its own executor, and
+        a candidate that cannot load is logged, never a reason to keep the instance unready."""
+        warm = getattr(self.live, "warm_up", None)
+        if callable(warm):
+            warm()
+        cand = getattr(self.candidate, "warm_up", None)
+        if callable(cand):
+            self._executor.submit(self._warm_candidate, cand)
+
+    def _warm_candidate(self, warm: Callable[[], None]) -> None:
+        try:
+            warm()
+        except Exception:
+            log.exception("shadow router %s failed to warm up", self.candidate.name)
+
     def collect(self, turn_id: str | None) -> dict[str, Any] | None:
         """The candidate's `meta.shadow` for this turn: `status` is `ok` (with its decision and
         `agrees`), `error`, `skipped` (too many queued) or `pending` (still running when the turn

@@ -142,3 +142,48 @@ def test_the_orchestrator_puts_the_shadow_decision_in_the_turns_routing(routers,
         cand = semantic.route(ctx(text, assistant.manifests))
         assert routing["shadow"]["routes"] == cand.agents
     assistant.close()
+
+
+def test_shadow_router_setting_wraps_the_live_router(manifests, local_llm):
+    from pydantic import ValidationError
+
+    from backend.assistant import build_routers
+    from backend.settings import Settings
+
+    router, fallback = build_routers(
+        Settings(_env_file=None, router="keyword", shadow_router="semantic"), local_llm, manifests
+    )
+    assert isinstance(router, ShadowRouter) and fallback is None
+    assert (router.name, router.live.name, router.candidate.name) == ("keyword", "keyword", "semantic")
+    plain, _ = build_routers(Settings(_env_file=None, router="keyword"), local_llm, manifests)
+    assert not isinstance(plain, ShadowRouter)
+    with pytest.raises(ValidationError, match="already ROUTER"):
+        Settings(_env_file=None, router="semantic", shadow_router="semantic")
+    router.close()
+
+
+def test_warm_up_waits_for_the_live_router_only(routers):
+    keyword, _ = routers
+    warmed = threading.Event()
+
+    class Cold:
+        name = "cold"
+
+        def warm_up(self):
+            warmed.set()
+            raise OSError("model files missing")
+
+        def route(self, c):
+            raise AssertionError("not reached")
+
+    shadow = ShadowRouter(keyword, Cold())
+    shadow.warm_up()  # the candidate's failure is logged on its executor, never raised here
+    assert warmed.wait(5)
+
+    class LiveCold(Cold):
+        def warm_up(self):
+            raise OSError("live model missing")
+
+    with pytest.raises(OSError, match="live model missing"):
+        ShadowRouter(LiveCold(), keyword).warm_up()
+    shadow.close()
