@@ -193,7 +193,10 @@ def test_settings_reach_the_router_configs(tmp_path):
     assert fg.base.source == "functiongemma" and fg.base.functiongemma_path == str(tmp_path)
     assert router_config(Settings(_env_file=None)).functiongemma is None  # no torch import needed
     dumped = json.loads(config.model_dump_json())
-    assert dumped["functiongemma"]["adapter_path"] == str(adapter) and dumped["cascade"]["local_threshold"] == 0.7
+    assert (
+        dumped["functiongemma"]["adapter_path"] == str(adapter)
+        and dumped["cascade"]["local_threshold"] == 0.7
+    )
     assert (PROJECT_ROOT / CASCADE_THRESHOLD_REPORT).is_file()
 
 
