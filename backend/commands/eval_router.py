@@ -14,7 +14,9 @@ import click
 @click.option(
     "--router",
     "router_name",
-    type=click.Choice(["keyword", "semantic", "semantic-head", "functiongemma", "gemini", "cascade"]),
+    type=click.Choice(
+        ["keyword", "semantic", "semantic-head", "semantic-ft", "functiongemma", "gemini", "cascade"]
+    ),
     default="semantic",
     show_default=True,
     help="gemini/cascade call the LLM of LLM_BACKEND (offline: the controller is unavailable, so gemini "
@@ -132,7 +134,12 @@ def eval_router(
                 )
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
-    router = _build(router_name, manifests, adapter_path, cascade_local, local_threshold, remote_threshold)
+    if router_name == "semantic-ft" or (router_name == "semantic-head" and train_path):
+        router = _head_router(router_name, manifests, bool(train_path))
+    else:
+        router = _build(
+            router_name, manifests, adapter_path, cascade_local, local_threshold, remote_threshold
+        )
     loadavg = [round(x, 2) for x in os.getloadavg()]
     with click.progressbar(length=1, label=f"routing {len(test)} examples with {router_name}") as bar:
         report = evaluate(
@@ -160,6 +167,31 @@ def eval_router(
         click.echo(f"  paths: {report.router_stats}")
     if report.router_failures:
         click.echo(f"  {report.router_failures['count']} examples failed to route (RoutingError)")
+
+
+def _head_router(router_name: str, manifests: list, from_train: bool):
+    """semantic-head / semantic-ft (fine-tuned MiniLM). With --train the head learns the training
+    file's routes as sampled by --examples-per-route, and always picks a route (closed-set
+    accuracy; the threshold sweep shows what clarifying would cost). Heads are cached under
+    data/cache/router_heads (fine-tuning takes minutes)."""
+    from orchestrator.routing.head import HeadConfig, SemanticHeadRouter, SemanticHeadRouterConfig
+    from vertex_interface.local_embedder import LocalEmbedder
+
+    embedder = LocalEmbedder()
+
+    def embed(texts: list[str]):
+        return embedder.embed(texts, task_type="SEMANTIC_SIMILARITY")
+
+    kind = "finetune" if router_name == "semantic-ft" else "linear"
+    extra = {"clarify_threshold": 0.0} if from_train else {}
+    config = SemanticHeadRouterConfig(
+        head=HeadConfig(kind=kind), cache_dir=Path("data/cache/router_heads"), **extra
+    )
+    examples = [(t, m.name) for m in manifests for t in m.when_to_use] if from_train else None
+    router = SemanticHeadRouter(embed, manifests, config, examples=examples)
+    click.echo(f"training the {router_name} head on {len(router.examples)} examples…", err=True)
+    router.warm_up()
+    return router
 
 
 def _machine(loadavg: list[float]) -> dict:

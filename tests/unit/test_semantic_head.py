@@ -206,3 +206,20 @@ def test_finetune_tiny_run_lowers_the_loss_and_round_trips(tmp_path):
     assert np.allclose(again.predict_proba([t for t, _ in TEST]), p, atol=1e-6)
     # Only the trained layer and the linear layer are saved; the base model is the wheel's.
     assert (tmp_path / "ft" / "finetune.safetensors").stat().st_size < 10_000_000
+
+
+def test_eval_router_cli_trains_the_head_on_the_train_file(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from backend.cli import cli
+
+    def write(path, rows):
+        path.write_text("text,label\n" + "".join(f'"{t}",{lab}\n' for t, lab in rows))
+        return path
+
+    monkeypatch.chdir(tmp_path)  # the head cache goes under ./data
+    train, test = write(tmp_path / "train.csv", TRAIN), write(tmp_path / "test.csv", TEST)
+    args = ["eval-router", "--router", "semantic-head", "--data", str(test), "--train", str(train)]
+    r = CliRunner().invoke(cli, [*args, "--examples-per-route", "4", "--out", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    assert "accuracy" in r.output and (tmp_path / "out" / "router_semantic-head_test.md").exists()
