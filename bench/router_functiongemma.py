@@ -60,15 +60,17 @@ def _key(manifests: Sequence[AgentManifest], train: Sequence[RouterExample], cfg
 def adapter_for(
     suite: str,
     manifests: Sequence[AgentManifest],
-    train: Sequence[RouterExample],
+    examples: Sequence[RouterExample],
     *,
     epochs: int,
     pseudo_functions: bool,
     batch_size: int = 4,
     learning_rate: float = 3e-4,
     retrain: bool = False,
-) -> tuple[Path, dict[str, Any]]:
-    """The cached adapter for this suite/data/config, training it first when missing."""
+    train: bool = True,
+) -> tuple[Path | None, dict[str, Any]]:
+    """The cached adapter for this suite/data/config, training it first when missing (or
+    (None, {}) when it is missing and `train` is False)."""
     from orchestrator.routing.functiongemma.model import load_base
     from orchestrator.routing.functiongemma.train import TrainConfig
     from orchestrator.routing.functiongemma.train import train as train_adapter
@@ -79,14 +81,18 @@ def adapter_for(
         "learning_rate": learning_rate,
         "pseudo_functions": pseudo_functions,
     }
-    out = ADAPTER_CACHE / f"{suite}-{_key(manifests, train, cfg)}"
+    out = ADAPTER_CACHE / f"{suite}-{_key(manifests, examples, cfg)}"
     if (out / "metrics.json").is_file() and not retrain:
         return out, json.loads((out / "metrics.json").read_text())
+    if not train:
+        return None, {}
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     config = TrainConfig(output_dir=str(tmp), max_val=0, **cfg)
     # A private base instance: training injects the adapter into it.
-    metrics = train_adapter(config, manifests, loaded=load_base(config.base), splits={"train": list(train)})
+    metrics = train_adapter(
+        config, manifests, loaded=load_base(config.base), splits={"train": list(examples)}
+    )
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return out, metrics
@@ -103,6 +109,7 @@ def evaluate_adapter(
     int8: bool = False,
     out_dir: Path | None = RESULTS,
     name: str | None = None,
+    out_of_scope_label: Sequence[str] | None = None,
 ) -> EvalReport:
     from orchestrator.routing.functiongemma.router import FunctionGemmaConfig, FunctionGemmaRouter
 
@@ -111,7 +118,9 @@ def evaluate_adapter(
         FunctionGemmaConfig(adapter_path=str(adapter), pseudo_functions=pseudo_functions, quantize_int8=int8),
     )
     router.warm_up()
-    report = evaluate(router, test, manifests, dataset=dataset, label_of=label_of)
+    report = evaluate(
+        router, test, manifests, dataset=dataset, label_of=label_of, out_of_scope_label=out_of_scope_label
+    )
     if int8:
         report.router = "functiongemma-int8"
     if out_dir is not None:
@@ -139,6 +148,7 @@ def banking77(
     test_per_label: int | None = 10,
     data_dir: Path = BANKING77,
     out_dir: Path = RESULTS,
+    train_missing: bool = True,
 ) -> list[dict[str, Any]]:
     """FunctionGemma accuracy against training examples per route (77 routes, no pseudo-functions)."""
     train_all = load_labelled(data_dir / "train.csv")

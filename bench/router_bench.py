@@ -1,0 +1,267 @@
+"""Router benchmark (`make bench`): every router on every suite, one table, one run.
+
+Suites
+- product: the built-in agents on `store/demo_data/eval/routing_queries.jsonl` (176 hand-written
+  sidebar queries incl. respond / clarify / two-agent ones), plus the share of turns the cascade
+  sends to Gemini (its local threshold chosen on the generated test split, never on this set).
+- seed: the reference experiment's 7 e-commerce routes (`bench/routing/seed_ecommerce`):
+  templated test split and 154 human-phrased queries written independently of the templates.
+- banking77: 77 routes, real customer queries (Casanueva et al. 2020, PolyAI, CC BY 4.0).
+
+FunctionGemma adapters come from `bench.router_functiongemma` (trained once, cached); the
+product suite uses the committed adapter. The Gemini controller needs Vertex AI, which this
+offline benchmark does not call: its row says so instead of inventing a number.
+
+    .venv/bin/python -m bench.router_bench [--suites product seed banking77] [--no-train]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bench.common import machine, write_report
+from bench.router_functiongemma import (
+    PRODUCT_ADAPTER,
+    RESULTS,
+    ROOT,
+    adapter_for,
+    evaluate_adapter,
+)
+from orchestrator.routing.evaluation import EvalReport, Example, evaluate, load_labelled, write_eval_report
+
+PRODUCT_SET = ROOT / "store" / "demo_data" / "eval" / "routing_queries.jsonl"
+PSEUDO = ("respond_directly", "ask_clarifying_question")
+CASCADE_TARGET = 0.95  # accuracy the local router must reach on the turns it keeps
+
+
+def _embed() -> Callable[[list[str]], Any]:
+    from vertex_interface.local_embedder import LocalEmbedder
+
+    embedder = LocalEmbedder()
+    return lambda texts: embedder.embed(texts, task_type="SEMANTIC_SIMILARITY")
+
+
+def row(suite: str, dataset: str, report: EvalReport | None, **extra: Any) -> dict[str, Any]:
+    if report is None:
+        return {"suite": suite, "dataset": dataset, **extra}
+    dec = report.decisions or {}
+    return {
+        "suite": suite,
+        "dataset": dataset,
+        "router": report.router,
+        "n": report.n,
+        "accuracy": report.accuracy,
+        "macro_f1": report.macro_f1,
+        "exact": dec.get("exact_accuracy"),
+        "p50_ms": report.latency_ms.get("p50"),
+        "p95_ms": report.latency_ms.get("p95"),
+        **extra,
+    }
+
+
+def _eval(
+    router: Any, data: Sequence[Example], manifests: Sequence[Any], dataset: str, **kw: Any
+) -> EvalReport:
+    report = evaluate(router, data, manifests, dataset=dataset, **kw)
+    write_eval_report(report, RESULTS, f"router_{report.router}_{dataset}")
+    return report
+
+
+# --- product -----------------------------------------------------------------------------------
+def product(train_missing: bool) -> list[dict[str, Any]]:
+    from agents.registry import AgentRegistry
+    from orchestrator.routing.cascade import CascadeConfig, CascadeRouter
+    from orchestrator.routing.factory import build_router
+    from orchestrator.routing.functiongemma.data import generate
+    from orchestrator.routing.thresholds import choose_threshold
+    from vertex_interface import LLMConfig, create_llm
+
+    manifests = AgentRegistry().manifests()
+    data = load_labelled(PRODUCT_SET)
+    embed = _embed()
+    rows = []
+    for name in ("keyword", "semantic", "semantic-head"):
+        r = _eval(
+            build_router(name, manifests, embed=embed),
+            data,
+            manifests,
+            "routing_queries",
+            out_of_scope_label=PSEUDO,
+        )
+        rows.append(row("product", "routing_queries", r))
+    if not (PRODUCT_ADAPTER / "adapter_config.json").is_file():
+        rows.append(
+            row("product", "routing_queries", None, router="functiongemma", note="no committed adapter")
+        )
+        return rows
+    fg = {}
+    for int8 in (False, True):
+        r = evaluate_adapter(
+            PRODUCT_ADAPTER,
+            manifests,
+            data,
+            dataset="routing_queries",
+            pseudo_functions=True,
+            int8=int8,
+            out_of_scope_label=PSEUDO,
+        )
+        fg[int8] = r
+        rows.append(row("product", "routing_queries", r))
+    # Cascade threshold from a held-out split the adapter never saw (generated test split).
+    from orchestrator.routing.functiongemma.router import FunctionGemmaConfig, FunctionGemmaRouter
+
+    local = FunctionGemmaRouter(manifests, FunctionGemmaConfig(adapter_path=str(PRODUCT_ADAPTER)))
+    test = [Example(e.text, e.label) for e in generate(manifests)["test"]]
+    calib = evaluate(local, test, manifests, dataset="generated_test", out_of_scope_label=PSEUDO)
+    write_eval_report(calib, RESULTS, "router_functiongemma_generated_test")
+    pairs = [(p["confidence"], p["correct"]) for p in calib.per_example]
+    threshold = choose_threshold(pairs, CASCADE_TARGET) or 1.0
+    llm = create_llm(LLMConfig(backend="local"))
+    remote = build_router("gemini", manifests, llm=llm)
+    cascade = CascadeRouter(local, remote, CascadeConfig(local_threshold=threshold))
+    r = _eval(cascade, data, manifests, "routing_queries", out_of_scope_label=PSEUDO)
+    stats = getattr(cascade, "stats", lambda: {})()
+    total = max(1, sum(stats.values())) if stats else 1
+    to_gemini = sum(v for k, v in stats.items() if k != "local") / total if stats else None
+    rows.append(
+        row(
+            "product",
+            "routing_queries",
+            r,
+            local_threshold=threshold,
+            threshold_from=f"generated test split, target {CASCADE_TARGET:.0%} on accepted turns",
+            share_to_gemini=round(to_gemini, 4) if to_gemini is not None else None,
+            paths=stats,
+            note="offline: Gemini unavailable, escalated turns fall back to the local decision",
+        )
+    )
+    rows.append(
+        row("product", "routing_queries", None, router="gemini", note="needs Vertex AI (not called offline)")
+    )
+    return rows
+
+
+# --- seed replication ----------------------------------------------------------------------------
+def seed(train_missing: bool, epochs: int = 2) -> list[dict[str, Any]]:
+    from bench.routing.seed_ecommerce import HUMAN, load_suite, templated_path
+    from orchestrator.routing.factory import build_router
+    from orchestrator.routing.functiongemma.data import RouterExample
+
+    manifests = load_suite()
+    sets = {"seed_templated_test": load_labelled(templated_path("test")), "seed_human": load_labelled(HUMAN)}
+    embed = _embed()
+    rows = []
+    for name in ("keyword", "semantic", "semantic-head"):
+        router = build_router(name, manifests, embed=embed)
+        for ds, data in sets.items():
+            rows.append(row("seed", ds, _eval(router, data, manifests, ds)))
+    train = [
+        RouterExample(r["text"], tuple(r["calls"]), r.get("source", r["text"]), r.get("kind", "base"))
+        for r in map(json.loads, templated_path("train").read_text().splitlines())
+        if r.get("text")
+    ]
+    adapter, metrics = adapter_for(
+        "seed", manifests, train, epochs=epochs, pseudo_functions=False, train=train_missing
+    )
+    if adapter is None:
+        rows.append(row("seed", "-", None, router="functiongemma", note="adapter not trained (--no-train)"))
+        return rows
+    for ds, data in sets.items():
+        r = evaluate_adapter(adapter, manifests, data, dataset=ds, pseudo_functions=False)
+        rows.append(row("seed", ds, r, train_s=metrics.get("train_seconds"), train_examples=len(train)))
+    return rows
+
+
+# --- BANKING77 -----------------------------------------------------------------------------------
+def banking77(train_missing: bool, per_route: Sequence[int]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    try:
+        from bench.router_banking77 import run as run_b77
+
+        for r in run_b77(["keyword", "semantic", "semantic-head", "semantic-ft"], RESULTS):
+            rows.append({"suite": "banking77", "dataset": "banking77_test", **r})
+    except ImportError as exc:
+        print(f"banking77 (non-FunctionGemma routers) skipped: {exc}", file=sys.stderr)
+    from bench.router_functiongemma import banking77 as fg_b77
+
+    for r in fg_b77(per_route, train_missing=train_missing):
+        rows.append({"dataset": f"banking77_test{r.get('test_n', '')}", **r})
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    def pct(x: Any) -> str:
+        return f"{x:.1%}" if isinstance(x, float) else "–"
+
+    def ms(x: Any) -> str:
+        return f"{x:.0f}" if isinstance(x, (int, float)) else "–"
+
+    lines = [
+        "# Router benchmark: every router, every suite",
+        "",
+        "{machine}",
+        "- **accuracy**: top route vs gold on agent-labelled examples (a two-agent label counts when the "
+        "top route is either agent); **exact**: every example, the whole decision (the routed agent set, "
+        "or respond / clarify for those labels); latencies per routing call on this CPU.",
+        "- BANKING77: Casanueva et al. (2020), *Efficient Intent Detection with Dual Sentence Encoders*, "
+        "PolyAI, CC BY 4.0; FunctionGemma on a stratified subset of the official test split "
+        "(10 per intent) at 5/10 examples per route; the other routers on the whole test split.",
+        "",
+        "| suite | data | router | train/route | n | accuracy | macro-F1 | exact | p50 ms | p95 ms | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        note = r.get("note", "")
+        if "share_to_gemini" in r and r["share_to_gemini"] is not None:
+            note = (
+                f"threshold {r['local_threshold']:.2f} ({r['threshold_from']}); "
+                f"{r['share_to_gemini']:.1%} of turns sent to Gemini; {note}"
+            )
+        lines.append(
+            f"| {r['suite']} | {r.get('dataset', '')} | {r.get('router', '')} | "
+            f"{r.get('examples_per_route', '') or ''} | {r.get('n', r.get('test_n', ''))} | {pct(r.get('accuracy'))} | "
+            f"{r.get('macro_f1', '–') if r.get('macro_f1') is not None else '–'} | {pct(r.get('exact'))} | "
+            f"{ms(r.get('p50_ms'))} | {ms(r.get('p95_ms'))} | {note} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Router benchmark: all routers, all suites, one table.")
+    ap.add_argument(
+        "--suites",
+        nargs="+",
+        choices=["product", "seed", "banking77"],
+        default=["product", "seed", "banking77"],
+    )
+    ap.add_argument("--no-train", action="store_true", help="use cached FunctionGemma adapters only")
+    ap.add_argument(
+        "--per-route", type=int, nargs="+", default=[5, 10], help="BANKING77 FunctionGemma points"
+    )
+    args = ap.parse_args(argv)
+    started = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    for suite in args.suites:
+        print(f"--- {suite}", flush=True)
+        if suite == "product":
+            rows += product(not args.no_train)
+        elif suite == "seed":
+            rows += seed(not args.no_train)
+        else:
+            rows += banking77(not args.no_train, args.per_route)
+    write_report(
+        "routers",
+        {"rows": rows, "seconds": round(time.perf_counter() - started, 1), "machine_detail": machine()},
+        markdown(rows),
+    )
+    print(markdown(rows).replace("{machine}", ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
