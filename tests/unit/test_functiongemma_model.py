@@ -7,6 +7,7 @@ converted model; later runs load it in seconds.
 from __future__ import annotations
 
 import copy
+import math
 import threading
 
 import pytest
@@ -14,7 +15,7 @@ import torch
 
 from agents.registry import AgentRegistry
 from orchestrator.routing.base import Router, RoutingContext, RoutingDecision
-from orchestrator.routing.functiongemma.data import generate
+from orchestrator.routing.functiongemma.data import RouterExample, generate
 from orchestrator.routing.functiongemma.engine import Engine
 from orchestrator.routing.functiongemma.format import (
     CONTROL_TOKENS,
@@ -25,7 +26,13 @@ from orchestrator.routing.functiongemma.format import (
 )
 from orchestrator.routing.functiongemma.model import get_base
 from orchestrator.routing.functiongemma.router import FunctionGemmaRouter
-from orchestrator.routing.functiongemma.train import TrainConfig, add_lora, train_step, trainable_parameters
+from orchestrator.routing.functiongemma.train import (
+    TrainConfig,
+    add_lora,
+    decision_loss,
+    train_step,
+    trainable_parameters,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -131,8 +138,46 @@ def test_lora_defaults_match_the_reference_parameter_count(lora_setup):
     assert trainable_parameters(model) == 1_474_560
 
 
-def test_training_smoke_loss_decreases(lora_setup, manifests):
+QUERIES_FOR_DECISIONS = (
+    "where is order BO-100218 and what is the refund policy",
+    "thanks, that's all",
+    "is the teak table in stock",
+)
+
+
+def test_decision_points_mirror_constrained_decoding(router):
+    """Training asks the model exactly where decoding does, with the same allowed sets."""
+    engine = router.engine
+    for q in QUERIES_FOR_DECISIONS:
+        d = router.decode(q)
+        calls = [FunctionCall(c.name, {"query": q}) for c in d.calls]
+        points = engine.decision_points(calls)
+        trie_steps = [s for c in d.calls for s in c.step_probs]
+        assert len(points) == len(trie_steps) + len(d.more_probability)
+        completion = engine.encode_completion(calls)
+        for j, allowed, target in points:
+            assert completion[j] == target and target in allowed
+
+
+def test_decision_loss_is_the_decoders_negative_log_probability(router):
+    """With no adapter, the training loss at each decision is -log of the probability the
+    router reports for that choice: training and inference use one softmax."""
+    engine = router.engine
+    for q in QUERIES_FOR_DECISIONS:
+        d = router.decode(q)
+        example = RouterExample(q, tuple(c.name for c in d.calls), q, "base")
+        with torch.no_grad():
+            loss = float(decision_loss(engine.model, engine, [example], cached=True))
+        logs = [-math.log(max(p for p in s.values())) for c in d.calls for s in c.step_probs]
+        # A continuation was chosen where P(more) > 0.5; the final stop where it was not.
+        logs += [-math.log(p if p > 0.5 else 1 - p) for p in d.more_probability]
+        assert loss == pytest.approx(sum(logs) / len(logs), rel=1e-3, abs=1e-4)
+
+
+@pytest.mark.parametrize("loss", ["decisions", "completion"])
+def test_training_smoke_loss_decreases(lora_setup, manifests, loss):
     model, engine, cfg = lora_setup
+    cfg = cfg.model_copy(update={"loss": loss})
     batch = generate(manifests)["train"][:2]
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
     model.train()

@@ -171,6 +171,40 @@ class Engine:
             ids += self.heads[c.name] + self.encode_tail(c.args.get(ARG, ""))
         return [*ids, self.end_turn_id]
 
+    def decision_points(
+        self, calls: Sequence[FunctionCall], max_calls: int = 3
+    ) -> list[tuple[int, list[int], int]]:
+        """Where constrained decoding of `encode_completion(calls)` asks the model, as
+        (index of the target token in the completion, allowed token ids, target id) — the same
+        branching points, in the same order, with the same allowed sets as `decode`."""
+        out: list[tuple[int, list[int], int]] = []
+        used: set[str] = set()
+        pos = 0
+        for i, c in enumerate(calls):
+            if c.name not in self.heads:
+                raise FormatError(f"unknown function {c.name!r}")
+            if c.name in used:
+                raise FormatError(f"{c.name!r} is called twice")
+            if i > 0:
+                out.append((pos, [self.start_call_id, self.end_turn_id], self.start_call_id))
+            node = self.constraint.root
+            for tok in self.heads[c.name]:
+                options = [t for t, child in node.children.items() if child.names - used]
+                if len(options) > 1:
+                    out.append((pos, options, tok))
+                node = node.children[tok]
+                pos += 1
+            used.add(c.name)
+            pos += len(self.encode_tail(c.args.get(ARG, "")))
+            last = c.name in PSEUDO_FUNCTIONS or len(used) == len(self.names) or i + 1 == max_calls
+            if last and i + 1 < len(calls):
+                raise FormatError("decoding would stop before the remaining calls")
+        if not (
+            calls[-1].name in PSEUDO_FUNCTIONS or len(used) == len(self.names) or len(calls) == max_calls
+        ):
+            out.append((pos, [self.start_call_id, self.end_turn_id], self.end_turn_id))
+        return out
+
     # --- prefix cache -----------------------------------------------------------------------
     @property
     def device(self) -> torch.device:

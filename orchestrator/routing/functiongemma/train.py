@@ -55,6 +55,10 @@ class TrainConfig(BaseModel):
     max_examples: int | None = Field(None, ge=1)  # cap on training examples (smoke runs)
     max_val: int | None = Field(60, ge=0)  # validation examples decoded after training
     cached_prefix: bool = True
+    # "decisions": cross-entropy only where constrained decoding asks the model (name branching
+    # points, another-call-or-stop), over the allowed tokens — the exact softmax inference uses,
+    # and no 262k-row output head. "completion": next-token loss on every completion token.
+    loss: Literal["decisions", "completion"] = "decisions"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
     description_examples: int = Field(0, ge=0, le=10)
@@ -130,20 +134,55 @@ def make_batch(engine: Engine, examples: Sequence[RouterExample], *, cached: boo
     return {"input_ids": ids, "labels": lab, "attention_mask": mask}
 
 
+def decision_loss(model: Any, engine: Engine, batch: Sequence[RouterExample], *, cached: bool) -> Any:
+    """Mean cross-entropy over the batch's decision points, each a softmax over its allowed
+    tokens only (see `Engine.decision_points`)."""
+    import torch
+
+    from orchestrator.routing.functiongemma.engine import _split_head
+
+    inputs = make_batch(engine, batch, cached=cached)
+    body, head = _split_head(model)
+    if body is None:
+        raise RuntimeError("decision loss needs a float output head")
+    kwargs: dict[str, Any] = {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"]}
+    if cached:
+        kwargs |= {"past_key_values": engine.fresh_cache(len(batch)), "use_cache": True}
+    hidden = body(**kwargs).last_hidden_state
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    losses = []
+    for row, ex in enumerate(batch):
+        calls = ex.function_calls()
+        start = (0 if cached else len(engine.prefix_ids)) + len(engine.encode_query(ex.text))
+        for j, allowed, target in engine.decision_points(calls):
+            logits = head.weight[allowed] @ hidden[row, start + j - 1]
+            if cap:
+                logits = torch.tanh(logits / cap) * cap
+            losses.append(
+                torch.nn.functional.cross_entropy(
+                    logits[None].float(), torch.tensor([allowed.index(target)], device=logits.device)
+                )
+            )
+    return torch.stack(losses).mean()
+
+
 def train_step(
     model: Any, engine: Engine, batch: Sequence[RouterExample], optimizer: Any, cfg: TrainConfig
 ) -> float:
     import torch
 
-    inputs = make_batch(engine, batch, cached=cfg.cached_prefix)
-    if cfg.cached_prefix:
-        inputs["past_key_values"] = engine.fresh_cache(len(batch))
-    out = model(**inputs, use_cache=cfg.cached_prefix)
-    out.loss.backward()
+    if cfg.loss == "decisions":
+        loss = decision_loss(model, engine, batch, cached=cfg.cached_prefix)
+    else:
+        inputs = make_batch(engine, batch, cached=cfg.cached_prefix)
+        if cfg.cached_prefix:
+            inputs["past_key_values"] = engine.fresh_cache(len(batch))
+        loss = model(**inputs, use_cache=cfg.cached_prefix).loss
+    loss.backward()
     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.grad_clip)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return float(out.loss.detach())
+    return float(loss.detach())
 
 
 def evaluate_examples(
@@ -251,6 +290,7 @@ def train(
         "steps": len(losses),
         "device": device,
         "cached_prefix": config.cached_prefix,
+        "loss": config.loss,
         "prefix_tokens": len(engine.prefix_ids),
         "loss_first": round(losses[0], 4) if losses else None,
         "loss_last": round(losses[-1], 4) if losses else None,
@@ -278,6 +318,12 @@ def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
     ap.add_argument("--max-val", type=int, default=60)
     ap.add_argument("--full-sequence", action="store_true", help="train without the cached-prefix trick")
     ap.add_argument(
+        "--loss",
+        choices=["decisions", "completion"],
+        default="decisions",
+        help="decisions: only where constrained decoding asks the model; completion: every completion token",
+    )
+    ap.add_argument(
         "--exclude", action="append", default=[], help="labelled eval file to keep out of training"
     )
     ap.add_argument(
@@ -302,6 +348,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
         learning_rate=args.learning_rate,
         max_val=args.max_val,
         cached_prefix=not args.full_sequence,
+        loss=args.loss,
         exclude_files=tuple(args.exclude),
         feedback_files=tuple(args.include_feedback),
         feedback_weight=args.feedback_weight,
