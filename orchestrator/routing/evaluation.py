@@ -28,8 +28,9 @@ from orchestrator.routing.functiongemma.format import CLARIFY, RESPOND
 from orchestrator.routing.thresholds import coverage_report, plot_coverage
 
 OUT_OF_SCOPE = "__out_of_scope__"
-# Gold pseudo-labels (as in the FunctionGemma format) and the router action each one expects.
-PSEUDO_ACTIONS = {RESPOND: "respond", CLARIFY: "clarify"}
+# Gold pseudo-labels (as in the FunctionGemma format, or as `export-routing-feedback` writes them)
+# and the router action each one expects.
+PSEUDO_ACTIONS = {RESPOND: "respond", CLARIFY: "clarify", "respond": "respond", "clarify": "clarify"}
 
 
 @dataclass(frozen=True)

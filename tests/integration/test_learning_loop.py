@@ -68,9 +68,31 @@ def test_export_writes_labelled_and_unlabelled_examples(flagged_archive, setting
     # The labelled file is a valid eval-router / training file as it stands.
     assert [e.label for e in load_labelled(out)] == ["order_lookup+knowledge_base"] * 2
     # Once a person fills in the labels, the to-label file is one too.
-    labelled = [dict(r, label="knowledge_base") for r in todo_rows]
+    labelled = [
+        dict(r, label=label) for r, label in zip(todo_rows, ["knowledge_base", "respond"], strict=True)
+    ]
     todo.write_text("".join(json.dumps(r) + "\n" for r in labelled))
     assert len(load_labelled(todo)) == 2
+    for data in (out, todo):  # and eval-router scores both (respond/clarify as not-routed labels)
+        result = run_cli(
+            settings,
+            "eval-router",
+            "--router",
+            "keyword",
+            "--data",
+            str(data),
+            "--out-of-scope",
+            "respond",
+            "--out-of-scope",
+            "clarify",
+            "--out",
+            str(tmp_path / "eval"),
+        )
+        assert result.exit_code == 0, result.output
+        report = json.loads((tmp_path / "eval" / f"router_keyword_{data.stem}.json").read_text())
+        assert report["decisions"]["n"] == 2
+    # The pseudo-label is scored by the router's action, not as an agent name.
+    assert set(report["decisions"]["by_kind"]) == {"single", "respond"}
 
 
 def test_export_filters_by_tenant_and_since_and_writes_csv(flagged_archive, settings, tmp_path):
