@@ -1,0 +1,81 @@
+"""The router benchmark's machinery (bench/router_bench.py, bench/router_functiongemma.py): adapter
+cache keys, stratified sampling, the one-table report. No model is trained here and no timing is
+asserted: the numbers are the benchmark's business."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agents.registry import AgentRegistry
+from bench import router_functiongemma as rfg
+from bench.router_bench import markdown
+from orchestrator.routing.evaluation import Example
+from orchestrator.routing.functiongemma.data import RouterExample
+
+
+@pytest.fixture
+def manifests():
+    return AgentRegistry().manifests()
+
+
+def test_adapter_cache_key_changes_with_data_routes_and_config(manifests):
+    train = [RouterExample("where is my order", ("order_lookup",), "where is my order", "base")]
+    base = rfg._key(manifests, train, {"epochs": 2})
+    assert rfg._key(manifests, train, {"epochs": 2}) == base
+    assert rfg._key(manifests, train, {"epochs": 3}) != base
+    assert rfg._key(manifests[:-1], train, {"epochs": 2}) != base
+    other = [RouterExample("where is my order", ("knowledge_base",), "where is my order", "base")]
+    assert rfg._key(manifests, other, {"epochs": 2}) != base
+
+
+def test_missing_adapter_is_not_trained_when_training_is_off(manifests, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(rfg, "ADAPTER_CACHE", tmp_path)
+    train = [RouterExample("hi", ("respond_directly",), "hi", "respond")]
+    adapter, metrics = rfg.adapter_for("t", manifests, train, epochs=1, pseudo_functions=True, train=False)
+    assert adapter is None and metrics == {}
+    assert not any(tmp_path.iterdir())
+
+
+def test_stratified_takes_the_first_examples_of_each_label():
+    data = [Example(f"q{i}", "a" if i % 3 else "b") for i in range(12)]
+    picked = rfg.stratified(data, 2)
+    assert [e.text for e in picked] == ["q0", "q1", "q2", "q3"]
+    assert rfg.stratified(data, None) == data
+
+
+def test_report_table_has_every_row_and_explains_missing_numbers():
+    rows = [
+        {
+            "suite": "product",
+            "dataset": "routing_queries",
+            "router": "cascade",
+            "n": 148,
+            "accuracy": 0.797,
+            "macro_f1": 0.79,
+            "exact": 0.6,
+            "p50_ms": 120.0,
+            "p95_ms": 300.0,
+            "local_threshold": 0.91,
+            "threshold_from": "generated test split",
+            "share_to_gemini": 0.443,
+            "note": "offline",
+        },
+        {"suite": "product", "dataset": "routing_queries", "router": "gemini", "note": "needs Vertex AI"},
+        {
+            "suite": "banking77",
+            "dataset": "b",
+            "router": "functiongemma",
+            "examples_per_route": 5,
+            "test_n": 770,
+        },
+    ]
+    md = markdown(rows)
+    table = [line for line in md.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(table) == 3
+    assert "44.3% of turns sent to Gemini" in table[0] and "threshold 0.91" in table[0]
+    assert "79.7%" in table[0]
+    assert "needs Vertex AI" in table[1] and "–" in table[1]
+    assert "| 5 | 770 |" in table[2]
+    assert "CC BY 4.0" in md
