@@ -174,7 +174,8 @@ def seed(train_missing: bool, epochs: int = 2) -> list[dict[str, Any]]:
         rows.append(row("seed", "-", None, router="functiongemma", note="adapter not trained (--no-train)"))
         return rows
     for ds, data in sets.items():
-        r = evaluate_adapter(adapter, manifests, data, dataset=ds, pseudo_functions=False)
+        # Single-label task, as in the reference: one call, no "another call?" decision.
+        r = evaluate_adapter(adapter, manifests, data, dataset=ds, pseudo_functions=False, max_calls=1)
         rows.append(row("seed", ds, r, train_s=metrics.get("train_seconds"), train_examples=len(train)))
     return rows
 

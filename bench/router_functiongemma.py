@@ -110,6 +110,7 @@ def evaluate_adapter(
     out_dir: Path | None = RESULTS,
     name: str | None = None,
     out_of_scope_label: Sequence[str] | None = None,
+    max_calls: int = 3,
 ) -> EvalReport:
     from orchestrator.routing.functiongemma.router import FunctionGemmaConfig, FunctionGemmaRouter
 
@@ -169,6 +170,7 @@ def banking77(
             dataset=dataset,
             label_of=label_of,
             pseudo_functions=False,
+            max_calls=1,  # single-label task: one call, no "another call?" decision
             out_dir=out_dir,
             name=f"router_functiongemma_{dataset}_{k}per-route",
         )
