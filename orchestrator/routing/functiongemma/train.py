@@ -302,6 +302,15 @@ def train(
         "train_seconds": round(train_s, 1),
         "val": {"n": len(val), **evaluate_examples(engine, val)},
     }
+    if not config.cached_prefix and val:
+        # A full-sequence adapter also shaped the prefix's keys/values during training; score it
+        # with that prefix too, so the comparison with cached-prefix training is fair both ways.
+        base_cache = engine.prefix_cache
+        with torch.no_grad():
+            out = model(input_ids=engine.tensor([engine.prefix_ids]), use_cache=True, logits_to_keep=1)
+        engine.set_prefix_cache(out.past_key_values)
+        metrics["val_adapter_prefix"] = {"n": len(val), **evaluate_examples(engine, val)}
+        engine.set_prefix_cache(base_cache)
     if config.eval_files:
         metrics["held_out"] = {Path(f).name: held_out_metrics(engine, f) for f in config.eval_files}
     out = Path(config.output_dir)
