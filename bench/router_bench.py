@@ -184,10 +184,20 @@ def seed(train_missing: bool, epochs: int = 2) -> list[dict[str, Any]]:
 def banking77(train_missing: bool, per_route: Sequence[int]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     try:
+        from bench.router_banking77 import DEFAULT
         from bench.router_banking77 import run as run_b77
 
-        for r in run_b77(["keyword", "semantic", "semantic-head", "semantic-ft"], RESULTS):
-            rows.append({"suite": "banking77", "dataset": "banking77_test", **r})
+        for r in run_b77(DEFAULT, RESULTS):
+            per = r.get("train_examples_per_route")
+            rows.append(
+                {
+                    "suite": "banking77",
+                    "dataset": "banking77_test",
+                    **r,
+                    "examples_per_route": per if per != "all" else "all",
+                    "n": r.get("n_test"),
+                }
+            )
     except ImportError as exc:
         print(f"banking77 (non-FunctionGemma routers) skipped: {exc}", file=sys.stderr)
     from bench.router_functiongemma import banking77 as fg_b77
