@@ -16,7 +16,7 @@ from agents.registry import AgentRegistry
 from backend.settings import CASCADE_THRESHOLD_REPORT, Settings
 from orchestrator.orchestrator import Assistant
 from orchestrator.routing import SemanticRouter
-from orchestrator.routing.base import Router
+from orchestrator.routing.base import Router, RoutingContext
 from orchestrator.routing.cascade import CascadeConfig
 from orchestrator.routing.factory import RouterConfig, build_router, needs_fallback
 from orchestrator.routing.shadow import ShadowRouter
@@ -115,6 +115,15 @@ def router_config(settings: Settings) -> RouterConfig:
     )
 
 
+def shadow_usage(llm: LLM, ctx: RoutingContext) -> dict[str, float] | None:
+    """A shadow candidate's model usage, taken off the process ledger (it has no turn to be billed
+    to) and reported with its decision."""
+    if not ctx.session_id:
+        return None
+    totals = llm.ledger.discard(session_id=ctx.session_id, turn_id=ctx.turn_id)
+    return {"cost_usd": round(totals.cost_usd, 8)} if totals.calls else None
+
+
 def build_routers(settings: Settings, llm: LLM, manifests: list) -> tuple[Router, Router | None]:
     """The configured router and, for routers that can fail, the semantic router as fallback."""
 
@@ -133,7 +142,7 @@ def build_routers(settings: Settings, llm: LLM, manifests: list) -> tuple[Router
     if settings.shadow_router != "none":
         # The candidate only watches: the fallback still backs the live router alone.
         candidate = build_router(settings.shadow_router, manifests, embed=embed, llm=llm, config=config)
-        router = ShadowRouter(router, candidate)
+        router = ShadowRouter(router, candidate, settle=lambda c: shadow_usage(llm, c))
         log.info("shadow mode: %s decides, %s runs beside it", router.live.name, candidate.name)
     return router, fallback
 

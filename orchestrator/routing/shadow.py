@@ -15,9 +15,9 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from orchestrator.routing.base import Router, RoutingContext, RoutingDecision, timed
@@ -65,6 +65,9 @@ class ShadowRouter:
 
     `on_result(shadow)` (optional) is called on the executor thread with every finished
     candidate's `meta.shadow` dict, collected or not (metrics, logs); its errors are swallowed.
+    `settle(ctx)` (optional) runs after each candidate call with the context it was given (its
+    `turn_id` ends in `:shadow`, so a model-backed candidate's usage is never billed to the live
+    turn) and may return fields to add to `meta.shadow` (e.g. the candidate's cost).
     """
 
     def __init__(
@@ -74,8 +77,10 @@ class ShadowRouter:
         *,
         config: ShadowConfig | None = None,
         on_result: Callable[[dict[str, Any]], None] | None = None,
+        settle: Callable[[RoutingContext], Mapping[str, Any] | None] | None = None,
     ) -> None:
         self.live = live
+        self.settle = settle
         self.candidate = candidate
         self.config = config or ShadowConfig()
         self.on_result = on_result
@@ -161,6 +166,7 @@ class ShadowRouter:
 
     def _run(self, ctx: RoutingContext, live: tuple[str, frozenset[str]], slot: _Slot) -> None:
         started = time.perf_counter()
+        ctx = replace(ctx, turn_id=f"{ctx.turn_id}:shadow")
         try:
             decision = timed(self.candidate, ctx)
             key = decision_key(decision)
@@ -183,6 +189,11 @@ class ShadowRouter:
                 "latency_ms": round((time.perf_counter() - started) * 1000, 2),
             }
             outcome = None
+        if self.settle is not None:
+            try:
+                shadow.update(self.settle(ctx) or {})
+            except Exception:
+                log.exception("shadow settle hook failed")
         slot.shadow = shadow
         slot.done.set()
         with self._lock:

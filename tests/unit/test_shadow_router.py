@@ -187,3 +187,31 @@ def test_warm_up_waits_for_the_live_router_only(routers):
     with pytest.raises(OSError, match="live model missing"):
         ShadowRouter(LiveCold(), keyword).warm_up()
     shadow.close()
+
+
+def test_the_candidate_runs_under_its_own_turn_id_and_settle_adds_its_cost(routers, manifests, local_llm):
+    from backend.assistant import shadow_usage
+    from vertex_interface import CallTags
+
+    keyword, _ = routers
+    seen: list[str | None] = []
+
+    class Billed:
+        """A model-backed candidate: its call is recorded on the LLM's ledger under its context."""
+
+        name = "billed"
+
+        def route(self, c):
+            seen.append(c.turn_id)
+            local_llm.embed(["x"], task_type="SEMANTIC_SIMILARITY", tags=CallTags(c.session_id, c.turn_id))
+            return RoutingDecision(action="clarify", response="?")
+
+    shadow = ShadowRouter(
+        keyword, Billed(), config=ShadowConfig(grace_s=5), settle=lambda c: shadow_usage(local_llm, c)
+    )
+    shadow.route(RoutingContext(query="hi", ticket={}, manifests=manifests, session_id="s9", turn_id="t9"))
+    record = shadow.collect("t9")
+    assert seen == ["t9:shadow"] and record["status"] == "ok" and "cost_usd" in record
+    # Nothing of the candidate's is left on the ledger for the live turn (or forever).
+    assert local_llm.ledger.records(lambda r: r.tags.session_id == "s9") == []
+    shadow.close()
