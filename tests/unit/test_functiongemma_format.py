@@ -211,3 +211,15 @@ def test_data_and_train_configs_validate():
     cfg = TrainConfig(output_dir="x")
     assert (cfg.r, cfg.lora_alpha, cfg.lora_dropout) == (16, 32, 0.05)
     assert TrainConfig.model_validate_json(cfg.model_dump_json()) == cfg
+
+
+def test_router_notices_agents_the_adapter_was_not_trained_on(tmp_path):
+    import json as _json
+
+    from orchestrator.routing.functiongemma.router import FunctionGemmaConfig, untrained_functions
+
+    (tmp_path / "adapter_config.json").write_text("{}")
+    (tmp_path / "metrics.json").write_text(_json.dumps({"functions": ["order_lookup", "respond_directly"]}))
+    cfg = FunctionGemmaConfig(adapter_path=str(tmp_path))
+    assert untrained_functions(cfg, ["order_lookup", "refunds", "respond_directly"]) == ["refunds"]
+    assert untrained_functions(FunctionGemmaConfig(), ["refunds"]) == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +31,8 @@ from orchestrator.routing.functiongemma.format import (
 )
 from orchestrator.routing.functiongemma.model import BaseModelConfig, LoadedModel, get_base
 from orchestrator.routing.queries import respond_text, route_decision
+
+log = logging.getLogger(__name__)
 
 
 class FunctionGemmaConfig(BaseModel):
@@ -84,6 +87,17 @@ def adapter_consistent(config: FunctionGemmaConfig) -> FunctionGemmaConfig:
     return config.model_copy(update={k: trained[k] for k in keys if k in trained})
 
 
+def untrained_functions(config: FunctionGemmaConfig, names: Sequence[str]) -> list[str]:
+    """Declared functions the adapter never saw in training (an agent folder dropped in since)."""
+    if not config.adapter_path:
+        return []
+    metrics = Path(config.adapter_path) / "metrics.json"
+    if not metrics.is_file():
+        return []
+    trained = json.loads(metrics.read_text(encoding="utf-8")).get("functions")
+    return [n for n in names if trained is not None and n not in trained]
+
+
 class FunctionGemmaRouter:
     name = "functiongemma"
 
@@ -103,6 +117,14 @@ class FunctionGemmaRouter:
             pseudo=self.config.pseudo_functions,
             examples=self.config.description_examples,
         )
+        self.untrained_functions = untrained_functions(self.config, [d.name for d in self.decls])
+        if self.untrained_functions:
+            log.warning(
+                "FunctionGemma adapter %s was not trained on %s; routing to them relies on their "
+                "descriptions alone: retrain (make train-router)",
+                self.config.adapter_path,
+                ", ".join(self.untrained_functions),
+            )
         self._loaded = loaded
         self._engine: Engine | None = None
         self._model: Any = None

@@ -295,6 +295,7 @@ def train(
         "cached_prefix": config.cached_prefix,
         "loss": config.loss,
         "prefix_tokens": len(engine.prefix_ids),
+        "functions": list(engine.names),  # the router warns when its agents differ from these
         "loss_first": round(losses[0], 4) if losses else None,
         "loss_last": round(losses[-1], 4) if losses else None,
         "losses": [round(x, 4) for x in losses],
@@ -384,7 +385,7 @@ def model_card(config: TrainConfig, metrics: dict[str, Any], manifests: Sequence
         + f". Declarations prefix: {metrics.get('prefix_tokens')} tokens, computed once with the base weights "
         "(training and inference share that KV cache).",
         "- The adapter is only valid with declarations rendered as in training: the router reads "
-        "`train_config.json` beside it and re-checks the agent set.",
+        "`train_config.json` beside it, and warns when its agents differ from the ones the adapter was trained on (`functions` in `metrics.json`): retrain after adding an agent.",
         "",
         "## Data",
         "",
