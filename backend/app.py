@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import importlib
 import logging
 import threading
@@ -25,9 +26,10 @@ from backend.sessions import SessionStore
 from backend.settings import Settings
 from backend.sidebar import register_sidebar
 from backend.socket_events import Connections, register_socket_events
-from backend.turns import TurnRunner, room_for
+from backend.turns import TurnRunner, record_late_shadow, room_for
 from backend.zendesk_auth import DevModeAuthenticator, SessionTokens, ZendeskSessionAuthenticator
 from orchestrator.routing.factory import RouterWarmup
+from orchestrator.routing.shadow import ShadowRouter
 from orchestrator.turn import TurnHandler
 from store.sessions import SessionArchive, SqliteSessionArchive
 
@@ -152,6 +154,10 @@ def create_app(
         socketio.emit(event, payload, to=room)
 
     metrics = Metrics()
+    shadow = getattr(handler, "router", None)
+    if isinstance(shadow, ShadowRouter):
+        # A candidate slower than its turn still gets its decision stored (docs/learning_loop.md).
+        shadow.on_late = functools.partial(record_late_shadow, store)
     runner = TurnRunner(
         store,
         handler,

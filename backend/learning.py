@@ -228,6 +228,7 @@ class ShadowPair:
     turns: int = 0
     answered: int = 0  # the candidate's decision arrived before the turn ended
     agree: int = 0
+    late: int = 0  # answered after the turn ended, stored afterwards
     errors: int = 0
     pending: int = 0
     skipped: int = 0
@@ -246,6 +247,7 @@ class ShadowPair:
             "turns": self.turns,
             "answered": self.answered,
             "agreement": rate(self.agree, self.answered),
+            "late": self.late,
             "errors": self.errors,
             "pending": self.pending,
             "skipped": self.skipped,
@@ -308,6 +310,7 @@ def shadow_report(
             live_label, cand_label = routing_label(routing), routing_label(shadow)
             if status == "ok":
                 pair.answered += 1
+                pair.late += bool(shadow.get("late"))
                 pair.agree += bool(shadow.get("agrees"))
                 if not shadow.get("agrees"):
                     pair.disagreements[f"{live_label or '-'} → {cand_label or '-'}"] += 1
@@ -347,14 +350,15 @@ def shadow_markdown(report: dict[str, Any]) -> str:
         "have been used — by construction, turns the live router got wrong, so its accuracy there is "
         "low; the question is how many the candidate gets right (docs/learning_loop.md).",
         "",
-        "| live | candidate | turns | answered | agreement | errors | pending | skipped "
+        "| live | candidate | turns | answered (late) | agreement | errors | pending | skipped "
         "| flagged | live accuracy | candidate accuracy |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for p in report["pairs"]:
         f = p["flagged"]
         lines.append(
-            f"| {p['live']} | {p['candidate']} | {p['turns']} | {p['answered']} | {pct(p['agreement'])} "
+            f"| {p['live']} | {p['candidate']} | {p['turns']} | {p['answered']} ({p['late']}) "
+            f"| {pct(p['agreement'])} "
             f"| {p['errors']} | {p['pending']} | {p['skipped']} | {f['n']} | {pct(f['live_accuracy'])} "
             f"| {pct(f['candidate_accuracy'])} |"
         )

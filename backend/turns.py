@@ -17,7 +17,7 @@ from opentelemetry import trace
 
 from backend import protocol
 from backend.observability import correlation
-from backend.sessions import Session, SessionStore, ThreadMessage
+from backend.sessions import Session, SessionNotFound, SessionStore, ThreadMessage
 from orchestrator.turn import Delta, Done, Principal, Thinking, TurnFailed, TurnHandler, TurnRequest
 
 log = logging.getLogger(__name__)
@@ -226,7 +226,6 @@ class TurnRunner:
             "timings": {**done.timings, "total_s": round(elapsed, 4)},
             "cost": done.cost,
             "thinking": thinking,
-            **({"shadow": shadow} if shadow else {}),
         }
 
         def extra(s: Session) -> None:
@@ -246,6 +245,12 @@ class TurnRunner:
             for k, v in (done.cost or {}).items():
                 if isinstance(v, int | float):
                     s.usage[k] = s.usage.get(k, 0) + v
+            reply = s.reply_to(message_id)
+            if shadow and reply is not None:
+                old = reply.meta.get("shadow") or {}
+                # A late candidate result may have landed while the turn was finishing: keep it.
+                if not (old.get("late") and shadow.get("status") == "pending"):
+                    reply.meta["shadow"] = shadow
 
         session = self._finish(
             session_id,
@@ -312,6 +317,34 @@ class TurnRunner:
                 log.warning("redis unavailable while settling a turn; retrying in %.1fs", delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
+
+
+def record_late_shadow(store: SessionStore, session_id: str, turn_id: str, shadow: dict[str, Any]) -> bool:
+    """Store a shadow router's decision that arrived after its turn was recorded as `pending`
+    (orchestrator.routing.shadow calls this through its `on_late` hook). Returns whether it did."""
+    message_id = turn_id.rsplit(":", 1)[0]  # the orchestrator's turn id is "<message id>:<suffix>"
+
+    def mutate(s: Session) -> bool:
+        reply = s.reply_to(message_id)
+        if reply is None:
+            return False
+        old = reply.meta.get("shadow")
+        if old is None:
+            ok = reply.status == "streaming"  # the turn is still being written: it keeps this
+        else:
+            ok = old.get("status") == "pending" and old.get("turn") == turn_id
+        if ok:
+            reply.meta["shadow"] = shadow
+        return ok
+
+    try:
+        session, changed = store.update(session_id, mutate)
+    except (SessionNotFound, redis.RedisError):
+        log.warning("late shadow decision dropped", extra={"session_id": session_id})
+        return False
+    if changed:
+        store.archive_now(session)
+    return changed
 
 
 def _placeholder(message_id: str, instance: str, attempt: int) -> ThreadMessage:

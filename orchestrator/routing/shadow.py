@@ -51,11 +51,12 @@ class ShadowConfig:
 class _Slot:
     """One turn's candidate: filled in by the executor, read by `collect`."""
 
-    __slots__ = ("done", "shadow")
+    __slots__ = ("claimed_pending", "done", "shadow")
 
     def __init__(self, shadow: dict[str, Any] | None = None) -> None:
         self.done = threading.Event()
         self.shadow = shadow
+        self.claimed_pending = False  # the turn ended without it: deliver it through `on_late`
         if shadow is not None:
             self.done.set()
 
@@ -65,6 +66,9 @@ class ShadowRouter:
 
     `on_result(shadow)` (optional) is called on the executor thread with every finished
     candidate's `meta.shadow` dict, collected or not (metrics, logs); its errors are swallowed.
+    `on_late(session_id, turn_id, shadow)` (optional, settable after construction) receives the
+    decision of a candidate that finished after its turn recorded it as `pending`, so the owner
+    of the session (the backend) can store it late instead of losing it.
     `settle(ctx)` (optional) runs after each candidate call with the context it was given (its
     `turn_id` ends in `:shadow`, so a model-backed candidate's usage is never billed to the live
     turn) and may return fields to add to `meta.shadow` (e.g. the candidate's cost).
@@ -78,9 +82,11 @@ class ShadowRouter:
         config: ShadowConfig | None = None,
         on_result: Callable[[dict[str, Any]], None] | None = None,
         settle: Callable[[RoutingContext], Mapping[str, Any] | None] | None = None,
+        on_late: Callable[[str, str, dict[str, Any]], None] | None = None,
     ) -> None:
         self.live = live
         self.settle = settle
+        self.on_late = on_late
         self.candidate = candidate
         self.config = config or ShadowConfig()
         self.on_result = on_result
@@ -131,9 +137,11 @@ class ShadowRouter:
             return None
         if self.config.grace_s and not slot.done.is_set():
             slot.done.wait(self.config.grace_s)
-        if slot.done.is_set() and slot.shadow is not None:
-            return slot.shadow
-        return {"router": self.candidate.name, "status": "pending"}
+        with self._lock:  # against _run: either the result is here, or _run sees the claim
+            if slot.shadow is not None:
+                return slot.shadow
+            slot.claimed_pending = True
+        return {"router": self.candidate.name, "status": "pending", "turn": turn_id}
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -166,7 +174,8 @@ class ShadowRouter:
 
     def _run(self, ctx: RoutingContext, live: tuple[str, frozenset[str]], slot: _Slot) -> None:
         started = time.perf_counter()
-        ctx = replace(ctx, turn_id=f"{ctx.turn_id}:shadow")
+        turn_id = str(ctx.turn_id)
+        ctx = replace(ctx, turn_id=f"{turn_id}:shadow")
         try:
             decision = timed(self.candidate, ctx)
             key = decision_key(decision)
@@ -194,15 +203,21 @@ class ShadowRouter:
                 shadow.update(self.settle(ctx) or {})
             except Exception:
                 log.exception("shadow settle hook failed")
-        slot.shadow = shadow
-        slot.done.set()
         with self._lock:
+            slot.shadow = shadow
+            late = slot.claimed_pending
             self._pending -= 1
             self.counts[shadow["status"]] += 1
             if outcome:
                 self.counts[outcome] += 1
+        slot.done.set()
         if self.on_result is not None:
             try:
                 self.on_result(shadow)
             except Exception:
                 log.exception("shadow on_result hook failed")
+        if late and self.on_late is not None and ctx.session_id:
+            try:
+                self.on_late(ctx.session_id, turn_id, {**shadow, "late": True, "turn": turn_id})
+            except Exception:
+                log.exception("shadow on_late hook failed")

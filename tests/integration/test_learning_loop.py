@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -275,5 +276,51 @@ def test_shadow_mode_end_to_end_reply_meta_metrics_and_report(
     }
     assert "keyword vs semantic: 5 turns" in result.output
     md = (out / "shadow_test.md").read_text()
-    assert "| keyword | semantic | 5 | 5 |" in md
+    assert "| keyword | semantic | 5 | 5 (0) |" in md
     assert not any(t in md for t, _ in SHADOW_TURNS)  # label pairs only, never question text
+
+
+def test_a_candidate_slower_than_its_turn_is_stored_late(live_app, tokens, settings, local_llm, tmp_path):
+    import threading
+
+    from agents.base import ToolSpec
+    from agents.registry import AgentRegistry
+    from orchestrator.orchestrator import Assistant
+    from orchestrator.routing import RoutingDecision
+    from orchestrator.routing.keyword import KeywordRouter
+    from orchestrator.routing.shadow import ShadowRouter
+    from tests.support.agents import ScriptedAgent
+
+    release = threading.Event()
+
+    class Slow:
+        name = "slow"
+
+        def route(self, ctx):
+            release.wait(30)
+            return RoutingDecision(action="respond", response="hi")
+
+    lookup = [ToolSpec(name="lookup", description="look something up", retrieval=True)]
+    manifests = [m.model_copy(update={"tools": lookup}) for m in AgentRegistry().manifests()]
+    assistant = Assistant(
+        [ScriptedAgent(m) for m in manifests], ShadowRouter(KeywordRouter(manifests), Slow()), local_llm, None
+    )
+    server = live_app(handler=assistant)  # create_app connects the late hook to the session store
+    c = SidebarClient()
+    c.connect(server.url, tokens.mint("acme", "alice", "Alice"))
+    state = c.join({"id": 88})
+    done = c.ask("q1", "thanks!")
+    assert done["message"]["meta"]["shadow"]["status"] == "pending"  # the turn did not wait
+    release.set()
+    archive = server.services.archive
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        shadow = archive.load(state["session_id"]).data["thread"][1]["meta"]["shadow"]
+        if shadow["status"] != "pending":
+            break
+        time.sleep(0.1)
+    assert shadow["status"] == "ok" and shadow["late"] is True and shadow["action"] == "respond"
+    c.disconnect()
+    result = run_cli(settings, "shadow-report", "--out", str(tmp_path), "--name", "late")
+    (pair,) = json.loads((tmp_path / "late.json").read_text())["pairs"]
+    assert (pair["turns"], pair["answered"], pair["late"], pair["pending"]) == (1, 1, 1, 0), result.output

@@ -92,14 +92,34 @@ def test_a_slow_candidate_is_pending_and_a_full_queue_skips(routers, manifests):
             release.wait(10)
             return RoutingDecision(action="clarify", response="?")
 
-    shadow = ShadowRouter(keyword, Stuck(), config=ShadowConfig(max_pending=1))
+    late: list[tuple] = []
+    arrived = threading.Event()
+
+    def on_late(*args):
+        late.append(args)
+        arrived.set()
+
+    shadow = ShadowRouter(keyword, Stuck(), config=ShadowConfig(max_pending=1), on_late=on_late)
     # route() returned while the candidate is blocked: the turn did not wait for it.
-    assert shadow.route(ctx("where is order BO-100234", manifests, "a")).agents == ["order_lookup"]
+    a = RoutingContext(
+        query="where is order BO-100234", ticket={}, manifests=manifests, session_id="s", turn_id="a"
+    )
+    assert shadow.route(a).agents == ["order_lookup"]
     assert shadow.route(ctx("thanks!", manifests, "b")).action == "clarify"
-    assert shadow.collect("a") == {"router": "stuck", "status": "pending"}
+    assert shadow.collect("a") == {"router": "stuck", "status": "pending", "turn": "a"}
     assert shadow.collect("b") == {"router": "stuck", "status": "skipped"}
     assert shadow.counts["skipped"] == 1
     release.set()
+    # The decision that missed its turn is handed over late, for the session's owner to store.
+    assert arrived.wait(10)
+    ((session_id, turn_id, record),) = late
+    assert (session_id, turn_id) == ("s", "a")
+    assert (
+        record["status"] == "ok"
+        and record["action"] == "clarify"
+        and record["late"]
+        and record["turn"] == "a"
+    )
     shadow.close()
 
 
