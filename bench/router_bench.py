@@ -212,7 +212,9 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         return f"{x:.1%}" if isinstance(x, float) else "–"
 
     def ms(x: Any) -> str:
-        return f"{x:.0f}" if isinstance(x, (int, float)) else "–"
+        if not isinstance(x, (int, float)):
+            return "–"
+        return f"{x:.2f}" if x < 1 else f"{x:.0f}"
 
     lines = [
         "# Router benchmark: every router, every suite",
