@@ -141,7 +141,16 @@ def build_routers(settings: Settings, llm: LLM, manifests: list) -> tuple[Router
     fallback = SemanticRouter(embed, manifests) if needs_fallback(settings.router, config) else None
     if settings.shadow_router != "none":
         # The candidate only watches: the fallback still backs the live router alone.
-        candidate = build_router(settings.shadow_router, manifests, embed=embed, llm=llm, config=config)
+        shadow_config = config
+        if settings.shadow_functiongemma_adapter_dir is not None and config.functiongemma is not None:
+            # A retrained adapter watched beside the live one before it is promoted.
+            fg = config.functiongemma.model_copy(
+                update={"adapter_path": str(settings.shadow_functiongemma_adapter_dir)}
+            )
+            shadow_config = config.model_copy(update={"functiongemma": fg})
+        candidate = build_router(
+            settings.shadow_router, manifests, embed=embed, llm=llm, config=shadow_config
+        )
         router = ShadowRouter(router, candidate, settle=lambda c: shadow_usage(llm, c))
         log.info("shadow mode: %s decides, %s runs beside it", router.live.name, candidate.name)
     return router, fallback

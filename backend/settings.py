@@ -163,6 +163,11 @@ class Settings(BaseSettings):
         description="LoRA adapter directory of the FunctionGemma router (relative: to the working directory, "
         "else to the project root). Must exist when the functiongemma router is used.",
     )
+    shadow_functiongemma_adapter: Path | None = Field(
+        None,
+        description="The shadow candidate's FunctionGemma adapter (SHADOW_ROUTER=functiongemma, or cascade over "
+        "it): a retrained adapter watched beside the live one before it is promoted. Unset: FUNCTIONGEMMA_ADAPTER.",
+    )
     functiongemma_int8: bool = Field(
         False, description="Dynamic int8 quantisation of the FunctionGemma router's linear layers (CPU)."
     )
@@ -215,9 +220,25 @@ class Settings(BaseSettings):
                     f"{'has no adapter_config.json' if adapter.is_dir() else 'does not exist'}; train one "
                     "(python -m orchestrator.routing.functiongemma.train) or choose another ROUTER"
                 )
-        if self.shadow_router == self.router:
+        shadow_adapter = self.shadow_functiongemma_adapter_dir
+        if shadow_adapter is not None:
+            if not (shadow_adapter / "adapter_config.json").is_file():
+                raise ValueError(
+                    f"SHADOW_FUNCTIONGEMMA_ADAPTER={shadow_adapter} is not a trained adapter (no adapter_config.json)"
+                )
+            if not self._uses_functiongemma(self.shadow_router, self.cascade_local):
+                raise ValueError(
+                    "SHADOW_FUNCTIONGEMMA_ADAPTER needs SHADOW_ROUTER=functiongemma (or cascade over it)"
+                )
+        same_adapter = (
+            shadow_adapter is None or shadow_adapter.resolve() == self.functiongemma_adapter_dir.resolve()
+        )
+        if self.shadow_router == self.router and (
+            same_adapter or not self._uses_functiongemma(self.router, self.cascade_local)
+        ):
             raise ValueError(
-                f"SHADOW_ROUTER={self.shadow_router} is already ROUTER: shadow a different router"
+                f"SHADOW_ROUTER={self.shadow_router} is already ROUTER: shadow a different router "
+                "(or, for functiongemma, a different SHADOW_FUNCTIONGEMMA_ADAPTER)"
             )
         if self.functiongemma_base_path is not None and not self.functiongemma_base_path.is_dir():
             raise ValueError(f"FUNCTIONGEMMA_BASE_PATH={self.functiongemma_base_path} is not a directory")
@@ -230,6 +251,17 @@ class Settings(BaseSettings):
             or self.shadow_router == "functiongemma"
             or (self.router == "cascade" and self.cascade_local == "functiongemma")
         )
+
+    @staticmethod
+    def _uses_functiongemma(router: str, cascade_local: str) -> bool:
+        return router == "functiongemma" or (router == "cascade" and cascade_local == "functiongemma")
+
+    @property
+    def shadow_functiongemma_adapter_dir(self) -> Path | None:
+        p = self.shadow_functiongemma_adapter
+        if p is None:
+            return None
+        return p if p.is_absolute() or p.exists() else PROJECT_ROOT / p
 
     @property
     def functiongemma_adapter_dir(self) -> Path:

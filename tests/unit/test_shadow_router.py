@@ -235,3 +235,42 @@ def test_the_candidate_runs_under_its_own_turn_id_and_settle_adds_its_cost(route
     # Nothing of the candidate's is left on the ledger for the live turn (or forever).
     assert local_llm.ledger.records(lambda r: r.tags.session_id == "s9") == []
     shadow.close()
+
+
+def test_a_retrained_functiongemma_adapter_shadows_the_live_one(manifests, local_llm, tmp_path):
+    """The loop's last step: a candidate adapter (e.g. trained --include-feedback) watched beside
+    the live adapter. Building the routers reads the adapter files only (no model load)."""
+    import shutil
+
+    from pydantic import ValidationError
+
+    from backend.assistant import build_routers
+    from backend.settings import Settings
+
+    live = Settings(_env_file=None, router="functiongemma").functiongemma_adapter_dir
+    candidate = tmp_path / "candidate"
+    shutil.copytree(live, candidate)
+    settings = Settings(
+        _env_file=None,
+        router="functiongemma",
+        shadow_router="functiongemma",
+        shadow_functiongemma_adapter=candidate,
+    )
+    router, fallback = build_routers(settings, local_llm, manifests)
+    assert isinstance(router, ShadowRouter) and fallback is not None
+    assert router.live.config.adapter_path == str(live)
+    assert router.candidate.config.adapter_path == str(candidate)
+    router.close()
+    with pytest.raises(ValidationError, match="already ROUTER"):
+        Settings(_env_file=None, router="functiongemma", shadow_router="functiongemma")
+    with pytest.raises(ValidationError, match="not a trained adapter"):
+        Settings(
+            _env_file=None,
+            router="functiongemma",
+            shadow_router="functiongemma",
+            shadow_functiongemma_adapter=tmp_path,
+        )
+    with pytest.raises(ValidationError, match="needs SHADOW_ROUTER=functiongemma"):
+        Settings(
+            _env_file=None, router="keyword", shadow_router="semantic", shadow_functiongemma_adapter=candidate
+        )
