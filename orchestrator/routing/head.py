@@ -394,6 +394,7 @@ class FinetuneHead:
             "train_s": round(time.perf_counter() - started, 1),
             "losses": head.losses,
             "loadavg": [round(x, 2) for x in os.getloadavg()],
+            "torch_threads": torch.get_num_threads(),
         }
         return head
 
