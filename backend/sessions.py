@@ -200,6 +200,14 @@ class SessionStore:
                     continue
         raise ConcurrentUpdateError(f"session {session_id}: too many concurrent updates")
 
+    def get_or_rehydrate(self, session_id: str) -> Session | None:
+        """The session, brought back from the archive when Redis lost it (flush, failover): a
+        turn whose thread starts only after the loss must still land in the session it was acked in."""
+        session = self.get(session_id)
+        if session is None and self._rehydrate(session_id):
+            session = self.get(session_id)
+        return session
+
     def _rehydrate(self, session_id: str) -> bool:
         """Redis lost the session (flush, failover) mid-flight: bring it back from the archive.
 

@@ -117,7 +117,11 @@ class TurnRunner:
     def _run_turn(self, session_id: str, principal: Principal, message_id: str, attempt: int) -> None:
         room = room_for(session_id)
         started = time.monotonic()
-        session = self.store.get(session_id)
+        try:
+            session = self.store.get_or_rehydrate(session_id)
+        except Exception:  # archive down as well: nothing to run the turn against
+            log.exception("turn for a vanished session: archive unavailable")
+            session = None
         if session is None:
             log.warning("turn for a vanished session", extra={"session_id": session_id})
             return

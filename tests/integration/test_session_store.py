@@ -101,6 +101,20 @@ def test_expired_session_is_hydrated_from_archive(store, redis_client):
     assert again.version > session.version
 
 
+def test_a_turn_starting_after_redis_lost_its_session_gets_it_back(store, redis_client):
+    """The race CI hit: the turn's thread starts only after FLUSHALL (acked message archived)."""
+    session, _, _ = store.open(ALICE, {"id": "12"})
+    session, _ = store.update(
+        session.id, lambda s: s.thread.append(ThreadMessage(id="q1", role="user", text="acked"))
+    )
+    store.archive_now(session)
+    redis_client.flushall()
+    assert store.get(session.id) is None
+    back = store.get_or_rehydrate(session.id)
+    assert back is not None and [m.id for m in back.thread] == ["q1"]
+    assert store.get_or_rehydrate("no-such-session") is None
+
+
 def test_stale_archive_write_never_overwrites_newer(store, archive):
     session, _, _ = store.open(ALICE, {"id": "12"})
     new, _ = store.update(
