@@ -18,7 +18,6 @@ offline benchmark does not call: its row says so instead of inventing a number.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -148,9 +147,8 @@ def product(train_missing: bool) -> list[dict[str, Any]]:
 
 # --- seed replication ----------------------------------------------------------------------------
 def seed(train_missing: bool, epochs: int = 2) -> list[dict[str, Any]]:
-    from bench.routing.seed_ecommerce import HUMAN, load_suite, templated_path
+    from bench.routing.seed_ecommerce import HUMAN, load_suite, templated_path, training_examples
     from orchestrator.routing.factory import build_router
-    from orchestrator.routing.functiongemma.data import RouterExample
 
     manifests = load_suite()
     sets = {"seed_templated_test": load_labelled(templated_path("test")), "seed_human": load_labelled(HUMAN)}
@@ -160,13 +158,7 @@ def seed(train_missing: bool, epochs: int = 2) -> list[dict[str, Any]]:
         router = build_router(name, manifests, embed=embed)
         for ds, data in sets.items():
             rows.append(row("seed", ds, _eval(router, data, manifests, ds)))
-    train = [
-        RouterExample(
-            r["text"], tuple(r["label"].split("+")), r.get("source", r["text"]), r.get("kind", "base")
-        )
-        for r in map(json.loads, templated_path("train").read_text().splitlines())
-        if r.get("text")
-    ]
+    train = training_examples()
     adapter, metrics = adapter_for(
         "seed", manifests, train, epochs=epochs, pseudo_functions=False, train=train_missing
     )

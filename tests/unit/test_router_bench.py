@@ -38,6 +38,34 @@ def test_missing_adapter_is_not_trained_when_training_is_off(manifests, tmp_path
     assert not any(tmp_path.iterdir())
 
 
+def test_declaration_examples_change_the_cache_key_and_zero_keeps_the_old_one(
+    manifests, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(rfg, "ADAPTER_CACHE", tmp_path)
+    train = [RouterExample("hi", ("respond_directly",), "hi", "respond")]
+    cfg = {"epochs": 1, "batch_size": 4, "learning_rate": 3e-4, "pseudo_functions": True}
+    cached = tmp_path / f"t-{rfg._key(manifests, train, cfg)}"  # an adapter cached before the option
+    cached.mkdir()
+    (cached / "metrics.json").write_text('{"train_seconds": 1.0}')
+    found, metrics = rfg.adapter_for("t", manifests, train, epochs=1, pseudo_functions=True, train=False)
+    assert found == cached and metrics == {"train_seconds": 1.0}
+    other, _ = rfg.adapter_for(
+        "t", manifests, train, epochs=1, pseudo_functions=True, description_examples=3, train=False
+    )
+    assert other is None
+
+
+def test_seed_training_examples_are_the_templated_train_split():
+    from bench.routing.seed_ecommerce import load_suite, templated_path, training_examples
+
+    examples = training_examples()
+    lines = [x for x in templated_path("train").read_text().splitlines() if x.strip()]
+    assert len(examples) == len(lines) > 0
+    names = {m.name for m in load_suite()}
+    assert all(len(e.calls) == 1 and e.calls[0] in names for e in examples)
+    assert {e.calls[0] for e in examples} == names
+
+
 def test_stratified_takes_the_first_examples_of_each_label():
     data = [Example(f"q{i}", "a" if i % 3 else "b") for i in range(12)]
     picked = rfg.stratified(data, 2)

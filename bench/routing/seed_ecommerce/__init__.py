@@ -7,10 +7,15 @@ are generated from their examples by `python -m bench.routing.seed_ecommerce.gen
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agents.base import AgentManifest
 from agents.registry import load_manifest_list
+
+if TYPE_CHECKING:
+    from orchestrator.routing.functiongemma.data import RouterExample
 
 SUITE_DIR = Path(__file__).resolve().parent
 MANIFESTS = SUITE_DIR / "manifests.yaml"
@@ -27,3 +32,17 @@ def templated_path(split: str) -> Path:
 def load_suite() -> list[AgentManifest]:
     """The seven routes, validated (a broken manifest raises ValueError naming the field)."""
     return load_manifest_list(MANIFESTS)
+
+
+def training_examples() -> list[RouterExample]:
+    """The templated train split as the FunctionGemma trainer takes it (labels split on "+")."""
+    from orchestrator.routing.functiongemma.data import RouterExample
+
+    rows = (json.loads(line) for line in templated_path("train").read_text().splitlines() if line.strip())
+    return [
+        RouterExample(
+            r["text"], tuple(r["label"].split("+")), r.get("source", r["text"]), r.get("kind", "base")
+        )
+        for r in rows
+        if r.get("text")
+    ]
