@@ -480,12 +480,20 @@ def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
         help="labelled feedback export (sidebar-assistant export-routing-feedback); repeatable",
     )
     ap.add_argument("--feedback-weight", type=int, default=3, help="times each feedback example is repeated")
+    ap.add_argument(
+        "--description-examples",
+        type=int,
+        default=0,
+        help="when_to_use examples quoted in each function declaration (0-10); the router adopts it",
+    )
     args = ap.parse_args(argv)
     missing = [f for f in args.include_feedback if not Path(f).is_file()]
     if missing:
         ap.error(f"--include-feedback: no such file: {missing[0]}")
     if not 1 <= args.feedback_weight <= 100:
         ap.error("--feedback-weight must be between 1 and 100")
+    if not 0 <= args.description_examples <= 10:
+        ap.error("--description-examples must be between 0 and 10")
     return TrainConfig(
         output_dir=args.output_dir,
         max_examples=args.max_examples,
@@ -499,6 +507,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
         eval_files=tuple(args.eval),
         feedback_files=tuple(args.include_feedback),
         feedback_weight=args.feedback_weight,
+        description_examples=args.description_examples,
     )
 
 
