@@ -210,6 +210,8 @@ SEED_SWEEP: dict[str, dict[str, Any]] = {
     "epochs-4": {"epochs": 4},
     "lr-1e-3": {"epochs": 2, "learning_rate": 1e-3},
     "declaration-examples-3": {"epochs": 2, "description_examples": 3},  # 3 when_to_use per function
+    "declaration-examples-6": {"epochs": 2, "description_examples": 6},
+    "epochs-4-declaration-examples-3": {"epochs": 4, "description_examples": 3},
 }
 
 
