@@ -215,7 +215,7 @@ SEED_SWEEP: dict[str, dict[str, Any]] = {
 }
 
 
-def seed_sweep(names: Sequence[str] | None = None, out_dir: Path = RESULTS) -> list[dict[str, Any]]:
+def seed_sweep(names: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Each SEED_SWEEP setting trained on the templated train split, scored on the templated test
     split and on the human-phrased set (one call per query, as the reference task)."""
     from bench.common import write_report
