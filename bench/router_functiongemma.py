@@ -204,6 +204,16 @@ def banking77(
     return rows
 
 
+def write_curve(path: Path, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Merge new points into the accuracy-vs-examples curve: a run of one point (say 20 per route,
+    which takes the better part of an hour here) keeps the points measured before it."""
+    old = json.loads(path.read_text()) if path.is_file() else []
+    merged = {(r["examples_per_route"], r["test_n"], r["epochs"]): r for r in [*old, *rows]}
+    out = [merged[k] for k in sorted(merged)]
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
 # Training settings tried on the seed suite to close the gap between templated and human phrasing.
 SEED_SWEEP: dict[str, dict[str, Any]] = {
     "reference": {"epochs": 2},  # as `make bench` (lr 3e-4)
@@ -345,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         prefix_ablation(args.n_train, epochs=args.epochs)
     elif args.suite == "banking77":
         rows = banking77(args.per_route, epochs=args.epochs, test_per_label=args.test_per_label or None)
-        (RESULTS / "router_functiongemma_banking77_curve.json").write_text(json.dumps(rows, indent=2) + "\n")
+        write_curve(RESULTS / "router_functiongemma_banking77_curve.json", rows)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ asserted: the numbers are the benchmark's business."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,17 @@ def test_seed_training_examples_are_the_templated_train_split():
     names = {m.name for m in load_suite()}
     assert all(len(e.calls) == 1 and e.calls[0] in names for e in examples)
     assert {e.calls[0] for e in examples} == names
+
+
+def test_banking77_curve_keeps_earlier_points_and_replaces_a_rerun_point(tmp_path):
+    path = tmp_path / "curve.json"
+    point = {"examples_per_route": 10, "test_n": 770, "epochs": 2, "accuracy": 0.6}
+    rfg.write_curve(path, [point, {**point, "examples_per_route": 5, "accuracy": 0.5}])
+    out = rfg.write_curve(
+        path, [{**point, "examples_per_route": 20, "accuracy": 0.8}, {**point, "accuracy": 0.7}]
+    )
+    assert [(r["examples_per_route"], r["accuracy"]) for r in out] == [(5, 0.5), (10, 0.7), (20, 0.8)]
+    assert json.loads(path.read_text()) == out
 
 
 def test_stratified_takes_the_first_examples_of_each_label():
