@@ -51,7 +51,7 @@ def test_demo_question_gets_thinking_stream_and_help_center_citations(assistant_
     cited = [x for x in done["citations"] if x["cited"]]
     assert cited and all(x["id"].split(":")[0] in {"article", "ticket", "macro"} for x in cited)
     assert any(x["kind"] == "article" and "zendesk.com/hc/" in (x["url"] or "") for x in cited)
-    assert done["routing"]["router"] == "semantic" and done["routing"]["action"] == "route"
+    assert done["routing"]["router"] == "semantic-head" and done["routing"]["action"] == "route"
     assert {"route_s", "agents_s", "synthesis_s", "first_token_s", "total_s"} <= set(done["timings"])
 
     # Follow-up resolved from the session: the first cited source.

@@ -143,7 +143,7 @@ def test_functiongemma_router_from_settings_routes_with_the_committed_adapter(ma
 def test_settings_validate_router_combinations(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the default adapter path is then resolved against the project root
     s = Settings(_env_file=None)
-    assert s.router == "semantic" and s.cascade_local_threshold == CASCADE_LOCAL_THRESHOLD
+    assert s.router == "semantic-head" and s.cascade_local_threshold == CASCADE_LOCAL_THRESHOLD
     assert s.functiongemma_adapter_dir == ADAPTER
     if not ADAPTER.is_dir():
         with pytest.raises(ValidationError, match="FUNCTIONGEMMA_ADAPTER"):
