@@ -46,3 +46,19 @@ def training_examples() -> list[RouterExample]:
         for r in rows
         if r.get("text")
     ]
+
+
+def train_split_manifests(manifests: list[AgentManifest], train: list[RouterExample]) -> list[AgentManifest]:
+    """The routes with only the base and counter-examples the templated train split was made from,
+    so the routers that learn from manifests (keyword, semantic, semantic-head) see the same data
+    as FunctionGemma and none of the test split's base examples."""
+    sources = {e.source for e in train}
+    return [
+        m.model_copy(
+            update={
+                "when_to_use": [q for q in m.when_to_use if q in sources],
+                "counter_examples": [q for q in m.counter_examples if q in sources],
+            }
+        )
+        for m in manifests
+    ]
