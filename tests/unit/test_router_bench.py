@@ -78,6 +78,25 @@ def test_banking77_curve_keeps_earlier_points_and_replaces_a_rerun_point(tmp_pat
     assert json.loads(path.read_text()) == out
 
 
+def test_seed_routers_learn_nothing_from_the_test_splits_base_examples():
+    from bench.routing.seed_ecommerce import (
+        load_suite,
+        templated_path,
+        train_split_manifests,
+        training_examples,
+    )
+
+    full, train = load_suite(), training_examples()
+    seen = train_split_manifests(full, train)
+    test_sources = {
+        json.loads(x)["source"] for x in templated_path("test").read_text().splitlines() if x.strip()
+    }
+    kept = {q for m in seen for q in (*m.when_to_use, *m.counter_examples)}
+    assert kept and not kept & test_sources
+    assert kept == {e.source for e in train}  # and everything the train split was made from
+    assert [m.name for m in seen] == [m.name for m in full]
+
+
 def test_stratified_takes_the_first_examples_of_each_label():
     data = [Example(f"q{i}", "a" if i % 3 else "b") for i in range(12)]
     picked = rfg.stratified(data, 2)
