@@ -126,10 +126,27 @@ class Evidence:
     url: str | None = None
     score: float = 0.0
     agent: str = ""
+    # Lines of `text` that answer this question, chosen by the agent from what was asked
+    # (structured agents: the order's status for "where is it?", its tracking for "tracking?").
+    # Each must be a verbatim line of `text`, so a citation always points at what it states.
+    facts: tuple[str, ...] = ()
+    internal: bool = False  # internal-only (a ticket's internal note)
+
+    def __post_init__(self) -> None:
+        missing = [f for f in self.facts if f not in self.text]
+        if missing:
+            raise ValueError(f"evidence {self.id}: facts must be verbatim parts of its text: {missing[:2]}")
 
     def as_source(self, number: int) -> Source:
         return Source(
-            number=number, title=self.title, text=self.text, url=self.url, kind=self.kind, id=self.id
+            number=number,
+            title=self.title,
+            text=self.text,
+            url=self.url,
+            kind=self.kind,
+            id=self.id,
+            facts=self.facts,
+            internal=self.internal,
         )
 
 

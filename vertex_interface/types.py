@@ -48,6 +48,12 @@ class Source:
     url: str | None = None
     kind: str = "article"
     id: str | None = None
+    # Lines of `text` that answer the question directly, picked by the agent that found them
+    # (e.g. an order's status and tracking for "has it shipped?"). Synthesis states them first:
+    # offline they are quoted as they are, a model is told they are the key facts.
+    facts: tuple[str, ...] = ()
+    # Internal-only content (a ticket's internal notes): never put into a customer reply unmarked.
+    internal: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.number, int) or self.number < 1:
