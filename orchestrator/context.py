@@ -134,3 +134,80 @@ def bounded_history(
         first = re.split(r"(?<=[.!?])\s", str(e.get("text", "")).strip(), maxsplit=1)[0][:200]
         lines.append(f"{e.get('role')}: {first}")
     return [{"role": "summary", "text": "\n".join(lines)[-4000:]}, *recent]
+
+
+# --- references to earlier entities ("it", "that order", "her other order") ------------------------
+# A question that points at something without naming it. "this order"/"this product" mean the
+# ticket's own (the agents read those from the ticket), so only words that point back are here.
+_POINTER = re.compile(
+    r"\b(it|its|it's|them|they|those|that one|this one|the same one|the other one|the other order|"
+    r"(?:her|his|their) other (?:order|one)|that (?:order|product|item|one|thing)|"
+    r"es|sie|ihn|ihm|dieses|diese|davon)\b",
+    re.IGNORECASE,
+)
+# Words that name something on their own: a question holding one needs no earlier entity.
+_NAMED = re.compile(r"\b[A-Z]{2}-\d{6}\b|\b[A-Z]{2}-\d{3}\b|@")
+_MAX_ABOUT_CHARS = 200
+
+
+@dataclass
+class Reference:
+    """What a pointing question is about, taken from the conversation before it."""
+
+    about: str = ""  # text appended to the agents' queries: "(about: Lumo Smart Plug (LU-605))"
+    order_numbers: list[str] = field(default_factory=list)
+    skus: list[str] = field(default_factory=list)
+    reason: str = ""
+
+    def apply(self, query: str) -> str:
+        """The question with what it points at spelled out (for agents and sentence ranking)."""
+        return f"{query} (about: {self.about})"[:2000] if self.about else query
+
+
+def _entities_of(message: Mapping[str, Any]) -> tuple[list[str], list[str], list[str]]:
+    """(titles, order numbers, SKUs) an answer was about: its cited records first."""
+    cites = [c for c in message.get("citations") or [] if isinstance(c, Mapping)]
+    cites.sort(key=lambda c: not c.get("cited"))
+    titles, orders, skus = [], [], []
+    for c in cites:
+        cid, kind = str(c.get("id") or ""), c.get("kind")
+        if kind == "order" and cid.startswith("order:"):
+            orders.append(cid.split(":", 1)[1])
+            titles.append(str(c.get("title") or cid))
+        elif kind == "product" and cid.startswith("product:"):
+            skus.append(cid.split(":", 1)[1])
+            titles.append(str(c.get("title") or cid))
+    facts = ((message.get("meta") or {}).get("routing") or {}).get("facts") or {}
+    for number in facts.get("order_numbers") or []:
+        if number not in orders:
+            orders.append(str(number))
+    for sku in facts.get("skus") or []:
+        if sku not in skus:
+            skus.append(str(sku))
+    return titles, orders, skus
+
+
+def resolve_reference(query: str, thread: Sequence[Mapping[str, Any]]) -> Reference:
+    """'and how long is the warranty on it?' → about what the previous turn was about.
+
+    The previous answer's cited orders and products win (the agent found them); when it cited
+    none, the previous question itself is the context ("customer's lumo plug won't connect" makes
+    "it" the plug). A question that names its own order, product or email needs nothing.
+    """
+    if not _POINTER.search(query) or _NAMED.search(query):
+        return Reference()
+    answer = last_answer(thread)
+    prev_q = previous_question(thread)
+    if answer is None or not prev_q:
+        return Reference()
+    titles, orders, skus = _entities_of(answer)
+    pointer = _POINTER.search(query).group(0).lower()  # type: ignore[union-attr]
+    if "other" in pointer and len(orders) > 1:
+        # "her other order": the one the previous answer did not lead with.
+        orders = orders[1:]
+        titles = [t for t in titles if orders[0] in t] or titles
+    if titles:
+        about = "; ".join(dict.fromkeys(titles[:2]))
+        return Reference(about[:_MAX_ABOUT_CHARS], orders[:1], skus[:1], f"refers to {about[:80]!r}")
+    about = re.sub(r"\s+", " ", str(prev_q)).strip()[:_MAX_ABOUT_CHARS]
+    return Reference(about, orders[:1], skus[:1], "refers to the previous question")

@@ -1,0 +1,50 @@
+"""Which sources a question must reach, whatever the router chose (product-level routing rules).
+
+The router picks agents from their manifests; a few kinds of question need a source the router
+may miss, and missing it costs the whole answer:
+
+- a policy question ("can she still return it?", "do we cover import fees?") always reaches the
+  knowledge base, even when the router only picked the order system;
+- a question about the ticket itself (summary, last comment, what was promised) reaches the ticket;
+- when the agents that ran found nothing usable, the knowledge base is asked in the same turn.
+
+The cues are deliberately narrow (high precision): they only add a source, never remove one.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Eligibility / rule questions: the answer is a policy even when it is about this order.
+POLICY_CUE = re.compile(
+    r"\b(polic(y|ies)|rules?|allowed|eligible|entitled|deadline|window|"
+    r"can (she|he|they|we|i|the customer|cust|customers)|could (she|he|they|we)|"
+    r"(is|are) (she|he|they|we|customers?) (allowed|able|eligible|entitled)|"
+    r"do(es)? (we|she|he|they) (cover|refund|charge|offer|ship|accept|pay|reimburse|get|have to)|"
+    r"still (return|cancel|exchange|change|claim|get)|"
+    r"how long (do|does|will|until|is|are)|how many (days|weeks|months)|within how|"
+    r"free (return|shipping|delivery|label)|(is|are) (shipping|returns?|delivery|postage) free|"
+    r"what happens (if|when)|what do we do (if|when)|"
+    r"darf|dürfen|kann (sie|er|man)|wie lange|frist|kostenlos)\b",
+    re.IGNORECASE,
+)
+# Questions answered by the ticket's own conversation.
+TICKET_CUE = re.compile(
+    r"\b(summar(y|ise|ize)|recap|tl;?dr|sum up|"
+    r"(last|latest|most recent|previous|first) (comment|reply|message|response|email|note)|"
+    r"(customer|cust|she|he|they|requester) (say|said|write|wrote|ask|asked|want|wants|need|needs|"
+    r"mention|mentioned|complain|complained)|"
+    r"what (did|have) (we|i|my colleague|the agent|the previous agent|our team|you guys) "
+    r"(tell|told|say|said|write|wrote|offer|offered|promise|promised|do|done)|"
+    r"promised?|anyone (replied|answered|responded)|replied (yet|already)|"
+    r"zusammenfass\w*|letzte (nachricht|antwort|kommentar))\b",
+    re.IGNORECASE,
+)
+
+
+def is_policy_question(text: str) -> bool:
+    return bool(POLICY_CUE.search(text or ""))
+
+
+def is_ticket_question(text: str) -> bool:
+    return bool(TICKET_CUE.search(text or ""))
