@@ -77,7 +77,10 @@ def html_blocks(html: str) -> list[Block]:
             if not isinstance(child, Tag):
                 continue
             name = child.name.lower()
-            if name in _HEADING_TAGS:
+            if name == "table":
+                flush_pending()
+                blocks.extend(Block(row) for row in table_rows(child))
+            elif name in _HEADING_TAGS:
                 flush_pending()
                 text = _clean(child.get_text())
                 if text:
@@ -106,6 +109,67 @@ def html_blocks(html: str) -> list[Block]:
     walk(soup)
     flush_pending()
     return blocks
+
+
+_CELL_TAGS = ("td", "th")
+_PAIR_SEP = " — "
+
+
+def _cell_text(cell: Tag) -> str:
+    return " ".join(_clean(cell.get_text(" ")).split())
+
+
+def _own_rows(table: Tag) -> list[Tag]:
+    """The table's rows (through thead/tbody/tfoot), not those of a table nested in a cell."""
+    return [tr for tr in table.find_all("tr") if tr.find_parent("table") is table]
+
+
+def _expanded(row: Tag) -> list[tuple[str, bool]]:
+    """(text, is_header) per column: a cell spanning n columns fills all n."""
+    out: list[tuple[str, bool]] = []
+    for cell in row.find_all(_CELL_TAGS, recursive=False):
+        try:
+            span = max(1, min(int(str(cell.get("colspan", 1))), 50))
+        except ValueError:
+            span = 1
+        text = _cell_text(cell)
+        out.append((text, cell.name == "th"))
+        out.extend(("", False) for _ in range(span - 1))  # spanned columns say nothing more
+    return out
+
+
+def table_rows(table: Tag) -> list[str]:
+    """One self-contained line per body row: "Header: cell — Header: cell."
+
+    Flattened cells ("Paid withMoney back…iDEAL5–7 days") answer nothing; a row that names its
+    columns reads as a sentence on its own, so a retriever or a sentence splitter can quote it
+    alone. The row ends in sentence punctuation so a splitter keeps it whole.
+    """
+    rows = [_expanded(tr) for tr in _own_rows(table)]
+    rows = [r for r in rows if any(text for text, _ in r)]
+    if not rows:
+        return []
+    headers: list[str] = []
+    # A header row: in <thead>, or the first row when every cell is a <th>.
+    first_tr = _own_rows(table)[0]
+    if first_tr.find_parent("thead") is not None or all(is_th for _, is_th in rows[0]):
+        headers = [text for text, _ in rows[0]]
+        rows = rows[1:]
+    lines: list[str] = []
+    for row in rows:
+        parts: list[str] = []
+        for i, (text, _) in enumerate(row):
+            if not text:
+                continue
+            header = headers[i] if i < len(headers) else ""
+            parts.append(f"{header}: {text}" if header and header != text else text)
+        if not parts:
+            continue
+        line = _PAIR_SEP.join(parts)
+        lines.append(line if re.search(r"[.!?]$", line) else f"{line}.")
+    if not lines and headers:  # a header-only table still says something
+        lines.append(_PAIR_SEP.join(h for h in headers if h) + ".")
+    return lines
 
 
 _MD = MarkdownIt("commonmark").enable("table")

@@ -16,7 +16,7 @@ MAX_DOC_ID_CHARS = 256
 _TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_\-]{0,31}$")
 # Bump when chunking changes so content hashes change and re-ingest re-chunks everything.
-CHUNKER_VERSION = "1"
+CHUNKER_VERSION = "2"
 
 
 class KnowledgeError(RuntimeError):

@@ -35,6 +35,43 @@ def test_html_blocks_marks_headings_with_levels() -> None:
     assert [(b.text, b.heading_level) for b in blocks] == [("A", 2), ("x", 0), ("B", 3), ("y", 0), ("z", 0)]
 
 
+def test_table_rows_become_self_contained_lines_with_their_headers() -> None:
+    html = (
+        "<p>Timings:</p><table><thead><tr><th>Paid with</th><th>Money back after we issue the refund</th></tr>"
+        "</thead><tbody><tr><td>PayPal</td><td>Within 1 business day</td></tr>"
+        "<tr><td>iDEAL, Bancontact</td><td>5–7 business days to your <b>bank</b> account</td></tr>"
+        "<tr><td>Gift card</td><td></td></tr></tbody></table><p>After.</p>"
+    )
+    assert [b.text for b in html_blocks(html)] == [
+        "Timings:",
+        "Paid with: PayPal — Money back after we issue the refund: Within 1 business day.",
+        "Paid with: iDEAL, Bancontact — Money back after we issue the refund: 5–7 business days to your bank account.",
+        "Paid with: Gift card.",  # an empty cell adds nothing
+        "After.",
+    ]
+    text = html_to_text(html)
+    assert "Paid withMoney" not in text and "PayPalWithin" not in text
+
+
+def test_table_without_thead_colspan_and_markdown_tables() -> None:
+    # The first row of <th> cells is the header; a cell spanning two columns is named once.
+    html = (
+        "<table><tr><th>Destination</th><th>Express</th><th>Cost</th></tr>"
+        "<tr><td>Norway</td><td colspan='2'>Not available</td></tr>"
+        "<tr><td>UK</td><td>DPD, 2–3 days</td><td>€19.95</td></tr></table>"
+    )
+    assert [b.text for b in html_blocks(html)] == [
+        "Destination: Norway — Express: Not available.",
+        "Destination: UK — Express: DPD, 2–3 days — Cost: €19.95.",
+    ]
+    # No header at all: cells still never run together.
+    assert [b.text for b in html_blocks("<table><tr><td>a b</td><td>c d!</td></tr></table>")] == [
+        "a b — c d!"
+    ]
+    md = "# Fees\n\n| Item | Fee |\n|---|---|\n| Pickup | €49 |\n"
+    assert chunk_document("Fees", md, "markdown") == ["Item: Pickup — Fee: €49."]
+
+
 def test_chunks_carry_their_heading_path_and_split_per_section() -> None:
     html = "<h1>Refunds</h1><p>Intro text here.</p><h2>Timing</h2><p>Five to seven days.</p><h3>Cards</h3><p>Card refunds.</p>"
     chunks = chunk_document("Refunds", html, "html", ChunkerConfig(min_chars=1))
