@@ -1,0 +1,562 @@
+"""Run the answer benchmark: every case through the real Socket.IO path, scored, reported.
+
+By default the real app (create_app + the orchestrator, an embedded Redis, the demo tenant's index)
+is started in this process on a free port; ``--url`` points at a running assistant instead. Either
+way the runner is only a sidebar: it connects with a dev token, joins with the sidebar's own ticket
+payload, sends the turns and reads what comes back (chat:delta, chat:done).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from backend import protocol
+from bench.common import RESULTS, write_report
+from tests.support.client import SidebarClient
+
+from . import score
+from .cases import CATEGORIES, DATA_DIR, Case, load_cases
+from .payload import sidebar_ticket, ticketless
+
+ROOT = Path(__file__).resolve().parents[2]
+TENANT = "demo"
+SECRET = "answers-bench-secret-not-for-production"
+# Incremental (content hashes): a warm cache only verifies. Separate per embedder: the local
+# MiniLM index and a Vertex-embedded one have different vectors.
+INDEX_DIRS = {
+    "local": ROOT / ".pytest_cache" / "demo_index",
+    "vertex": ROOT / ".pytest_cache" / "demo_index_vertex",
+}
+TURN_TIMEOUT_S = 90.0
+ANSWER_TRIM = 400
+
+Mint = Callable[[str], str]  # user id → dev token
+
+
+# --- the client -----------------------------------------------------------------------------
+
+
+class TimedClient(SidebarClient):
+    """SidebarClient that also notes when each event arrived (perf_counter), for latencies."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        super().__init__()
+
+    def _recorder(self, name: str):
+        def record(data: Any = None) -> None:
+            with self._cond:
+                self.events.append((name, data))
+                self.times.append(time.perf_counter())
+                self._cond.notify_all()
+
+        return record
+
+    def send(self, message_id: str, text: str, timeout: float) -> dict[str, Any]:
+        """One turn: emit chat:message, wait for its chat:done (or chat:error); client-side times."""
+        with self._cond:
+            start = len(self.events)
+        sent = time.perf_counter()
+        self.emit(protocol.MESSAGE, {"id": message_id, "text": text})
+        deadline = sent + timeout
+        first_delta = None
+        with self._cond:
+            i = start
+            while True:
+                while i < len(self.events):
+                    name, data = self.events[i]
+                    at = self.times[i]
+                    i += 1
+                    mine = isinstance(data, dict) and data.get("id") == message_id
+                    if name == protocol.DELTA and mine and first_delta is None:
+                        first_delta = at
+                    elif name == protocol.DONE and mine:
+                        return {
+                            "done": data,
+                            "first_token_s": _since(sent, first_delta),
+                            "total_s": at - sent,
+                        }
+                    elif name == protocol.ERROR and (mine or not (isinstance(data, dict) and data.get("id"))):
+                        code = data.get("code") if isinstance(data, dict) else data
+                        return {"error": f"chat:error {code}", "first_token_s": _since(sent, first_delta)}
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    return {
+                        "error": f"no chat:done within {timeout:.0f} s",
+                        "first_token_s": _since(sent, first_delta),
+                    }
+                self._cond.wait(left)
+
+
+def _since(t0: float, t: float | None) -> float | None:
+    return None if t is None else round(t - t0, 4)
+
+
+def _citation(c: dict[str, Any]) -> dict[str, Any]:
+    return {k: c.get(k) for k in ("n", "id", "kind", "title", "cited")}
+
+
+def join_payload(case: Case, key: str) -> dict[str, Any]:
+    return sidebar_ticket(case.ticket) if case.ticket is not None else ticketless(key)
+
+
+def run_case(
+    case: Case, url: str, mint: Mint, user_id: str, *, timeout: float = TURN_TIMEOUT_S
+) -> dict[str, Any]:
+    """One case on its own connection and session (its own user id: sessions are per user and
+    ticket), turns in order. Returns the case's record with every turn's verdict."""
+    turns: list[dict[str, Any]] = []
+    client = TimedClient()
+    failure = None
+    try:
+        client.connect(url, mint(user_id))
+        client.join(join_payload(case, user_id), timeout=30)
+    except Exception as exc:  # connection or join refused: every turn is unanswered
+        failure = f"{type(exc).__name__}: {exc}"[:300]
+    try:
+        for k, turn in enumerate(case.turns, 1):
+            rec: dict[str, Any] = {"ask": turn.ask, "text": "", "citations": [], "routing": None}
+            if failure is None:
+                got = client.send(f"t{k}", turn.ask, timeout)
+                done = got.get("done")
+                if done:
+                    message = done.get("message") or {}
+                    rec.update(
+                        text=message.get("text") or "",
+                        citations=[_citation(c) for c in done.get("citations") or []],
+                        routing=done.get("routing"),
+                        server_timings=done.get("timings"),
+                        total_s=round(got["total_s"], 4),
+                    )
+                rec["first_token_s"] = got.get("first_token_s")
+                rec["error"] = got.get("error")
+            else:
+                rec["error"] = failure
+            verdict = score.score_turn(turn, rec["text"], rec["citations"], rec["routing"], rec.get("error"))
+            rec["verdict"] = verdict.as_dict()
+            turns.append(rec)
+    finally:
+        client.disconnect()
+    record = {
+        "id": case.id,
+        "split": case.split,
+        "category": case.category,
+        "ticket": case.ticket,
+        "ci": case.ci,
+        "turns": turns,
+    }
+    record["right"] = score.case_right(record)
+    return record
+
+
+def run_cases(
+    cases: Sequence[Case],
+    url: str,
+    mint: Mint,
+    *,
+    workers: int = 1,
+    progress: bool = True,
+    warmup: bool = True,
+    timeout: float = TURN_TIMEOUT_S,
+) -> list[dict[str, Any]]:
+    """Every case (in parallel over ``workers`` connections), results in the cases' order."""
+    tag = secrets.token_hex(3)  # fresh users per run: a running server keeps old sessions
+    if warmup:
+        # The first turn pays for lazy model and router loading; no case should carry that.
+        c = TimedClient()
+        try:
+            c.connect(url, mint(f"bench-{tag}-warmup"))
+            c.join(ticketless(f"{tag}-warmup"), timeout=30)
+            c.send("w1", "hello", timeout=120)
+        finally:
+            c.disconnect()
+    results: list[dict[str, Any] | None] = [None] * len(cases)
+    lock = threading.Lock()
+    finished = [0]
+    t0 = time.monotonic()
+
+    def one(i: int) -> None:
+        r = run_case(cases[i], url, mint, f"bench-{tag}-{i}", timeout=timeout)
+        results[i] = r
+        with lock:
+            finished[0] += 1
+            if progress:
+                times = [t.get("total_s") or 0.0 for t in r["turns"]]
+                mark = "ok  " if r["right"] else "FAIL"
+                print(
+                    f"[{finished[0]:>3}/{len(cases)}] {mark} {r['id']} ({r['category']}, {r['split']}) "
+                    f"{sum(times):.2f} s  [{time.monotonic() - t0:.0f} s]",
+                    flush=True,
+                )
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        list(pool.map(one, range(len(cases))))
+    return [r for r in results if r is not None]
+
+
+# --- the server -----------------------------------------------------------------------------
+
+
+def vertex_skip_reason() -> str | None:
+    """Why the Vertex backend cannot run here (None: it can)."""
+    if not os.environ.get("GOOGLE_CLOUD_PROJECT"):
+        return "GOOGLE_CLOUD_PROJECT is not set"
+    try:
+        import google.auth
+
+        google.auth.default()
+    except Exception as exc:
+        return f"no application default credentials ({type(exc).__name__})"
+    return None
+
+
+@contextmanager
+def local_server(backend: str = "local", index_dir: Path | None = None) -> Iterator[tuple[str, Mint]]:
+    """The real app in this process on a free port: orchestrator, embedded Redis, demo index."""
+    from backend.app import create_app
+    from backend.assistant import build_assistant, build_llm
+    from backend.auth import DevTokenAuthenticator
+    from backend.redis_embedded import EmbeddedRedis
+    from backend.settings import Settings
+    from bench.suite_common import InProcessServer, stop_redis
+    from store.demo import ensure_demo_tenant
+    from store.factory import KNOWLEDGE_FILENAME, open_knowledge_index
+
+    work = Path(tempfile.mkdtemp(prefix="answers-bench-"))
+    redis_server = EmbeddedRedis(work / "redis", persist=False)
+    try:
+        settings = Settings(
+            _env_file=None,
+            redis_url=redis_server.url,
+            data_dir=work / "data",
+            secret_key=SECRET,
+            turn_handler="orchestrator",
+            llm_backend=backend,
+            rate_limit_per_minute=0,  # a benchmark is one user asking hundreds of questions
+            turn_timeout_seconds=TURN_TIMEOUT_S,
+            log_level="WARNING",
+            log_format="text",
+        )
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        t0 = time.monotonic()
+        llm, embedder = build_llm(settings)
+        index_dir = Path(index_dir or INDEX_DIRS[backend])
+        index_dir.mkdir(parents=True, exist_ok=True)
+        index = open_knowledge_index("sqlite", embedder=embedder, sqlite_path=index_dir / KNOWLEDGE_FILENAME)
+        ensure_demo_tenant(index, TENANT, progress=False)
+        handler = build_assistant(settings, llm=llm, index=index)
+        print(f"assistant ready in {time.monotonic() - t0:.1f} s (index {index_dir})", flush=True)
+        tokens = DevTokenAuthenticator(SECRET, 24 * 3600)
+        try:
+            with InProcessServer(create_app(settings, handler=handler)) as srv:
+                yield srv.url, lambda user: tokens.mint(TENANT, user)
+        finally:
+            index.close()
+    finally:
+        # Socket.IO's Redis listener outlives the server by a moment; its reconnect complaints
+        # about the Redis we stop on purpose are noise.
+        logging.getLogger("socketio.server").setLevel(logging.CRITICAL)
+        stop_redis(redis_server)
+
+
+# --- the report -----------------------------------------------------------------------------
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.1f} %"
+
+
+def _ms(v: float | None) -> str:
+    return "–" if v is None or v != v else f"{v:,.0f}"
+
+
+def _met(m: bool | None) -> str:
+    return "–" if m is None else "met" if m else "**missed**"
+
+
+def _trim(text: str, n: int = ANSWER_TRIM) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def build_markdown(summary: dict[str, Any], results: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
+    splits = [s for s in ("dev", "test") if s in summary["by_split"]]
+    targets = {s: score.target_status(summary["by_split"][s]) for s in splits}
+    lines = [
+        f"# Answer benchmark{' (' + meta['label'] + ')' if meta.get('label') else ''}",
+        "",
+        "{machine}"
+        f"Backend `{meta['backend']}`, code at `{meta['commit']}`, {meta['cases']} cases "
+        f"({meta['selection']}), {meta['workers']} worker(s), {meta['runtime_s']:.0f} s in all. "
+        "Every turn went through the real Socket.IO path (session:join with the sidebar's ticket "
+        "payload, chat:message → chat:done); latencies are client-side. Scoring: bench/answers/score.py; "
+        "cases: bench/answers/data/.",
+        "",
+        "## Headline",
+        "",
+        "| metric | " + " | ".join(splits) + " | target (test) | test |",
+        "|---|" + "---:|" * len(splits) + "---|---|",
+    ]
+
+    def row(label: str, key: str, fmt: Callable[[Any], str], target: str | None = None) -> None:
+        vals = []
+        for s in splits:
+            m = summary["by_split"][s]
+            v = m
+            for part in key.split("."):
+                v = v.get(part) if isinstance(v, dict) else None
+            vals.append(fmt(v))
+        t = targets.get("test", {}).get(target or "", None) if target else None
+        lines.append(
+            f"| {label} | "
+            + " | ".join(vals)
+            + f" | {t['target'] if t else ''} | {_met(t['met']) if t else ''} |"
+        )
+
+    row("cases", "cases", str)
+    row("case accuracy (all scored turns right)", "case_accuracy", _pct)
+    row("fact accuracy", "fact_accuracy", _pct, "fact_accuracy")
+    row("wrong-fact rate (scored turns)", "wrong_fact_rate", _pct, "wrong_fact_rate")
+    row("wrong-fact turns", "wrong_fact_turns", str)
+    row("citation precision", "citation_precision", _pct)
+    row("decline precision", "decline_precision", _pct)
+    row("decline recall", "decline_recall", _pct, "decline_recall")
+    row("first token p50 (ms)", "first_token_ms.p50", _ms)
+    row("first token p95 (ms)", "first_token_ms.p95", _ms)
+    row("turn p50 (ms)", "total_ms.p50", _ms)
+    row("turn p95 (ms)", "total_ms.p95", _ms, "p95_total_ms")
+    row("turns", "turns", str)
+    for s_label, key in (
+        ("scored turns", "scored_turns"),
+        ("fact turns", "fact_turns"),
+        ("decline turns", "decline_turns"),
+        ("turns without an answer", "errors"),
+    ):
+        row(s_label, key, str)
+    lines += [
+        "",
+        f"Targets are the issue's, on the test split; p95 is of a whole turn on this machine "
+        f"({meta['nproc']} cores).",
+        "",
+        "## Per category",
+        "",
+        *([f"![fact accuracy per category]({meta['chart']})", ""] if meta.get("chart") else []),
+        "| category | split | cases | case acc. | fact acc. | wrong facts | citation precision | "
+        "decline recall | decline precision | turn p95 (ms) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for cat in CATEGORIES:
+        for s in splits:
+            m = summary["by_category"].get(cat, {}).get(s)
+            if not m:
+                continue
+            lines.append(
+                f"| {cat} | {s} | {m['cases']} | {_pct(m['case_accuracy'])} | {_pct(m['fact_accuracy'])} | "
+                f"{m['wrong_fact_turns']} | {_pct(m['citation_precision'])} | {_pct(m['decline_recall'])} | "
+                f"{_pct(m['decline_precision'])} | {_ms(m['total_ms']['p95'])} |"
+            )
+    failures = [r for r in results if not r["right"]]
+    lines += ["", f"## Failures ({len(failures)} of {len(results)} cases)", ""]
+    for r in failures:
+        ticket = f"ticket #{r['ticket']}" if r["ticket"] is not None else "no ticket"
+        lines.append(f"### `{r['id']}` ({r['category']}, {r['split']}, {ticket})")
+        lines.append("")
+        for k, t in enumerate(r["turns"], 1):
+            v = t["verdict"]
+            mark = {True: "right", False: "**wrong**", None: "context"}[v["right"]]
+            lines.append(f"{k}. Q: “{_md_cell(t['ask'])}” — {mark}")
+            lines.append(f"   A: {_md_cell(_trim(t['text'])) or '_(no answer)_'}")
+            if v["cited"]:
+                lines.append(f"   cited: {', '.join(f'`{c}`' for c in v['cited'])}")
+            if v["reasons"] and v["right"] is not True:
+                lines.append(f"   why: {'; '.join(v['reasons'])}")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def write_chart(summary: dict[str, Any], path: Path, title: str) -> bool:
+    """Fact accuracy per category, dev vs test (decline recall for unanswerable). Needs matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    cats = [c for c in CATEGORIES if c in summary["by_category"]]
+    if not cats:
+        return False
+
+    def value(cat: str, split: str) -> float:
+        m = summary["by_category"][cat].get(split) or {}
+        v = m.get("fact_accuracy") if m.get("fact_turns") else m.get("decline_recall")
+        return 100 * v if v is not None else 0.0
+
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    width = 0.4
+    xs = range(len(cats))
+    for j, split in enumerate(("dev", "test")):
+        ax.bar([x + (j - 0.5) * width for x in xs], [value(c, split) for c in cats], width, label=split)
+    ax.axhline(90, color="grey", linestyle="--", linewidth=1)
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(cats, rotation=30, ha="right")
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("fact accuracy (%)")
+    ax.set_title(f"{title}: fact accuracy per category (unanswerable: decline recall)")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def git_commit() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        return f"{head}{' (with uncommitted changes)' if dirty else ''}"
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def report(results: list[dict[str, Any]], meta: dict[str, Any], out: str) -> tuple[Path, Path]:
+    summary = score.summarise(results)
+    chart = RESULTS / f"{out}.png"
+    if write_chart(summary, chart, meta.get("label") or out):
+        meta["chart"] = chart.name
+    data = {
+        "meta": meta,
+        "targets": {
+            s: score.target_status(summary["by_split"][s])
+            for s in ("dev", "test")
+            if s in summary["by_split"]
+        },
+        "summary": summary,
+        "cases": results,
+    }
+    return write_report(out, data, build_markdown(summary, results, meta))
+
+
+# --- command line ---------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.answers", description=__doc__.splitlines()[0])
+    p.add_argument("--split", choices=("dev", "test", "all"), default="all")
+    p.add_argument("--category", choices=CATEGORIES, action="append", help="only this category (repeatable)")
+    p.add_argument("--ci-only", action="store_true", help="only the cases marked ci: true")
+    p.add_argument("--url", help="a running assistant (default: start one in this process)")
+    p.add_argument("--secret", help="with --url: its SECRET_KEY, to mint dev tokens")
+    p.add_argument("--tenant", default=TENANT, help="with --url: the tenant holding the demo data")
+    p.add_argument("--backend", choices=("local", "vertex"), default="local")
+    p.add_argument("--out", help="report name under bench/results (default answers, answers_vertex)")
+    p.add_argument("--label", default="", help="a label for the report's title (e.g. 'before')")
+    p.add_argument("--limit", type=int, help="only the first N selected cases")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="cases asked in parallel (default 1: latency as one user sees it)",
+    )
+    p.add_argument("--data", type=Path, default=DATA_DIR, help="directory of case YAML files")
+    p.add_argument("--index-dir", type=Path, help="cache dir of the demo knowledge index")
+    p.add_argument("--timeout", type=float, default=TURN_TIMEOUT_S, help="seconds to wait for one turn")
+    return p.parse_args(argv)
+
+
+def select(cases: list[Case], args: argparse.Namespace) -> list[Case]:
+    chosen = [
+        c
+        for c in cases
+        if (args.split == "all" or c.split == args.split)
+        and (not args.category or c.category in args.category)
+        and (not args.ci_only or c.ci)
+    ]
+    return chosen[: args.limit] if args.limit else chosen
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = args.out or ("answers" if args.backend == "local" else f"answers_{args.backend}")
+    cases = select(load_cases(args.data), args)
+    selection = ", ".join(
+        x
+        for x in (
+            f"split {args.split}",
+            f"categories {'/'.join(args.category)}" if args.category else "",
+            "ci subset" if args.ci_only else "",
+            f"first {args.limit}" if args.limit else "",
+        )
+        if x
+    )
+    meta: dict[str, Any] = {
+        "backend": args.backend,
+        "commit": git_commit(),
+        "selection": selection,
+        "cases": len(cases),
+        "workers": args.workers,
+        "nproc": os.cpu_count(),
+        "label": args.label,
+        "url": args.url or "in-process",
+    }
+    if not cases:
+        print(f"no cases selected ({selection}) in {args.data}", file=sys.stderr)
+        return 2
+    if args.backend == "vertex" and not args.url:
+        reason = vertex_skip_reason()
+        if reason:
+            print(f"skipped: {reason}")
+            write_report(
+                out,
+                {"meta": meta, "skipped": reason},
+                f"# Answer benchmark (vertex)\n\n{{machine}}skipped: {reason}\n",
+            )
+            return 0
+    t0 = time.monotonic()
+    print(f"answer benchmark: {len(cases)} cases ({selection}), backend {args.backend}", flush=True)
+    if args.url:
+        if not args.secret:
+            print("--url needs --secret (the server's SECRET_KEY) to mint dev tokens", file=sys.stderr)
+            return 2
+        from backend.auth import DevTokenAuthenticator
+
+        tokens = DevTokenAuthenticator(args.secret, 24 * 3600)
+        results = run_cases(
+            cases, args.url, lambda u: tokens.mint(args.tenant, u), workers=args.workers, timeout=args.timeout
+        )
+    else:
+        with local_server(args.backend, args.index_dir) as (url, mint):
+            results = run_cases(cases, url, mint, workers=args.workers, timeout=args.timeout)
+    meta["runtime_s"] = round(time.monotonic() - t0, 1)
+    jp, mp = report(results, meta, out)
+    summary = score.summarise(results)["by_split"]
+    for split, m in summary.items():
+        print(
+            f"{split}: {m['cases']} cases, case accuracy {_pct(m['case_accuracy'])}, fact accuracy "
+            f"{_pct(m['fact_accuracy'])}, wrong facts {m['wrong_fact_turns']}, decline recall "
+            f"{_pct(m['decline_recall'])}, turn p95 {_ms(m['total_ms']['p95'])} ms"
+        )
+    print(f"{meta['runtime_s']:.0f} s; report: {mp} ({jp.name})")
+    return 0
