@@ -5,13 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: run run-cluster test test-fast lint format bench security train-router clean help zendesk-build zendesk-package
+.PHONY: run run-cluster test test-fast lint format bench bench-answers security train-router clean help zendesk-build zendesk-package
 
 help:
 	@echo "make run          run the assistant on the embedded defaults (http://127.0.0.1:8080)"
 	@echo "make test         install test extras and run the whole test suite"
 	@echo "make run-cluster  two instances behind nginx (sticky sessions): 8080 -> 8081, 8082"
 	@echo "make bench        benchmarks; reports in bench/results/"
+	@echo "make bench-answers  end-to-end answer benchmark (dev + test cases); bench/results/answers.md"
 	@echo "make security     security suite (JWT, isolation, fuzzing, rate limits); report in bench/results/"
 	@echo "make lint         ruff"
 	@echo "make zendesk-build    rebuild the sidebar bundle (needs node + npm; the bundle is committed)"
@@ -54,6 +55,10 @@ format: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.run_all
+
+# Every labelled agent question over the demo tenant, asked through Socket.IO and scored (bench/answers).
+bench-answers: $(VENV)/.installed-test
+	$(BIN)/python -m bench.answers --split all
 
 # Reproduces the FunctionGemma router's LoRA adapter for the built-in agents (CPU: minutes per epoch).
 train-router: $(VENV)/.installed-test

@@ -391,6 +391,29 @@ def build_markdown(summary: dict[str, Any], results: Sequence[dict[str, Any]], m
     return "\n".join(lines) + "\n"
 
 
+def category_table(results: Sequence[dict[str, Any]], *, failures: bool = True) -> str:
+    """A plain-text per-category summary (test output, terminal), failures named."""
+    summary = score.summarise(results)
+    rows = [
+        f"{'category':<13} {'split':<5} {'cases':>5} {'case':>7} {'fact':>7} {'wrong':>5} {'decl.rec':>8}"
+    ]
+    for cat, splits in summary["by_category"].items():
+        for split, m in splits.items():
+            rows.append(
+                f"{cat:<13} {split:<5} {m['cases']:>5} {_pct(m['case_accuracy']):>7} "
+                f"{_pct(m['fact_accuracy']):>7} {m['wrong_fact_turns']:>5} {_pct(m['decline_recall']):>8}"
+            )
+    for r in results if failures else ():
+        if r["right"]:
+            continue
+        for t in r["turns"]:
+            if t["verdict"]["right"] is False:
+                rows.append(
+                    f"FAIL {r['id']}: {t['ask']!r} -> {_trim(t['text'], 160)!r}: {'; '.join(t['verdict']['reasons'])}"
+                )
+    return "\n".join(rows)
+
+
 def write_chart(summary: dict[str, Any], path: Path, title: str) -> bool:
     """Fact accuracy per category, dev vs test (decline recall for unanswerable). Needs matplotlib."""
     try:
@@ -558,5 +581,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{_pct(m['fact_accuracy'])}, wrong facts {m['wrong_fact_turns']}, decline recall "
             f"{_pct(m['decline_recall'])}, turn p95 {_ms(m['total_ms']['p95'])} ms"
         )
+    print(category_table(results, failures=False))
     print(f"{meta['runtime_s']:.0f} s; report: {mp} ({jp.name})")
     return 0
