@@ -427,23 +427,26 @@ def write_chart(summary: dict[str, Any], path: Path, title: str) -> bool:
     if not cats:
         return False
 
-    def value(cat: str, split: str) -> float:
+    def value(cat: str, split: str) -> float | None:
         m = summary["by_category"][cat].get(split) or {}
         v = m.get("fact_accuracy") if m.get("fact_turns") else m.get("decline_recall")
-        return 100 * v if v is not None else 0.0
+        return None if v is None else 100 * v
 
     fig, ax = plt.subplots(figsize=(10, 4.5))
     width = 0.4
     xs = range(len(cats))
     for j, split in enumerate(("dev", "test")):
-        ax.bar([x + (j - 0.5) * width for x in xs], [value(c, split) for c in cats], width, label=split)
+        vals = [value(c, split) for c in cats]
+        bars = ax.bar([x + (j - 0.5) * width for x in xs], [v or 0.0 for v in vals], width, label=split)
+        # A label on every bar: a measured 0 % must not look like a category with no cases.
+        ax.bar_label(bars, labels=["" if v is None else f"{v:.0f}" for v in vals], fontsize=7)
     ax.axhline(90, color="grey", linestyle="--", linewidth=1)
     ax.set_xticks(list(xs))
     ax.set_xticklabels(cats, rotation=30, ha="right")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 110)
     ax.set_ylabel("fact accuracy (%)")
     ax.set_title(f"{title}: fact accuracy per category (unanswerable: decline recall)")
-    ax.legend()
+    ax.legend(loc="upper center", ncol=2)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
