@@ -95,7 +95,8 @@ def load_manifest(folder: Path) -> AgentManifest:
         raise AgentLoadError(
             folder, f"name {manifest.name!r} must equal the folder name {folder.name!r}", "name"
         )
-    if manifest.kind == "deterministic" and not manifest.rules:
+    # Rules drive the deterministic stub; a folder with its own agent.py decides without them.
+    if manifest.kind == "deterministic" and not manifest.rules and not (folder / "agent.py").is_file():
         raise AgentLoadError(folder, "a deterministic agent needs at least one rule", "rules")
     if manifest.kind == "intelligent" and not manifest.intents:
         raise AgentLoadError(folder, "an intelligent agent needs at least one intent", "intents")

@@ -45,13 +45,45 @@ def _clean(value: Any) -> str:
     return text[:MAX_FIELD_CHARS]
 
 
+def _field(key: str, value: Any) -> str:
+    if key == "requester" and isinstance(value, Mapping):
+        name, email = value.get("name"), value.get("email")
+        value = " ".join(str(v) for v in (name, f"<{email}>" if email else None) if v) or value
+    elif key == "custom_fields" and isinstance(value, Mapping):  # the sidebar's {label: value}
+        value = "; ".join(f"{k}: {v}" for k, v in value.items() if v not in (None, ""))
+    elif key == "tags" and isinstance(value, list):
+        value = ", ".join(map(str, value))
+    return f"{key}: {_clean(value)}"
+
+
+def _comment_text(comment: Mapping[str, Any]) -> str:
+    # The sidebar sends `text` (zendesk_app/src/ticket.js); REST and ZAF shapes use the others.
+    for key in ("text", "body", "value", "plain_body"):
+        value = comment.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return ""
+
+
+def _comment_author(comment: Mapping[str, Any]) -> str:
+    author = comment.get("author")
+    role = comment.get("role")
+    if isinstance(author, Mapping):
+        role = role or author.get("role")
+        author = author.get("name")
+    if not author and comment.get("author_id") is not None:
+        author = f"user {comment['author_id']}"
+    return ", ".join(str(p) for p in (author or "unknown", role) if p)
+
+
 def render_ticket(ticket: Mapping[str, Any]) -> str:
-    lines = [f"{k}: {_clean(ticket[k])}" for k in TICKET_FIELDS if ticket.get(k) not in (None, "", [])]
+    lines = [_field(k, ticket[k]) for k in TICKET_FIELDS if ticket.get(k) not in (None, "", [], {})]
     comments = ticket.get("comments") or []
     for c in list(comments)[-5:]:
         if isinstance(c, Mapping):
+            internal = " (internal note)" if c.get("public", True) is False else ""
             lines.append(
-                f"comment ({_clean(c.get('author', 'unknown'))}): {_clean(c.get('body', ''))[:1500]}"
+                f"comment ({_clean(_comment_author(c))}){internal}: {_clean(_comment_text(c))[:1500]}"
             )
     body = "\n".join(lines)
     return (
