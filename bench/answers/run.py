@@ -90,8 +90,9 @@ class TimedClient(SidebarClient):
                             "total_s": at - sent,
                         }
                     elif name == protocol.ERROR and (mine or not (isinstance(data, dict) and data.get("id"))):
-                        code = data.get("code") if isinstance(data, dict) else data
-                        return {"error": f"chat:error {code}", "first_token_s": _since(sent, first_delta)}
+                        err = data if isinstance(data, dict) else {"code": data}
+                        why = f"chat:error {err.get('code')}: {str(err.get('message') or '')[:200]}"
+                        return {"error": why, "first_token_s": _since(sent, first_delta)}
                 left = deadline - time.perf_counter()
                 if left <= 0:
                     return {
