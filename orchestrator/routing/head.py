@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -36,6 +39,7 @@ from orchestrator.routing.evaluation import Example, manifests_from_examples, ro
 from orchestrator.routing.queries import respond_text, route_decision
 
 Embed = Callable[[list[str]], np.ndarray]
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 MAX_LABELS = 1000
@@ -98,10 +102,13 @@ def fingerprint(texts: Sequence[str], labels: Sequence[str], config: HeadConfig)
 
 def _fit_logreg(x: np.ndarray, y: np.ndarray, config: HeadConfig) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
 
-    # lbfgs is multinomial for several classes and deterministic.
+    # lbfgs is multinomial for several classes and deterministic. One BLAS thread: these matrices
+    # are small, and on a busy 2-core box threaded BLAS made the fit ~30x slower (4 s vs 0.15 s).
     model = LogisticRegression(C=config.C, max_iter=config.max_iter)
-    model.fit(x, y)
+    with threadpool_limits(1):
+        model.fit(x, y)
     return model.coef_.astype(np.float32), model.intercept_.astype(np.float32)
 
 
@@ -503,27 +510,382 @@ def fit_head(
 # --- the router ----------------------------------------------------------------------------------
 RESPOND = "__respond__"  # same label as the nearest-example router's
 CLARIFY = "__clarify__"
+# Requests no support route serves. They teach the product head a "none of these" class, so an
+# off-domain message is declined (a clarify turn that says what the assistant does) instead of
+# being forced onto the nearest agent.
+OUT_OF_SCOPE = "__out_of_scope__"
+OUT_OF_SCOPE_EXAMPLES = (
+    "what's the capital of australia",
+    "tell me a joke",
+    "translate this sentence into spanish",
+    "who won the football match last night",
+    "how do I bake sourdough bread",
+    "write a python function that sorts a list",
+    "what is 17 times 23",
+    "recommend a good movie for tonight",
+    "what time is it in tokyo",
+    "how tall is mount everest",
+    "book me a flight to rome",
+    "what's apple's share price today",
+    "sing me a song",
+    "who is the president of france",
+    "explain quantum computing simply",
+    "how do I fix the brakes on my car",
+    "what should I cook for dinner",
+    "play some music",
+    "give me a fun fact about octopuses",
+    "how many calories are in a banana",
+)
+PSEUDO_LABELS = (RESPOND, CLARIFY, OUT_OF_SCOPE)
+
+# Fallback decision thresholds, used only when calibration is off or its data too small. Chosen
+# once by bench/router_head_tuning.py on generate()'s val+test split (5 product agents).
+FALLBACK_CLARIFY = 0.20
+FALLBACK_MARGIN = 0.10
+FALLBACK_MIN_PROBABILITY = 0.20
+
+# A multi-part question: each part is routed on its own and adds its agent when confident.
+_CLAUSE = re.compile(
+    r"\?\s+|;\s*|\s+[—–]\s+|\.\s+(?=(?:also|and|plus)\b)|,\s*(?:and\s+also|and|also|plus)\s+|"
+    r"\s+and\s+also\s+|\s+plus\s+|"
+    r"\s+and\s+(?=(?:what|which|when|where|how|why|is|are|do|does|did|can|could|has|have|was|were|will|"
+    r"should|any|also)\b)",
+    re.IGNORECASE,
+)
+MIN_CLAUSE_WORDS = 3
+
+
+def _memo(embed: Embed) -> Embed:
+    """`embed` with a cache by text (for one fit: training and calibration share texts)."""
+    cache: dict[str, np.ndarray] = {}
+
+    def run(texts: list[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in cache))
+        if missing:
+            for t, v in zip(missing, np.asarray(embed(missing), dtype=np.float32), strict=True):
+                cache[t] = v
+        if not texts:
+            return np.zeros((0, 0), np.float32)
+        return np.stack([cache[t] for t in texts])
+
+    return run
+
+
+def split_clauses(text: str) -> list[str]:
+    """The parts of a question that asks several things ("is X in stock and where is my order?");
+    one part (the whole text) when it does not split into parts of MIN_CLAUSE_WORDS+ words."""
+    parts = [p.strip(" ,.") for p in _CLAUSE.split(text) if p and p.strip(" ,.")]
+    parts = [p for p in parts if len(p.split()) >= MIN_CLAUSE_WORDS]
+    return parts if len(parts) > 1 else [text]
+
+
+class DecisionThresholds(BaseModel):
+    """The decision rule's numbers, and where they came from."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Top agent below this: ask a clarifying question; a conversational turn needs it too.
+    clarify_threshold: float = Field(FALLBACK_CLARIFY, ge=0.0, le=1.0)
+    # Further agents run when within `margin` of the best and at least `min_probability`.
+    margin: float = Field(FALLBACK_MARGIN, ge=0.0, le=1.0)
+    min_probability: float = Field(FALLBACK_MIN_PROBABILITY, ge=0.0, le=1.0)
+    # A part of a multi-part question adds its top agent at this probability (None: off).
+    clause_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    source: Literal["calibrated", "fallback", "configured"] = "fallback"
+
+
+def decide(
+    probs: dict[str, float],
+    clause_probs: Sequence[dict[str, float]],
+    routes: Iterable[str],
+    t: DecisionThresholds,
+    max_agents: int = 3,
+) -> tuple[str, list[tuple[str, float]], str, float]:
+    """The whole decision from the head's probabilities: (action, [(agent, p)], best label, p_best).
+    action is "respond", "clarify", "decline" (out of scope: a clarify turn) or "route". One
+    function for routing and for calibration, so the folds score exactly what the router does."""
+    routes = set(routes)
+    ranked = sorted(probs.items(), key=lambda kv: -kv[1])
+    best, p_best = ranked[0]
+    agents = [(n, p) for n, p in ranked if n in routes]
+    if best == RESPOND and p_best >= t.clarify_threshold:
+        return "respond", [], best, p_best
+    if best == OUT_OF_SCOPE:
+        return "decline", [], best, p_best
+    if best == CLARIFY or not agents or agents[0][1] < t.clarify_threshold:
+        return "clarify", [], best, p_best
+    top_p = agents[0][1]
+    floor = max(t.min_probability, top_p - t.margin)
+    chosen = [(n, p) for n, p in agents if p >= floor][:max_agents] or agents[:1]
+    if t.clause_threshold is not None and len(clause_probs) > 1:
+        have = {n for n, _ in chosen}
+        for part in clause_probs:
+            name, p = max(part.items(), key=lambda kv: kv[1])
+            if name in routes and p >= t.clause_threshold and name not in have and len(chosen) < max_agents:
+                chosen.append((name, p))
+                have.add(name)
+    return "route", chosen, best, p_best
+
+
+# --- calibration ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CalibrationItem:
+    """One labelled text for calibration: `gold` is a set of agents, or one pseudo-label."""
+
+    text: str
+    gold: tuple[str, ...]
+    source: str  # the seed it was generated from: the fold unit (variants never straddle folds)
+
+
+def _set_f1(action: str, chosen: Sequence[str], gold: tuple[str, ...]) -> float:
+    if gold[0] == RESPOND:
+        return float(action == "respond")
+    if gold[0] in (CLARIFY, OUT_OF_SCOPE):
+        return float(action in ("clarify", "decline"))
+    if action != "route" or not chosen:
+        return 0.0
+    hit = len(set(chosen) & set(gold))
+    return 2 * hit / (len(set(chosen)) + len(gold))
+
+
+def _top_correct(action: str, chosen: Sequence[str], gold: tuple[str, ...]) -> bool:
+    return action == "route" and bool(chosen) and chosen[0] in gold
+
+
+CLARIFY_GRID = tuple(round(0.05 * i, 2) for i in range(20))
+MARGINS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4)
+FLOORS = (0.05, 0.1, 0.2, 0.3)
+CLAUSE_THRESHOLDS = (None, 0.4, 0.5, 0.6, 0.8)
+
+
+def calibrate(
+    embed: Embed,
+    items: Sequence[CalibrationItem],
+    routes: Sequence[str],
+    config: HeadConfig,
+    *,
+    target_precision: float = 0.95,
+    folds: int = 5,
+    max_agents: int = 3,
+    seed: int = 0,
+    fixed: dict[str, float] | None = None,
+    operating_point: Literal["exact", "precision"] = "exact",
+) -> tuple[DecisionThresholds, dict[str, Any]]:
+    """Decision thresholds from out-of-fold probabilities on `items` (cross-validation by source:
+    each fold's head never saw a variant of the held-out seeds). Operating point:
+
+    - clarify_threshold, `operating_point="exact"` (default): the threshold (0.05 grid) at which
+      the whole decision is right most often on the folds: respond / clarify / decline for
+      pseudo-labelled items, the top agent for the others. `"precision"`: the LOWEST threshold
+      whose accepted routes (top agent at or above it) are right at least `target_precision` of
+      the time; a pseudo-labelled item routed anywhere counts as wrong.
+    - margin, min_probability, clause_threshold: with that threshold, the combination that
+      maximises the mean exact-set F1 over all items (an agent set vs the gold set; respond /
+      clarify / decline vs the pseudo-label), ties broken towards fewer extra agents.
+
+    `fixed` pins any of the three threshold fields to a configured value. Returns the thresholds
+    and the calibration report (what was chosen, what it scores on the folds)."""
+    fixed = fixed or {}
+    started = time.perf_counter()
+    single = [it for it in items if len(it.gold) == 1]
+    sources = sorted({it.source for it in items})
+    rng = np.random.default_rng(seed)
+    fold_of = {s: int(f) for s, f in zip(sources, rng.permutation(len(sources)) % folds, strict=True)}
+    texts = list(dict.fromkeys([it.text for it in items]))
+    clauses = {t: split_clauses(t) for t in texts}
+    extra = list(dict.fromkeys(c for t in texts for c in clauses[t] if c != t))
+    all_texts = texts + extra
+    x = _normalise(np.asarray(embed(all_texts), dtype=np.float32))
+    row = {t: i for i, t in enumerate(all_texts)}
+    oof: dict[str, dict[str, float]] = {}  # (fold-held-out) text → probabilities
+    for f in range(folds):
+        train = [it for it in single if fold_of[it.source] != f]
+        held = [it for it in items if fold_of[it.source] == f]
+        if not held or len({it.gold[0] for it in train}) < 2:
+            continue
+        coef, intercept = _fit_logreg(
+            x[[row[it.text] for it in train]], np.asarray([it.gold[0] for it in train]), config
+        )
+        labels = sorted({it.gold[0] for it in train})
+        need = list(dict.fromkeys(c for it in held for c in [it.text, *clauses[it.text]]))
+        z = x[[row[t] for t in need]] @ coef.T + intercept
+        if z.shape[1] == 1:
+            z = np.concatenate([np.zeros_like(z), z], axis=1)
+        p = _softmax(z)
+        for t, pr in zip(need, p, strict=True):
+            # Every label of the full head, absent ones at 0, so fold decisions see the same keys.
+            oof[t] = {lab: float(v) for lab, v in zip(labels, pr, strict=True)}
+    scored = [it for it in items if it.text in oof]
+
+    def run(th: DecisionThresholds) -> list[tuple[str, list[str], tuple[str, ...], float]]:
+        out = []
+        for it in scored:
+            parts = clauses[it.text]
+            cp = [oof[c] for c in parts] if len(parts) > 1 else []
+            action, chosen, _, _ = decide(oof[it.text], cp, routes, th, max_agents)
+            top = max((p for n, p in oof[it.text].items() if n in routes), default=0.0)
+            out.append((action, [n for n, _ in chosen], it.gold, top))
+        return out
+
+    # 1. The clarify threshold, on single-route decisions (margins do not move the top agent).
+    sweep_rows = []
+    for th in CLARIFY_GRID:
+        res = run(DecisionThresholds(clarify_threshold=th, margin=0.0, min_probability=1.0))
+        routed = [r for r in res if r[0] == "route"]
+        sweep_rows.append(
+            {
+                "threshold": th,
+                "accepted": round(len(routed) / max(1, len(res)), 4),
+                "precision": round(float(np.mean([_top_correct(*r[:3]) for r in routed])), 4)
+                if routed
+                else None,
+                "exact": round(float(np.mean([_set_f1(*r[:3]) == 1.0 for r in res])), 4) if res else 0.0,
+            }
+        )
+    if "clarify_threshold" in fixed:
+        clarify = float(fixed["clarify_threshold"])
+    elif operating_point == "precision":
+        # The lowest threshold whose accepted routes reach the target precision (and that still
+        # routes a tenth of the turns); none does: the most accurate threshold instead.
+        ok = [
+            r
+            for r in sweep_rows
+            if r["precision"] is not None and r["precision"] >= target_precision and r["accepted"] >= 0.1
+        ]
+        clarify = ok[0]["threshold"] if ok else max(sweep_rows, key=lambda r: r["exact"])["threshold"]
+    else:
+        # "exact": the threshold at which the whole decision is right most often (a wrong agent
+        # and a needless question cost the same); the lowest one on ties.
+        clarify = max(sweep_rows, key=lambda r: (r["exact"], -r["threshold"]))["threshold"]
+    # 2. Multi-route policy: the combination with the best exact-set F1 at that threshold.
+    best: tuple[float, int, DecisionThresholds] | None = None
+    grid_rows = []
+    for margin in [fixed["margin"]] if "margin" in fixed else MARGINS:
+        for floor in [fixed["min_probability"]] if "min_probability" in fixed else FLOORS:
+            for ct in CLAUSE_THRESHOLDS:
+                th = DecisionThresholds(
+                    clarify_threshold=clarify, margin=margin, min_probability=floor, clause_threshold=ct
+                )
+                res = run(th)
+                f1 = float(np.mean([_set_f1(a, c, g) for a, c, g, _ in res])) if res else 0.0
+                n_extra = sum(max(0, len(c) - 1) for _, c, _, _ in res)
+                grid_rows.append((round(f1, 4), margin, floor, ct))
+                if best is None or (round(f1, 4), -n_extra) > (round(best[0], 4), -best[1]):
+                    best = (f1, n_extra, th)
+    assert best is not None
+    thresholds = best[2].model_copy(update={"source": "calibrated"})
+    res = run(thresholds)
+    routed = [r for r in res if r[0] == "route"]
+    pseudo = [r for r in res if r[2][0] in PSEUDO_LABELS]
+    multi = [r for r in res if len(r[2]) > 1]
+    report = {
+        "operating_point": (
+            f"lowest clarify threshold with >= {target_precision:.0%} precision on accepted routes"
+            if operating_point == "precision"
+            else "clarify threshold with the most exact decisions"
+        )
+        + "; margin / min probability / clause threshold maximising exact-set F1",
+        "sweep": sweep_rows,
+        "target_precision": target_precision,
+        "folds": folds,
+        "n_items": len(items),
+        "n_scored": len(res),
+        "n_multi": len(multi),
+        "thresholds": thresholds.model_dump(),
+        "precision_on_accepted": round(float(np.mean([_top_correct(a, c, g) for a, c, g, _ in routed])), 4)
+        if routed
+        else None,
+        "accepted": round(len(routed) / max(1, len(res)), 4),
+        "exact_set_f1": round(best[0], 4),
+        "exact": round(float(np.mean([_set_f1(a, c, g) == 1.0 for a, c, g, _ in res])), 4),
+        "multi_exact": round(float(np.mean([_set_f1(a, c, g) == 1.0 for a, c, g, _ in multi])), 4)
+        if multi
+        else None,
+        "pseudo_exact": round(float(np.mean([_set_f1(a, c, g) == 1.0 for a, c, g, _ in pseudo])), 4)
+        if pseudo
+        else None,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    return thresholds, report
 
 
 class SemanticHeadRouterConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     head: HeadConfig = HeadConfig()
-    # Below this top probability the router asks a clarifying question instead of guessing.
-    # Other agents whose probability is within `margin` of the best (and at least
-    # `min_probability`) run too, in parallel: a two-part question splits the mass.
-    # Chosen on generate()'s val+test split (149 examples, the head trained without their seeds):
-    # whole-decision accuracy 59.1 % vs 51.0 % for (0.40, 0.25, 0.15); plateau for thresholds
-    # 0.15-0.25. The head's probabilities are sharp, so wider margins mostly add wrong agents.
-    clarify_threshold: float = Field(0.20, ge=0.0, le=1.0)
-    margin: float = Field(0.10, ge=0.0, le=1.0)
-    min_probability: float = Field(0.20, ge=0.0, le=1.0)
+    # Decision thresholds. By default they are CALIBRATED when the head is fitted (see
+    # `calibrate`); a value set here explicitly pins that one. The defaults are the fallbacks used
+    # when calibration is off or has too little data (with a warning).
+    clarify_threshold: float = Field(FALLBACK_CLARIFY, ge=0.0, le=1.0)
+    margin: float = Field(FALLBACK_MARGIN, ge=0.0, le=1.0)
+    min_probability: float = Field(FALLBACK_MIN_PROBABILITY, ge=0.0, le=1.0)
     max_agents: int = Field(3, ge=1, le=MAX_ROUTES)
+    calibrate: bool = True
+    # "exact": the clarify threshold with the most right whole decisions on the folds;
+    # "precision": the lowest one whose accepted routes reach `target_precision`.
+    operating_point: Literal["exact", "precision"] = "exact"
+    target_precision: float = Field(0.95, gt=0.0, le=1.0)
+    calibration_folds: int = Field(5, ge=2, le=20)
+    # Calibration needs at least this many held-out items and two seeds per label; fewer: fallback.
+    min_calibration_items: int = Field(40, ge=1)
+    # Large label sets (BANKING77) calibrate on a stratified subsample: fitting the folds on all
+    # of it would cost several times the head's own fit.
+    max_calibration_items: int = Field(3000, ge=100)
     # Product training data: manifest examples plus functiongemma.data.generate()'s variants.
     augment: bool = True
     augment_per_label: int = Field(80, ge=1, le=10_000)
+    augment_multi: int = Field(60, ge=0, le=10_000)  # two-agent items, calibration only
     augment_seed: int = 0
     cache_dir: Path | None = None  # reuse saved heads for the same data and config
+
+    def pinned(self) -> dict[str, float]:
+        """Threshold fields set explicitly: calibration leaves them as they are."""
+        keys = ("clarify_threshold", "margin", "min_probability")
+        return {k: getattr(self, k) for k in keys if k in self.model_fields_set}
+
+
+def product_items(
+    manifests: Sequence[AgentManifest],
+    *,
+    augment: bool = True,
+    per_label: int = 80,
+    multi: int = 60,
+    seed: int = 0,
+    exclude: Iterable[str] = (),
+) -> list[CalibrationItem]:
+    """Labelled items for the product agents, with the seed each came from: every `when_to_use`
+    example, counter-examples under the agent they belong to, the conversational examples under
+    RESPOND, off-domain requests under OUT_OF_SCOPE and (with `augment`) generate()'s variants,
+    vague messages under CLARIFY and (`multi`) two-agent questions. Nothing whose normalised
+    text is in `exclude` (an evaluation set) is kept."""
+    from orchestrator.routing.functiongemma import format as fg
+    from orchestrator.routing.functiongemma.data import DataConfig, counter_label, generate, normalise
+    from orchestrator.routing.semantic import RESPOND_EXAMPLES
+
+    active = [m for m in manifests if m.enabled]
+    banned = {normalise(t) for t in exclude}
+    items: list[CalibrationItem] = []
+    for m in active:
+        items += [CalibrationItem(q, (m.name,), q) for q in m.when_to_use]
+        for q in m.counter_examples:
+            owner = counter_label(q, m.name, active)
+            if owner:
+                items.append(CalibrationItem(q, (owner,), q))
+    items += [CalibrationItem(q, (RESPOND,), q) for q in RESPOND_EXAMPLES]
+    items += [CalibrationItem(q, (OUT_OF_SCOPE,), q) for q in OUT_OF_SCOPE_EXAMPLES]
+    if augment:
+        data = DataConfig(seed=seed, per_label=per_label, multi=multi, val_fraction=0.0, test_fraction=0.0)
+        mapping = {fg.RESPOND: RESPOND, fg.CLARIFY: CLARIFY}
+        for ex in generate(active, data, exclude=banned)["train"]:
+            items.append(CalibrationItem(ex.text, tuple(mapping.get(c, c) for c in ex.calls), ex.source))
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    out = []
+    for it in items:
+        key = (it.text, it.gold)
+        if key not in seen and normalise(it.text) not in banned:
+            seen.add(key)
+            out.append(it)
+    return out
 
 
 def product_examples(
@@ -534,40 +896,21 @@ def product_examples(
     seed: int = 0,
     exclude: Iterable[str] = (),
 ) -> list[tuple[str, str]]:
-    """(text, label) training pairs for the product agents: every `when_to_use` example,
-    counter-examples under the agent they belong to, the conversational examples under RESPOND,
-    and (with `augment`) generate()'s single-call variants, vague messages under CLARIFY.
-    Nothing whose normalised text is in `exclude` (an evaluation set) is kept."""
-    from orchestrator.routing.functiongemma import format as fg
-    from orchestrator.routing.functiongemma.data import DataConfig, counter_label, generate, normalise
-    from orchestrator.routing.semantic import RESPOND_EXAMPLES
-
-    active = [m for m in manifests if m.enabled]
-    banned = {normalise(t) for t in exclude}
-    pairs: list[tuple[str, str]] = []
-    for m in active:
-        pairs += [(q, m.name) for q in m.when_to_use]
-        for q in m.counter_examples:
-            owner = counter_label(q, m.name, active)
-            if owner:
-                pairs.append((q, owner))
-    pairs += [(q, RESPOND) for q in RESPOND_EXAMPLES]
-    if augment:
-        data = DataConfig(seed=seed, per_label=per_label, multi=0, val_fraction=0.0, test_fraction=0.0)
-        mapping = {fg.RESPOND: RESPOND, fg.CLARIFY: CLARIFY}
-        for ex in generate(active, data, exclude=banned)["train"]:
-            if len(ex.calls) == 1:  # the head predicts one label; multi-agent comes from the margin
-                pairs.append((ex.text, mapping.get(ex.calls[0], ex.calls[0])))
-    out = [(t, lab) for t, lab in dict.fromkeys(pairs) if normalise(t) not in banned]
-    return out
+    """(text, label) training pairs for the product head: `product_items`' one-label items (the
+    head predicts one label; several agents come from the decision rule)."""
+    items = product_items(
+        manifests, augment=augment, per_label=per_label, multi=0, seed=seed, exclude=exclude
+    )
+    return list(dict.fromkeys((it.text, it.gold[0]) for it in items if len(it.gold) == 1))
 
 
 class SemanticHeadRouter:
     """Routes with a trained head's probabilities (respond / route / clarify).
 
-    Product construction trains on the manifests (see `product_examples`); `from_examples`
-    trains on any labelled data (one route per label, e.g. BANKING77). The head is fitted on
-    first use or in `warm_up()`, so building the router is instant.
+    Product construction trains on the manifests (see `product_items`); `from_examples`
+    trains on any labelled data (one route per label, e.g. BANKING77). The head is fitted, and
+    its decision thresholds calibrated, on first use or in `warm_up()`, so building the router
+    is instant.
     """
 
     def __init__(
@@ -585,19 +928,31 @@ class SemanticHeadRouter:
         if not self.manifests:
             raise ValueError(f"the {self.name} router needs at least one enabled agent")
         if examples is None:
-            examples = product_examples(
+            self.items = product_items(
                 list(self.manifests.values()),
                 augment=self.config.augment,
                 per_label=self.config.augment_per_label,
+                multi=self.config.augment_multi,
                 seed=self.config.augment_seed,
             )
-        unknown = sorted({lab for _, lab in examples} - set(self.manifests) - {RESPOND, CLARIFY})
+            examples = list(dict.fromkeys((it.text, it.gold[0]) for it in self.items if len(it.gold) == 1))
+        else:
+            self.items = [CalibrationItem(t, (lab,), t) for t, lab in examples]
+        known = set(self.manifests) | set(PSEUDO_LABELS)
+        unknown = sorted({lab for _, lab in examples} - known)
         if unknown:
             raise ValueError(f"training labels that are not routes: {unknown[:5]}")
         self.examples = list(examples)
         self._head: Head | None = None
         self._lock = threading.Lock()
         self.train_s: float | None = None
+        self.thresholds = DecisionThresholds(
+            clarify_threshold=self.config.clarify_threshold,
+            margin=self.config.margin,
+            min_probability=self.config.min_probability,
+            source="configured" if len(self.config.pinned()) == 3 else "fallback",
+        )
+        self.calibration: dict[str, Any] = {}
 
     @classmethod
     def from_examples(
@@ -623,28 +978,116 @@ class SemanticHeadRouter:
                     started = time.perf_counter()
                     texts = [t for t, _ in self.examples]
                     labels = [lab for _, lab in self.examples]
-                    self._head = fit_head(
-                        texts, labels, self.config.head, embed=self.embed, cache_dir=self.config.cache_dir
+                    # The fit and the calibration folds embed the same texts: embed them once.
+                    embed = _memo(self.embed)
+                    head = fit_head(
+                        texts, labels, self.config.head, embed=embed, cache_dir=self.config.cache_dir
                     )
+                    if isinstance(head, LinearHead):
+                        head.embed = self.embed  # routing embeds new queries; keep no cache
+                    self._calibrate(embed)
                     self.train_s = time.perf_counter() - started
+                    self._head = head
         return self._head
+
+    def _calibration_items(self) -> list[CalibrationItem]:
+        items = self.items
+        cap = self.config.max_calibration_items
+        if len(items) <= cap:
+            return items
+        # Stratified by label: every label keeps its share (and at least its first items).
+        by: dict[tuple[str, ...], list[CalibrationItem]] = {}
+        for it in items:
+            by.setdefault(it.gold, []).append(it)
+        rng = np.random.default_rng(self.config.augment_seed)
+        out = []
+        for group in by.values():
+            k = max(2, round(len(group) * cap / len(items)))
+            out += [group[i] for i in sorted(rng.choice(len(group), min(k, len(group)), replace=False))]
+        return out
+
+    def _calibrate(self, embed: Embed) -> None:
+        cfg = self.config
+        pinned = cfg.pinned()
+        if not cfg.calibrate or len(pinned) == 3:
+            self.calibration = {"thresholds": self.thresholds.model_dump(), "calibrated": False}
+            return
+        items = self._calibration_items()
+        per_label: dict[str, set[str]] = {}
+        for it in items:
+            if len(it.gold) == 1:
+                per_label.setdefault(it.gold[0], set()).add(it.source)
+        thin = sorted(lab for lab, s in per_label.items() if len(s) < 2)
+        if len(items) < cfg.min_calibration_items or thin:
+            why = f"{len(items)} items" + (f"; labels with one seed: {thin[:5]}" if thin else "")
+            log.warning(
+                "%s: calibration data too small (%s): fixed fallback thresholds %s",
+                self.name,
+                why,
+                self.thresholds.model_dump(exclude={"source"}),
+            )
+            self.calibration = {"thresholds": self.thresholds.model_dump(), "calibrated": False, "why": why}
+            return
+        folds = min(cfg.calibration_folds, min(len(s) for s in per_label.values()))
+        thresholds, report = calibrate(
+            embed,
+            items,
+            list(self.manifests),
+            cfg.head,
+            target_precision=cfg.target_precision,
+            operating_point=cfg.operating_point,
+            folds=max(2, folds),
+            max_agents=cfg.max_agents,
+            seed=cfg.augment_seed,
+            fixed=pinned,
+        )
+        self.thresholds = thresholds
+        self.calibration = {**report, "calibrated": True, "routes": sorted(self.manifests)}
+        log.info("%s calibrated: %s", self.name, json.dumps(self.calibration_summary()))
+
+    def calibration_summary(self) -> dict[str, Any]:
+        """The chosen thresholds and what they score on the folds (decision meta, logs, reports)."""
+        keys = ("calibrated", "operating_point", "precision_on_accepted", "accepted", "exact", "why")
+        return {
+            **{k: self.calibration[k] for k in keys if k in self.calibration},
+            **self.thresholds.model_dump(),
+        }
+
+    def stats(self) -> dict[str, Any]:
+        """What `eval-router` records beside the scores: the calibration report."""
+        _ = self.head
+        return {"calibration": self.calibration}
 
     def warm_up(self) -> None:
         _ = self.head
 
     def probabilities(self, query: str) -> dict[str, float]:
+        return self._probabilities([query])[0]
+
+    def _probabilities(self, texts: list[str]) -> list[dict[str, float]]:
         head = self.head
-        p = head.predict_proba([query])[0]
-        return {lab: float(x) for lab, x in zip(head.labels, p, strict=True)}
+        p = head.predict_proba(texts)
+        return [{lab: float(x) for lab, x in zip(head.labels, row, strict=True)} for row in p]
 
     def route(self, ctx: RoutingContext) -> RoutingDecision:
         cfg = self.config
-        probs = self.probabilities(ctx.query)
+        _ = self.head  # fitted and calibrated
+        t = self.thresholds
+        parts = split_clauses(ctx.query) if t.clause_threshold is not None else [ctx.query]
+        all_probs = self._probabilities([ctx.query, *parts] if len(parts) > 1 else [ctx.query])
+        probs, clause_probs = all_probs[0], all_probs[1:]
+        action, chosen, best, p_best = decide(probs, clause_probs, self.manifests, t, cfg.max_agents)
         ranked = sorted(probs.items(), key=lambda kv: -kv[1])
-        best, p_best = ranked[0]
-        meta = {"probabilities": {k: round(v, 4) for k, v in ranked[:5]}}
-        agents = [(n, p) for n, p in ranked if n in self.manifests]
-        if best == RESPOND and p_best >= cfg.clarify_threshold:
+        meta: dict[str, Any] = {
+            "probabilities": {k: round(v, 4) for k, v in ranked[:5]},
+            "thresholds": {
+                k: v for k, v in t.model_dump().items() if k != "clause_threshold" or v is not None
+            },
+        }
+        if clause_probs:
+            meta["parts"] = len(clause_probs)
+        agents = [n for n, _ in ranked if n in self.manifests]
+        if action == "respond":
             return RoutingDecision(
                 action="respond",
                 response=respond_text(ctx.query, self.manifests),
@@ -653,23 +1096,33 @@ class SemanticHeadRouter:
                 reason="conversational message",
                 meta=meta,
             )
-        if best == CLARIFY or p_best < cfg.clarify_threshold or not agents:
-            options = " or ".join(self.manifests[n].title.lower() for n, _ in agents[:2])
+        if action in ("clarify", "decline"):
+            options = " or ".join(self.manifests[n].title.lower() for n in agents[:2])
+            if action == "decline":
+                everything = ", ".join(m.title.lower() for m in self.manifests.values())
+                response = (
+                    f"That's outside what I can help with here: I look things up for this ticket ({everything}). "
+                    "What do you need to know about the customer's issue?"
+                )
+                reason = f"out of scope (p={p_best:.2f})"
+            else:
+                response = (
+                    f"Could you say a bit more about what you need — for example, is this about {options}?"
+                )
+                reason = f"best {best} at p={p_best:.2f} (clarify below {t.clarify_threshold:.2f})"
             return RoutingDecision(
                 action="clarify",
-                response=f"Could you say a bit more about what you need — for example, is this about {options}?",
+                response=response,
                 confidence=p_best,
                 router=self.name,
-                reason=f"best {best} at p={p_best:.2f}",
+                reason=reason,
                 meta=meta,
             )
-        floor = max(cfg.min_probability, p_best - cfg.margin)
-        chosen = [(n, p) for n, p in agents if p >= floor][: cfg.max_agents] or agents[:1]
         return route_decision(
             ctx,
             self.manifests,
             chosen,
-            confidence=p_best,
+            confidence=chosen[0][1],
             router=self.name,
             reason=f"head: {', '.join(f'{n} {p:.2f}' for n, p in chosen)}",
             meta=meta,
