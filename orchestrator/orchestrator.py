@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import queue
+import re
 import threading
 import time
 import uuid
@@ -30,10 +31,20 @@ from agents.base import (
     Evidence,
     ToolCallbacks,
 )
-from orchestrator.context import FollowUp, bounded_history, is_task_switch, resolve_follow_up
+from orchestrator.context import (
+    FollowUp,
+    Reference,
+    bounded_history,
+    is_task_switch,
+    resolve_follow_up,
+    resolve_reference,
+)
+from orchestrator.coverage import is_policy_question, is_ticket_question
+from orchestrator.drafting import compose_draft, is_draft_request
 from orchestrator.guardrails import PromptLeakFilter, detect_injection, render_ticket, retrieval_only
 from orchestrator.routing.base import Route, Router, RoutingContext, RoutingDecision, RoutingError, timed
 from orchestrator.routing.gemini import PROMPT as CONTROLLER_PROMPT
+from orchestrator.routing.queries import enhance
 from orchestrator.routing.shadow import ShadowRouter
 from orchestrator.turn import Delta, Done, Thinking, TurnEvent, TurnFailed, TurnRequest
 from store.knowledge import KnowledgeIndex
@@ -45,6 +56,43 @@ _tracer = trace.get_tracer(__name__)  # a no-op unless the backend installs a tr
 SYNTHESIS_PROMPT = (Path(__file__).resolve().parent / "prompts" / "synthesis.md").read_text(encoding="utf-8")
 UNAVAILABLE = {"timeout": "timed out", "unavailable": "is unavailable", "error": "failed"}
 MAX_CITATION_TEXT = 700
+DRAFT_LABEL = "Draft reply (offline: assembled from the quoted sources; check before sending):"
+DRAFT_INSTRUCTION = (
+    "The support agent wants a reply to send to the customer: write it as a ready-to-send draft "
+    "(greeting with the customer's first name, the facts from the key facts and sources with this "
+    "order's specifics, the next step, sign-off with the support agent's first name), in the "
+    "ticket's language, citing sources after the draft."
+)
+_CITE_MARK = re.compile(r"\s*\[(\d{1,3})\]")
+_PROBLEM_SENTENCES = 2
+
+
+def ticket_problem(ticket: Mapping[str, Any]) -> str:
+    """The customer's problem in a line: the subject and the description's first sentences."""
+    subject = str(ticket.get("subject") or "").strip()
+    description = re.sub(r"\s+", " ", str(ticket.get("description") or "")).strip()
+    first = " ".join(re.split(r"(?<=[.!?])\s+", description)[:_PROBLEM_SENTENCES])[:400]
+    return ". ".join(p for p in (subject.rstrip(".?!"), first) if p)
+
+
+def reply_paragraphs(answer: str, sources: Sequence[Source]) -> list[str]:
+    """The quoted paragraphs an offline answer is made of, fit for a customer reply: without the
+    offline label, without citation marks, without the ticket's own lines (the customer wrote
+    them) and without internal notes."""
+    kinds = {s.number: s for s in sources}
+    out = []
+    for para in answer.split("\n\n"):
+        numbers = [int(n) for n in _CITE_MARK.findall(para)]
+        if not numbers:
+            continue  # the label, or a note
+        if any(
+            kinds.get(n) is not None and (kinds[n].kind == "ticket" or kinds[n].internal) for n in numbers
+        ):
+            continue
+        text = _CITE_MARK.sub("", para).strip()
+        if text:
+            out.append(text)
+    return out
 
 
 @dataclass(frozen=True)
@@ -56,6 +104,11 @@ class OrchestratorConfig:
     # Calls of one agent in flight at once on this instance. A tool that ignores cancellation can
     # hold at most this many threads; the pool is sized so the other agents always have theirs.
     max_inflight_per_agent: int = 8
+    # Product-level routing (orchestrator/coverage.py): the agent that holds the policies, asked
+    # for policy questions and when the routed agents found nothing; the agent that reads the
+    # ticket itself. Either may be absent from a deployment; then its rule does nothing.
+    knowledge_agent: str = "knowledge_base"
+    ticket_agent: str = "ticket"
 
 
 @dataclass
@@ -114,12 +167,17 @@ class Orchestrator:
         if injected:
             log.warning("ticket %s contains instruction-like text; treated as data", req.ticket.get("id"))
         follow = resolve_follow_up(req.text, req.thread)
-        switch = not follow.citations and is_task_switch(req.text, req.thread, self._embed)
+        ref = resolve_reference(req.text, req.thread) if not follow.citations else Reference()
+        switch = not follow.citations and not ref.about and is_task_switch(req.text, req.thread, self._embed)
         history = [] if switch else list(req.model_history)
+        draft = is_draft_request(req.text)
 
         t = time.perf_counter()
         with _tracer.start_as_current_span("route") as span:
-            decision = self._route(follow, history)
+            decision = self._route(follow, history, ref)
+            if draft:
+                decision = self._route_draft(decision, follow, history)
+            decision = self._cover(decision, ref)
             span.set_attributes(
                 {"router": decision.router, "action": decision.action, "confidence": decision.confidence}
             )
@@ -127,6 +185,10 @@ class Orchestrator:
         decision.meta.update(
             {"task_switch": switch, **({"follow_up": follow.reason} if follow.reason else {})}
         )
+        if ref.about:
+            decision.meta["reference"] = {"about": ref.about, "reason": ref.reason}
+        if draft:
+            decision.meta["draft"] = True
         if injected:
             decision.meta["ticket_injection_flagged"] = True
 
@@ -146,38 +208,64 @@ class Orchestrator:
             results += yield from self._run_stage(stage, results)
             if self.req.cancel.is_set():
                 return
+        fallback = self._fallback_stage(decision, results, ref)
+        if fallback:
+            decision.meta["fallback"] = fallback[0].agent
+            results += yield from self._run_stage(fallback, results)
+            if self.req.cancel.is_set():
+                return
         self._mark("agents", t)
 
         evidence = self._evidence(follow, results)
         sources = [e.as_source(n) for n, e in enumerate(evidence, 1)]
+        question = self._synthesis_question(follow, ref, draft)
         t = time.perf_counter()
+        declined = False
         if sources:
             with _tracer.start_as_current_span("synthesis", attributes={"sources": len(sources)}):
-                text, cited = yield from self._synthesise(sources, history, focus=follow.focus)
+                text, cited, declined = yield from self._synthesise(
+                    sources, history, question=question, draft=draft
+                )
         else:
             searched = ", ".join(self.a.by_name[r.agent].manifest.title for r in decision.routes)
             text, cited = f"I couldn't find anything relevant to this question in: {searched}.", set()
+            declined = True
             yield from self._stream_text(text)
+        if declined:
+            decision.meta["declined"] = True
         note = self._unavailable_note(results)
         if note:
             yield Delta(("\n\n" if text else "") + note)
             text = f"{text}\n\n{note}" if text else note
         self._mark("synthesis", t)
         citations = [self._citation(n, e, n in cited) for n, e in enumerate(evidence, 1)]
-        facts = {"order_numbers": [e.id.split(":", 1)[1] for e in evidence if e.kind == "order"]}
+        facts = {
+            "order_numbers": [e.id.split(":", 1)[1] for e in evidence if e.kind == "order"],
+            "skus": [e.id.split(":", 1)[1] for e in evidence if e.kind == "product"],
+        }
         yield self._done(text, citations, decision, history, facts, results)
 
     # --- routing ------------------------------------------------------------------------------
-    def _route(self, follow: FollowUp, history: list[dict[str, Any]]) -> RoutingDecision:
+    def _route(
+        self,
+        follow: FollowUp,
+        history: list[dict[str, Any]],
+        ref: Reference | None = None,
+        query: str | None = None,
+    ) -> RoutingDecision:
+        hints: dict[str, Any] = {}
+        orders = follow.order_numbers or (ref.order_numbers if ref else [])
+        if orders:
+            hints["order_numbers"] = orders
         ctx = RoutingContext(
-            query=self.req.text,
+            query=query or self.req.text,
             ticket=self.req.ticket,
             manifests=self.a.manifests,
             history=history,
             tenant=self.req.principal.tenant,
             session_id=self.req.session_id,
             turn_id=self.turn_id,
-            hints={"order_numbers": follow.order_numbers} if follow.order_numbers else {},
+            hints=hints,
         )
         try:
             decision = timed(self.a.router, ctx)
@@ -202,6 +290,80 @@ class Orchestrator:
                 "Could you tell me a bit more about what you need?",
             )
         return decision
+
+    def _new_route(self, agent: str, query: str, ref: Reference | None = None) -> Route:
+        manifest = self.a.by_name[agent].manifest
+        hints = {"order_numbers": ref.order_numbers} if ref and ref.order_numbers else {}
+        return Route(agent=agent, enhanced_query=enhance(query, manifest, self.req.ticket, hints))
+
+    def _route_draft(
+        self, decision: RoutingDecision, follow: FollowUp, history: list[dict[str, Any]]
+    ) -> RoutingDecision:
+        """ "What should I tell the customer?": the facts a reply needs are those of the customer's
+        problem, so route the ticket's own ask too, and read the ticket."""
+        problem = ticket_problem(self.req.ticket)
+        agents = [self.a.config.ticket_agent]
+        if problem:
+            try:
+                for_problem = self._route(follow, history, query=problem)
+            except TurnFailed:
+                for_problem = None
+            if for_problem is not None and for_problem.action == "route":
+                agents += for_problem.agents
+            agents.append(self.a.config.knowledge_agent)
+        routes = []
+        for name in dict.fromkeys(agents):
+            if name not in self.a.by_name:
+                continue
+            query = self.req.text if name == self.a.config.ticket_agent else (problem or self.req.text)
+            routes.append(self._new_route(name, query))
+        if not routes:
+            return decision
+        return decision.model_copy(
+            update={"action": "route", "stages": [routes], "response": None, "reason": "draft reply"}
+        )
+
+    def _cover(self, decision: RoutingDecision, ref: Reference) -> RoutingDecision:
+        """Add the sources a question must reach (coverage.py) and spell out what it points at."""
+        text = self.req.text
+        must = []
+        if is_ticket_question(text):
+            must.append(self.a.config.ticket_agent)
+        if is_policy_question(text):
+            must.append(self.a.config.knowledge_agent)
+        must = [m for m in must if m in self.a.by_name and m not in decision.agents]
+        if must and decision.action in ("route", "clarify"):
+            added = [self._new_route(m, text, ref) for m in must]
+            stages = [list(s) for s in decision.stages] if decision.action == "route" else []
+            stages = [stages[0] + added, *stages[1:]] if stages else [added]
+            decision = decision.model_copy(update={"action": "route", "stages": stages, "response": None})
+            decision.meta["covered"] = must
+        if ref.about:
+            decision.stages = [
+                [r.model_copy(update={"enhanced_query": ref.apply(r.enhanced_query)}) for r in stage]
+                for stage in decision.stages
+            ]
+        return decision
+
+    def _fallback_stage(
+        self, decision: RoutingDecision, results: list[AgentResult], ref: Reference
+    ) -> list[Route]:
+        """The routed agents found nothing usable: ask the knowledge base in the same turn."""
+        kb = self.a.config.knowledge_agent
+        if kb not in self.a.by_name or kb in decision.agents or any(r.usable for r in results):
+            return []
+        return [self._new_route(kb, ref.apply(self.req.text) if ref.about else self.req.text)]
+
+    def _synthesis_question(self, follow: FollowUp, ref: Reference, draft: bool) -> str:
+        """What the sentences are ranked against offline: the customer's problem for a draft,
+        the topic for a pointer at an earlier source, named entities for 'it'."""
+        if draft:
+            return ticket_problem(self.req.ticket) or self.req.text
+        if follow.focus:
+            return follow.focus
+        if ref.about and ref.reason != "refers to the previous question":
+            return ref.apply(self.req.text)
+        return self.req.text
 
     def _with_prior(self, stage: list[Route], prior: list[AgentResult]) -> list[Route]:
         """Later stages see the facts earlier agents found (e.g. the ordered product)."""
@@ -350,24 +512,41 @@ class Orchestrator:
         return out[: self.a.config.max_sources]
 
     def _synthesise(
-        self, sources: list[Source], history: list[dict[str, Any]], focus: str | None = None
+        self,
+        sources: list[Source],
+        history: list[dict[str, Any]],
+        *,
+        question: str,
+        draft: bool = False,
     ) -> Iterator[TurnEvent]:
+        """Stream the answer; returns (text, cited source numbers, declined)."""
+        ask = f"Question: {self.req.text}"
+        if question != self.req.text:
+            ask += f"\n(Resolved: {question})"
+        if draft:
+            ask += "\n" + DRAFT_INSTRUCTION
         contents = [
             *self._history_messages(history),
-            Message("user", f"{render_ticket(self.req.ticket)}\n\nQuestion: {self.req.text}"),
+            Message("user", f"{render_ticket(self.req.ticket)}\n\n{ask}"),
         ]
-        if self.a.llm.backend == "local":
+        local = self.a.llm.backend == "local"
+        if local:
             # The extractive responder ranks sentences against the question itself.
-            contents = [Message("user", focus or self.req.text)]
+            contents = [Message("user", question)]
         tags = CallTags(session_id=self.req.session_id, turn_id=self.turn_id, agent="synthesis")
-        text, cited, first = "", set(), True
+        text, cited, first, declined = "", set(), True, False
+        # Offline, a draft is composed from the quoted facts once they are known, then streamed.
+        hold = draft and local
         try:
             for delta in self.a.llm.stream(contents, system=SYNTHESIS_PROMPT, sources=sources, tags=tags):
                 if delta.is_final:
                     assert delta.response is not None
                     text = delta.response.text
                     cited = set(delta.response.citations)
+                    declined = delta.response.finish_reason == "NO_RELEVANT_SOURCES"
                     break
+                if hold:
+                    continue
                 if first:
                     self.timings["first_token_s"] = round(time.perf_counter() - self.started, 4)
                     first = False
@@ -383,11 +562,18 @@ class Orchestrator:
                 "The language model is unavailable right now; please retry.",
                 retryable=True,
             ) from exc
+        if hold:
+            paragraphs = reply_paragraphs(text, sources)
+            if paragraphs or not declined:
+                body = compose_draft(self.req.ticket, self.req.principal.user_name, paragraphs)
+                text = f"{DRAFT_LABEL}\n\n{body}" if body else text
+                declined = False if body else declined
+            yield from self._stream_text(text)
         if self.a.leak_filter.leaks(text):
             log.warning("synthesis output quoted a protected prompt; replaced")
             text = "I can't share that. Ask me about the ticket and I'll answer from the sources."
             yield Delta("\n\n" + text)
-        return text, cited
+        return text, cited, declined
 
     def _stream_text(self, text: str) -> Iterator[TurnEvent]:
         words = text.split(" ")
