@@ -1,84 +1,372 @@
-"""Orders in the store's order system: status, items, payment, shipping, tracking, refunds."""
+"""Orders in the store's order system: status, items, payment, shipping, tracking, refunds.
+
+An order (and the requester's customer record) is rendered as short, self-contained sentences,
+one per line, each naming the order ("Order BO-100693 was delivered on 2026-11-15."), so any
+line quoted alone is a complete, cited statement. `Evidence.facts` holds the lines the question
+asks for (agents/facts.py maps the question to fields); the rest stays in `text` for context.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 from agents.base import AgentContext, AgentResult, BaseAgent, Evidence, ToolCall, ToolError, ToolUnavailable
 from agents.commerce import ORDER_NUMBER_RE, CommerceAPI
 from agents.common import EMAIL_RE, custom_field_values, day, money, requester_email
+from agents.facts import (
+    CUSTOMER_ASKS,
+    CUSTOMER_DEFAULT,
+    ORDER_ASKS,
+    ORDER_DEFAULT,
+    ORDER_EXPAND,
+    Line,
+    asked,
+    content_words,
+    join,
+    question_text,
+    select,
+)
+
+# The question this run answers (set by `run`): tools choose facts by it without it being a
+# tool argument, which the model-chosen tool calls could not be trusted to pass on.
+_QUESTION: ContextVar[str] = ContextVar("order_lookup_question", default="")
+
+OWNER_NOTE = "Note: order {number} belongs to a different customer than the requester."
+_METHODS = {
+    "standard": "standard shipping",
+    "express": "express shipping",
+    "bulky": "bulky delivery (2-person)",
+    "email": "delivery by email",
+}
+_REASONS = {
+    "price_diff": "price difference",
+    "express_diff": "express shipping difference",
+    "total": "full refund",
+    "total_duplicate": "duplicate charge",
+    "vat": "VAT",
+}
+# Customer fields that decide for the customer record even when order words are also present
+# ("how many orders has she placed?"); a bare "name" does not ("name of the item she ordered").
+_CUSTOMER_FIRST = frozenset({"member", "location", "count", "orders", "since", "language", "marketing"})
 
 
-def render_order(order: Mapping[str, Any]) -> str:
-    """Concise, factual text for one order record (only what the record says)."""
+def _and(values: Sequence[str]) -> str:
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " and " + values[-1]
+
+
+# --- rendering --------------------------------------------------------------------------------------
+def order_lines(
+    order: Mapping[str, Any], *, asked_fields: Iterable[str] = (), foreign: bool = False
+) -> list[Line]:
+    """The order as self-contained sentences tagged with the fields they state. Only what the
+    record says; a field the question asks about that the record leaves empty gets a line saying
+    so ("No refund is recorded…") instead of silence."""
+    wanted = set(asked_fields)
+    number = str(order.get("order_number", "?"))
+    ref, low = f"Order {number}", f"order {number}"
     cur = str(order.get("currency") or "EUR")
-    lines = [f"Status: {order.get('status', 'unknown')}" + (" (pre-order)" if order.get("preorder") else "")]
-    dates = [
-        f"{label} {day(order.get(key))}"
-        for label, key in (
-            ("placed", "created_at"),
-            ("shipped", "shipped_at"),
-            ("delivered", "delivered_at"),
-            ("cancelled", "cancelled_at"),
-            ("returned", "returned_at"),
+    status = str(order.get("status") or "unknown")
+    method = str(order.get("shipping_method") or "")
+    placed, shipped, delivered, cancelled, returned = (
+        day(order.get(k)) for k in ("created_at", "shipped_at", "delivered_at", "cancelled_at", "returned_at")
+    )
+    preorder = bool(order.get("preorder"))
+    L = Line.of
+    lines: list[Line] = []
+
+    # Status, with its date where the record has one.
+    if status == "delivered":
+        lines.append(
+            L(
+                f"{ref} was delivered on {delivered}." if delivered else f"{ref} is delivered.",
+                "status",
+                "delivered",
+            )
         )
-        if day(order.get(key))
+    elif status == "shipped":
+        when = f" on {shipped}" if shipped else ""
+        lines.append(
+            L(f"{ref} shipped{when} and is not marked as delivered yet.", "status", "shipment", "delivered")
+        )
+    elif status == "processing":
+        kind = "a pre-order that is" if preorder else ""
+        lines.append(
+            L(
+                f"{ref} is {kind} being processed and has not shipped yet.".replace("  ", " "),
+                "status",
+                "shipment",
+                "delivered",
+                "preorder",
+            )
+        )
+    elif status == "cancelled":
+        lines.append(
+            L(
+                f"{ref} was cancelled on {cancelled}." if cancelled else f"{ref} was cancelled.",
+                "status",
+                "cancel",
+            )
+        )
+    elif status == "returned":
+        lines.append(
+            L(
+                f"{ref} was returned on {returned}." if returned else f"{ref} was returned.",
+                "status",
+                "return",
+            )
+        )
+    elif status == "refunded":
+        lines.append(L(f"{ref} was refunded.", "status", "refund"))
+    else:
+        lines.append(L(f"{ref} has the status {status}.", "status"))
+    if preorder and status != "processing":
+        lines.append(L(f"{ref} was a pre-order.", "preorder"))
+    if placed:
+        lines.append(L(f"{ref} was placed on {placed}.", "placed"))
+
+    # Shipment: carrier and every tracking number (split shipments: one per parcel).
+    carrier = order.get("carrier")
+    numbers = [
+        str(t) for t in [order.get("tracking_number"), *(order.get("additional_tracking_numbers") or [])] if t
     ]
-    if dates:
-        lines.append("Dates: " + ", ".join(dates))
+    if method == "email":
+        if shipped:
+            lines.append(L(f"{ref} was sent by email on {shipped}.", "shipment", "delivered", "method"))
+    elif shipped or numbers:
+        text = f"{ref} shipped"
+        if len(numbers) > 1:
+            text += f" in {len(numbers)} parcels"
+        if shipped:
+            text += f" on {shipped}"
+        if carrier:
+            text += f" with {carrier}"
+        if len(numbers) > 1:
+            text += f", tracking numbers {_and(numbers)}."
+        elif numbers:
+            text += f", tracking number {numbers[0]}."
+        else:
+            text += "; no tracking number is recorded."
+        lines.append(L(text, "shipment", "tracking", "carrier"))
+    elif carrier and status not in ("cancelled", "refunded"):
+        lines.append(
+            L(
+                f"{ref} is assigned to {carrier} and has no tracking number yet.",
+                "carrier",
+                "tracking",
+                "shipment",
+            )
+        )
+    elif "tracking" in wanted or "carrier" in wanted:
+        lines.append(L(f"{ref} has no tracking number.", "tracking", "carrier"))
+
+    # Dates the status line did not already state.
+    if delivered and status != "delivered" and method != "email":
+        lines.append(L(f"{ref} was delivered on {delivered}.", "delivered"))
+    if cancelled and status != "cancelled":
+        lines.append(L(f"{ref} was cancelled on {cancelled}.", "cancel"))
+    if returned and status != "returned":
+        lines.append(L(f"{ref} was returned on {returned}.", "return"))
+
     items = [
-        f"{i.get('qty', 1)} x {i.get('name', '?')} ({i.get('sku', '?')}"
+        f"{i.get('qty', 1)} × {i.get('name', '?')} ({i.get('sku', '?')}"
         + (f", {i['variant']}" if i.get("variant") else "")
-        + f") {money(i.get('unit_price'), cur)}"
+        + f") at {money(i.get('unit_price'), cur)}"
         for i in order.get("items") or []
         if isinstance(i, Mapping)
     ]
     if items:
-        lines.append("Items: " + "; ".join(items))
-    pay = f"Total {money(order.get('total'), cur)} paid by {order.get('payment_method', 'unknown')}"
+        lines.append(L(f"Items in {low}: " + "; ".join(items) + ".", "items"))
+
+    # Money: what was paid, then how the total is made up.
+    total = money(order.get("total"), cur)
+    paid_by = order.get("payment_method")
+    lines.append(
+        L(f"{ref} cost {total} in total" + (f", paid by {paid_by}." if paid_by else "."), "payment", "total")
+    )
+    parts = [f"items {money(order.get('subtotal'), cur)}"]
     if order.get("discount"):
-        pay += f" (discount {money(order.get('discount'), cur)}" + (
-            f", code {order['promo_code']})" if order.get("promo_code") else ")"
-        )
-    lines.append(pay)
-    ship = f"Shipping: {order.get('shipping_method', '?')}"
-    if order.get("carrier"):
-        ship += f" with {order['carrier']}"
-    if order.get("tracking_number"):
-        ship += f", tracking {order['tracking_number']}"
-    extra = [t for t in order.get("additional_tracking_numbers") or [] if t]
-    if extra:
-        ship += " (+ " + ", ".join(map(str, extra)) + ")"
-    addr = order.get("shipping_address")
-    if isinstance(addr, Mapping) and addr.get("city"):
-        ship += f"; to {addr.get('city')}, {addr.get('country', '')}".rstrip(", ")
-    lines.append(ship)
-    refunds = [r for r in order.get("refunds") or [] if isinstance(r, Mapping)]
-    if refunds:
+        parts.append(f"discount -{money(order.get('discount'), cur)}")
+    if isinstance(order.get("shipping_cost"), int | float):
+        parts.append(f"shipping {money(order.get('shipping_cost'), cur)}")
+    if order.get("duties_and_taxes"):
+        parts.append(f"duties and taxes {money(order.get('duties_and_taxes'), cur)}")
+    lines.append(L(f"Charges on {low}: " + ", ".join(parts) + f"; total {total}.", "charges"))
+    if order.get("promo_code"):
         lines.append(
-            "Refunds: "
-            + "; ".join(
-                f"{money(r.get('amount'), cur)} on {day(r.get('created_at')) or '?'} ({r.get('reason', '?')}, to {r.get('method', '?')})"
-                for r in refunds
+            L(
+                f"{ref} used promo code {order['promo_code']} for a discount of {money(order.get('discount'), cur)}.",
+                "promo",
             )
         )
-    return "\n".join(lines)
+    elif order.get("discount"):
+        lines.append(L(f"{ref} had a discount of {money(order.get('discount'), cur)}.", "promo"))
+    elif "promo" in wanted:
+        lines.append(L(f"{ref} used no promo code or discount.", "promo"))
+
+    addr = order.get("shipping_address")
+    where = ""
+    if isinstance(addr, Mapping):
+        town = " ".join(str(addr[k]) for k in ("postcode", "city") if addr.get(k))
+        where = ", ".join(
+            str(p) for p in (addr.get("name"), addr.get("line1"), town, addr.get("country")) if p
+        )
+    how = _METHODS.get(method, f"{method} shipping" if method else "")
+    if how or where:
+        # A digital order has no parcel to send anywhere: its address says nothing.
+        to = f" to {where}." if where and method != "email" else "."
+        text = f"Shipping for {low}: {how or 'shipping'}{to}"
+        lines.append(L(text, "address", "method"))
+
+    refunds = [r for r in order.get("refunds") or [] if isinstance(r, Mapping)]
+    for r in refunds:
+        text = f"{money(r.get('amount'), cur)} was refunded for {low}"
+        if day(r.get("created_at")):
+            text += f" on {day(r.get('created_at'))}"
+        if r.get("method"):
+            text += f" to {r['method']}"
+        if r.get("reason"):
+            reason = str(r["reason"])
+            text += f" (reason: {_REASONS.get(reason, reason.replace('_', ' '))})"
+        lines.append(L(text + ".", "refund"))
+    if len(refunds) > 1 and isinstance(order.get("refunded_total"), int | float):
+        lines.append(L(f"{ref} has {money(order['refunded_total'], cur)} refunded in total.", "refund"))
+    if not refunds and "refund" in wanted:
+        lines.append(L(f"No refund is recorded for {low}.", "refund"))
+
+    if foreign:
+        # A number quoted in ticket text may be someone else's: say so instead of hiding it.
+        lines.append(L(OWNER_NOTE.format(number=number), "owner"))
+    return lines
 
 
-def order_evidence(order: Mapping[str, Any], agent: str, score: float) -> Evidence:
-    number = str(order.get("order_number", "?"))
-    return Evidence(
-        id=f"order:{number}",
-        title=f"Order {number}",
-        text=render_order(order),
-        kind="order",
-        score=score,
-        agent=agent,
+def render_order(order: Mapping[str, Any]) -> str:
+    """Concise, factual text for one order record (only what the record says)."""
+    return join(order_lines(order))
+
+
+def order_fields(question: str, order: Mapping[str, Any] | None = None) -> set[str]:
+    """The order fields a question asks for, with the lines that come along (a status answer
+    says where the parcel is); a question naming one of the order's items adds the items."""
+    fields = asked(question, ORDER_ASKS)
+    if order is not None and names_an_item(question, order):
+        # "has the garden light kit shipped?": the items line says what it is, plus the answer
+        # (where the order stands when nothing else is asked).
+        fields |= {"items"} if fields else {"items", *ORDER_DEFAULT}
+    for f in list(fields):
+        fields.update(ORDER_EXPAND.get(f, ()))
+    return fields
+
+
+def names_an_item(question: str, order: Mapping[str, Any]) -> bool:
+    """Does the question name one of the order's items ("has the garden light kit shipped?")?"""
+    q = content_words(question)
+    return any(
+        q & content_words(f"{i.get('name', '')} {i.get('sku', '')}")
+        for i in order.get("items") or []
+        if isinstance(i, Mapping)
     )
 
 
+def order_evidence(
+    order: Mapping[str, Any],
+    agent: str,
+    score: float,
+    question: str = "",
+    *,
+    foreign: bool = False,
+    facts: bool = True,
+) -> Evidence:
+    """The order's evidence; `facts` are the lines `question` asks for (status and shipment when
+    it asks nothing recognisable)."""
+    number = str(order.get("order_number", "?"))
+    fields = order_fields(question, order)
+    lines = order_lines(order, asked_fields=fields, foreign=foreign)
+    chosen = select(lines, fields, ORDER_DEFAULT, always=("owner",)) if facts else ()
+    return Evidence(
+        id=f"order:{number}",
+        title=f"Order {number}",
+        text=join(lines),
+        kind="order",
+        score=score,
+        agent=agent,
+        facts=chosen,
+    )
+
+
+def customer_lines(customer: Mapping[str, Any], orders: Sequence[Mapping[str, Any]]) -> list[Line]:
+    """The customer record as self-contained sentences (no street address: the orders hold it)."""
+    L = Line.of
+    name = (
+        " ".join(str(customer[k]) for k in ("first_name", "last_name") if customer.get(k)) or "The customer"
+    )
+    lines: list[Line] = []
+    ident = ", ".join(
+        str(v)
+        for v in (customer.get("email"), f"customer {customer['id']}" if customer.get("id") else None)
+        if v
+    )
+    lines.append(L(f"The customer is {name}" + (f" ({ident})." if ident else "."), "name"))
+    place = ", ".join(str(customer[k]) for k in ("city", "country") if customer.get(k))
+    if place:
+        lines.append(L(f"{name} is based in {place}.", "location"))
+    if customer.get("oak_club_member") is True:
+        since = day(customer.get("oak_club_since"))
+        lines.append(L(f"{name} is an Oak Club member" + (f" since {since}." if since else "."), "member"))
+    elif customer.get("oak_club_member") is False:
+        lines.append(L(f"{name} is not an Oak Club member.", "member"))
+    if day(customer.get("created_at")):
+        lines.append(L(f"{name} has been a customer since {day(customer.get('created_at'))}.", "since"))
+    count = customer.get("order_count")
+    if not isinstance(count, int) or isinstance(count, bool):
+        count = None
+    if count is not None:
+        lines.append(L(f"{name} has placed {count} order{'s' if count != 1 else ''}.", "count", "orders"))
+    if orders:
+        listed = [
+            f"{o.get('order_number', '?')} (placed {day(o.get('created_at')) or '?'}, {o.get('status', 'unknown')})"
+            for o in orders
+        ]
+        label = "newest order" if len(listed) == 1 else f"newest {len(listed)} orders"
+        lines.append(L(f"{name}'s {label}: " + "; ".join(listed) + ".", "orders"))
+    if customer.get("language"):
+        lines.append(L(f"{name}'s language: {customer['language']}.", "language"))
+    if isinstance(customer.get("marketing_opt_in"), bool):
+        opted = "has opted in to" if customer["marketing_opt_in"] else "has not opted in to"
+        lines.append(L(f"{name} {opted} marketing emails.", "marketing"))
+    return lines
+
+
+def customer_evidence(
+    customer: Mapping[str, Any],
+    orders: Sequence[Mapping[str, Any]],
+    agent: str,
+    score: float,
+    question: str = "",
+) -> Evidence:
+    lines = customer_lines(customer, orders)
+    fields = asked(question, CUSTOMER_ASKS)
+    key = customer.get("email") or customer.get("id") or "?"
+    name = " ".join(str(customer[k]) for k in ("first_name", "last_name") if customer.get(k))
+    return Evidence(
+        id=f"customer:{key}",
+        title=f"Customer {name or key}",
+        text=join(lines),
+        kind="customer",
+        score=score,
+        agent=agent,
+        facts=select(lines, fields, CUSTOMER_DEFAULT) if fields else (),
+    )
+
+
+def asks_about_customer(question: str) -> bool:
+    """Is this about the person (membership, order count, where they live) rather than an order?"""
+    fields = asked(question, CUSTOMER_ASKS)
+    return bool(fields & _CUSTOMER_FIRST) or bool(fields and not asked(question, ORDER_ASKS))
+
+
+# --- lookups ------------------------------------------------------------------------------------------
 def _commerce(ctx: AgentContext) -> CommerceAPI:
     api = ctx.services.get("commerce")
     if api is None:
@@ -138,14 +426,8 @@ class OrderLookupAgent(BaseAgent):
         order = api.get_order(order_number.strip().upper())
         if order is None:
             return {"evidence": [], "data": {"not_found": order_number}}
-        evidence = order_evidence(order, self.name, 1.0)
         owner = requester_owns(api, order, ctx.ticket)
-        if owner is False:
-            # A number quoted in ticket text may be someone else's: say so instead of hiding it.
-            evidence = replace(
-                evidence,
-                text=evidence.text + "\nNote: this order belongs to a different customer than the requester.",
-            )
+        evidence = order_evidence(order, self.name, 1.0, _QUESTION.get(), foreign=owner is False)
         return {
             "evidence": [evidence],
             "data": {"order": order, "requester_owns_order": owner, "query_context": order_context(order)},
@@ -158,8 +440,16 @@ class OrderLookupAgent(BaseAgent):
             return {"evidence": [], "data": {}}
         limit = int(self.manifest.config.get("max_orders", 5))
         orders = api.orders_for_customer(str(record.get("email") or customer))[:limit]
-        # Newest first; the newest is most likely the one the ticket is about.
-        evidence = [order_evidence(o, self.name, round(0.8 - 0.1 * i, 2)) for i, o in enumerate(orders)]
+        question = _QUESTION.get()
+        about_person = asks_about_customer(question)
+        # Newest first; the newest is most likely the one the ticket is about, so it alone gets
+        # facts for an order question (a question about the person gets the customer's facts).
+        evidence = [
+            order_evidence(o, self.name, round(0.8 - 0.1 * i, 2), question, facts=i == 0 and not about_person)
+            for i, o in enumerate(orders)
+        ]
+        person = customer_evidence(record, orders, self.name, 0.9 if about_person else 0.3, question)
+        evidence = [person, *evidence] if about_person else [*evidence, person]
         public = {
             k: record.get(k) for k in ("id", "first_name", "last_name", "email", "country", "oak_club_member")
         }
@@ -170,8 +460,12 @@ class OrderLookupAgent(BaseAgent):
         return {"evidence": evidence, "data": data}
 
     def offline_tool_call(self, query: str, ctx: AgentContext, attempt: int) -> ToolCall | None:
+        question = _QUESTION.get() or question_text(query, ctx)
         number = find_order_number(query, ctx.ticket)
         customer = find_customer_key(query, ctx.ticket)
+        named = ORDER_NUMBER_RE.search(question) is not None
+        if attempt == 1 and customer and asks_about_customer(question) and not named:
+            return ToolCall("customer_orders", {"customer": customer}, "a question about the customer")
         if attempt == 1 and number:
             return ToolCall("get_order", {"order_number": number}, "order number in the request or ticket")
         if customer and (attempt == 1 or number):
@@ -180,7 +474,11 @@ class OrderLookupAgent(BaseAgent):
         return None
 
     def run(self, query: str, ctx: AgentContext) -> AgentResult:
-        result = super().run(query, ctx)
+        token = _QUESTION.set(question_text(query, ctx))
+        try:
+            result = super().run(query, ctx)
+        finally:
+            _QUESTION.reset(token)
         missing = result.data.get("not_found")
         if missing and result.status == "ok":
             # The retry listed the requester's orders: say the number asked about does not exist.
@@ -190,14 +488,17 @@ class OrderLookupAgent(BaseAgent):
         return result
 
     def summarise(self, query: str, evidence: list[Evidence], ctx: AgentContext) -> str:
-        first = evidence[0]
-        status = first.text.splitlines()[0]
-        if len(evidence) == 1:
-            return f"{first.title}: {status[0].lower()}{status[1:]}."
-        rest = ", ".join(f"{e.title} ({e.text.splitlines()[0].split(': ', 1)[-1]})" for e in evidence[1:4])
-        return (
-            f"{len(evidence)} orders; newest {first.title}: {status[0].lower()}{status[1:]}. Others: {rest}."
-        )
+        """The facts found (extractive): what was asked, from the record that answers it."""
+        orders = [e for e in evidence if e.kind == "order"]
+        said = [f for e in evidence for f in e.facts]
+        if len(orders) > 1 and not any(e.kind == "customer" and e.facts for e in evidence):
+            first = orders[0]
+            status = first.text.splitlines()[0]
+            others = ", ".join(e.title for e in orders[1:4])
+            return f"{len(orders)} orders; newest: {' '.join(first.facts) or status} Others: {others}."
+        if said:
+            return " ".join(said)
+        return evidence[0].text.splitlines()[0] if evidence else ""
 
 
 def order_context(order: dict[str, Any]) -> str:

@@ -192,11 +192,15 @@ def test_order_number_in_the_ticket_finds_that_order(registry, make_ctx, order_t
     assert ids(result) == [f"order:{order['order_number']}"]
     assert result.data["order"] == order
     text = result.evidence[0].text
-    assert text.startswith(f"Status: {order['status']}")
+    # One self-contained sentence per line, each naming the order.
+    assert all(f"order {order['order_number']}".lower() in line.lower() for line in text.splitlines())
+    assert text.startswith(f"Order {order['order_number']} ") and order["status"] in text.splitlines()[0]
     assert order["payment_method"] in text
     assert all(i["sku"] in text for i in order["items"])
     if order["tracking_number"]:
         assert order["tracking_number"] in text
+    # "where is it?" is answered by its status line first.
+    assert result.evidence[0].facts[0] == text.splitlines()[0]
     assert order["status"] in result.summary
     assert result.data["requester_owns_order"] is True
 
@@ -207,6 +211,8 @@ def test_someone_elses_order_number_is_flagged(registry, make_ctx, order_ticket,
     result = registry.get("order_lookup").run(f"check {other['order_number']}", make_ctx(sidebar_ticket(raw)))
     assert result.data["requester_owns_order"] is False
     assert "belongs to a different customer" in result.evidence[0].text
+    # ...and is stated whatever was asked.
+    assert any("belongs to a different customer" in f for f in result.evidence[0].facts)
 
 
 def test_order_number_in_the_question_wins(registry, make_ctx, order_ticket, commerce):
@@ -223,7 +229,8 @@ def test_requester_email_lists_their_orders(registry, make_ctx, commerce):
     ctx = make_ctx({"id": "8", "subject": "question", "requester": {"name": "X", "email": email}})
     result = registry.get("order_lookup").run("show me this customer's recent orders", ctx)
     expected = [o["order_number"] for o in commerce.orders_for_customer(email)][:5]
-    assert ids(result) == [f"order:{n}" for n in expected]
+    # A question about the customer: their record first, then their orders, newest first.
+    assert ids(result) == [f"customer:{email}", *(f"order:{n}" for n in expected)]
     assert result.data["customer"]["email"] == email
     assert [o["order_number"] for o in result.data["orders"]] == expected
 
@@ -274,9 +281,10 @@ def test_product_by_name(registry, make_ctx, commerce):
     bench = commerce.get_product("OF-101")
     assert ids(result)[0] == "product:OF-101"
     assert result.evidence[0].kind == "product" and result.evidence[0].url == bench["url"]
-    assert f"in stock ({bench['stock']})" in result.evidence[0].text or bench["stock"] == 0
-    assert "60-month warranty" in result.evidence[0].text
+    assert f"in stock ({bench['stock']} units)" in result.evidence[0].text or bench["stock"] == 0
+    assert "5-year warranty (60 months)" in result.evidence[0].text
     assert bench["care_notes"] in result.evidence[0].text
+    assert result.evidence[0].facts == (f"{bench['name']} (OF-101) is in stock ({bench['stock']} units).",)
 
 
 def test_product_by_sku(registry, make_ctx, commerce):
@@ -357,7 +365,8 @@ def test_zaf_ticket_requester_email_lists_orders(registry, make_ctx, zaf_tickets
     result = registry.get("order_lookup").run("show me their orders", make_ctx(ticket))
     assert result.status == "ok"
     assert [e.id for e in result.evidence] == [
-        f"order:{o['order_number']}" for o in commerce.orders_for_customer(email)[:5]
+        f"customer:{email}",
+        *(f"order:{o['order_number']}" for o in commerce.orders_for_customer(email)[:5]),
     ]
 
 

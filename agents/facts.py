@@ -1,0 +1,488 @@
+"""Which fields of a structured record a question asks for, and the record's lines that say them.
+
+Structured agents (orders, products, customers) render a record as short, self-contained
+sentences, one per line, each tagged with the fields it states (`Line`). The question picks the
+fields (`asked`, from a small table of keywords and regexes per record kind, English and German)
+and `select` returns the lines that answer it: those become `Evidence.facts`, which synthesis
+states first. Nothing here knows a benchmark question: the tables name ways of asking for a
+field, and an unknown ask falls back to the record's default fields.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+# --- rendered lines ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Line:
+    """One rendered sentence and the fields it states."""
+
+    text: str
+    fields: frozenset[str]
+
+    @classmethod
+    def of(cls, text: str, *fields: str) -> Line:
+        return cls(text, frozenset(fields))
+
+
+def join(lines: Iterable[Line]) -> str:
+    return "\n".join(line.text for line in lines)
+
+
+def select(
+    lines: Sequence[Line],
+    asked_fields: Iterable[str],
+    default: Iterable[str] = (),
+    always: Iterable[str] = (),
+) -> tuple[str, ...]:
+    """The lines stating an asked field, in text order; the `default` fields' lines when no
+    line states one (an unknown ask, or a field this record does not have). Lines tagged with
+    an `always` field (e.g. "this order belongs to someone else") are kept whatever was asked."""
+    wanted = set(asked_fields)
+    keep = set(always)
+    chosen = [ln for ln in lines if ln.fields & wanted]
+    if not chosen:
+        fallback = set(default)
+        chosen = [ln for ln in lines if ln.fields & fallback]
+    chosen_set = {id(ln) for ln in chosen}
+    out = [ln.text for ln in lines if id(ln) in chosen_set or ln.fields & keep]
+    return tuple(dict.fromkeys(out))
+
+
+# --- the question ------------------------------------------------------------------------------------
+# What routers append to an API agent's query (orchestrator/routing/queries.py `enhance`,
+# orchestrator `_with_prior`): "(order BO-100693)", "(order delivered: Stormline Rain Shell)",
+# "— ticket: <subject>". Fields are chosen from the question, never from this context.
+_APPENDED_RE = re.compile(
+    r"(?:\s+\((?:order|orders)\b[^()]*\)|\s+[—–-]{1,2}\s+ticket:.*)\s*$", re.IGNORECASE | re.DOTALL
+)
+
+
+def question_text(query: str, ctx: Any = None) -> str:
+    """The agent's own question: `ctx.question` when the orchestrator passes the original, else
+    the query without the context routers append."""
+    original = getattr(ctx, "question", None) if ctx is not None else None
+    if isinstance(original, str) and original.strip():
+        return original.strip()
+    text = query.strip()
+    while True:
+        stripped = _APPENDED_RE.sub("", text)
+        if stripped == text or not stripped.strip():
+            return text
+        text = stripped.strip()
+
+
+# --- ask tables ------------------------------------------------------------------------------------
+AskTable = Mapping[str, Sequence[str]]
+
+
+def _compile(table: AskTable) -> list[tuple[str, re.Pattern[str]]]:
+    return [(f, re.compile("|".join(f"(?:{p})" for p in pats), re.IGNORECASE)) for f, pats in table.items()]
+
+
+def asked(question: str, table: AskTable | list[tuple[str, re.Pattern[str]]]) -> set[str]:
+    """The fields of `table` the question asks for."""
+    compiled = _compile(table) if isinstance(table, Mapping) else table
+    q = " ".join(question.lower().split())
+    return {f for f, rx in compiled if rx.search(q)}
+
+
+# Orders. Each value: regexes over the lower-cased question (\b-bounded; German included).
+ORDER_ASKS: AskTable = {
+    "status": [
+        r"\bstatus\b",
+        r"\bwhere('s| is| are)\b(?!.*\b(based|located|from|live[sd]?|living)\b)",
+        r"\bwhat happened\b",
+        r"\bupdate on\b",
+        r"\b(stuck|late|delayed|delay|lost)\b",
+        r"\bwhen will\b",
+        r"\bon (its|the) way\b",
+        r"\bin transit\b",
+        r"\bwo (ist|bleibt)\b",
+        r"\bstand\b",
+        r"\bverspät\w*",
+    ],
+    "shipment": [
+        r"\b(has|have|did|was|is) (it|they|the \w+( \w+){0,3}|this|that|her|his|their|the order) (been )?(ship|shipped|dispatched|sent)\b",
+        r"\bship(ped)?\b(?! to)",
+        r"\bdispatch\w*",
+        r"\bsent out\b",
+        r"\bleft the warehouse\b",
+        r"\b(in transit|on (its|the) way)\b",
+        r"\bparcels?\b",
+        r"\bpackages?\b",
+        r"\bversand\w*",
+        r"\bversandt\b",
+        r"\bverschickt\b",
+        r"\bversendet\b",
+        r"\bunterwegs\b",
+        r"\bpakete?\b",
+    ],
+    "tracking": [
+        r"\btrack\w*",
+        r"\bparcel number\b",
+        r"\bsendungs\w*",
+        r"\bverfolg\w*",
+    ],
+    "carrier": [
+        r"\bcarrier\b",
+        r"\bcourier\b",
+        r"\b(dhl|dpd|ups|postnl|gls|van der berg)\b",
+        r"\bwho (is|was) (delivering|shipping|bringing)\b",
+        r"\bwhich (company|service|delivery)\b",
+        r"\b(versanddienstleister|paketdienst|zusteller|spedition)\b",
+    ],
+    "delivered": [
+        r"\bdeliver(ed|y|ies)?\b",
+        r"\barriv\w*",
+        r"\breceived?\b",
+        r"\bget (it|there)\b",
+        r"\b(zugestellt|geliefert|lieferung|angekommen|erhalten)\b",
+    ],
+    "placed": [
+        r"\bplaced\b",
+        r"\border(ed)? (on|date)\b",
+        r"\bwhen (did|was) .*\b(order|ordered|buy|bought|purchase|purchased|placed)\b",
+        r"\bpurchase date\b",
+        r"\b(bestellt|bestelldatum|gekauft)\b",
+    ],
+    "items": [
+        r"\bitems?\b",
+        r"\bproducts?\b",
+        r"\bwhat (did|has) (she|he|they|the customer|the requester) (order|buy|bought|get)\b",
+        r"\bwhat (was|is|were) (ordered|bought|in (it|the order|the parcel))\b",
+        r"\bwhat('s| is) in (it|the order|the parcel|the package)\b",
+        r"\b(contents?|sizes?|variant|colou?r|quantity)\b",
+        r"\bhow many (items|units|pieces|of)\b",
+        r"\b(artikel|produkte?|größe|menge|was wurde bestellt)\b",
+    ],
+    "payment": [
+        r"\bpa(y|id|ying|yment)\b",
+        r"\b(card|credit card|paypal|klarna|ideal|bancontact|apple pay|google pay|visa|mastercard|amex|american express|invoice)\b",
+        r"\bcharged?\b",
+        r"\b(bezahlt|zahlung\w*|zahlungsart|karte|rechnung)\b",
+    ],
+    "total": [
+        r"\bhow much\b(?!.*\b(weigh\w*|hold|holds|load|power|water|space|room)\b)",
+        r"\btotal\b",
+        r"\bamount\b",
+        r"\bcost\b",
+        r"\bspen[dt]\b",
+        r"\bprice\b",
+        r"\bwie ?viel\b",
+        r"\b(betrag|summe|kosten|gesamt\w*|preis)\b",
+    ],
+    "charges": [
+        r"\bshipping (cost|fee|charge|price)s?\b",
+        r"\b(delivery|postage) (cost|fee|charge)s?\b",
+        r"\bsubtotal\b",
+        r"\b(duties|duty|taxes|tax|vat|customs|import)\b",
+        r"\bbreakdown\b",
+        r"\b(versandkosten|zoll|steuer\w*|mwst)\b",
+    ],
+    "refund": [
+        r"\brefund\w*",
+        r"\bmoney back\b",
+        r"\breimburs\w*",
+        r"\b(erstatt\w*|rückerstattung|gutschrift|geld zurück)\b",
+    ],
+    "return": [
+        r"\breturn(ed|s|ing)?\b",
+        r"\bsent (it )?back\b",
+        r"\b(retour\w*|zurückgeschickt|zurückgesendet|rücksendung)\b",
+    ],
+    "cancel": [r"\bcancel\w*", r"\bstorn\w*"],
+    "address": [
+        r"\baddress\b",
+        r"\bgoing to\b",
+        r"\b(ship|shipped|shipping|sent|send|deliver|delivered|delivering|going) to\b",
+        r"\bwhere (is|was|did) (it|the order|the parcel) (go|going|sent|shipped|delivered)\b",
+        r"\b(adresse|lieferadresse|anschrift)\b",
+    ],
+    "method": [
+        r"\bshipping (method|option|speed|type|service)\b",
+        r"\bdelivery (method|option|speed|type|service)\b",
+        r"\bexpress\b",
+        r"\bstandard (shipping|delivery)\b",
+        r"\bbulky\b",
+        r"\bhow (was|is|will) it (be )?(shipped|sent|delivered)\b",
+        r"\bversandart\b",
+    ],
+    "promo": [
+        r"\bpromo\w*",
+        r"\bdiscount\w*",
+        r"\bcoupon\w*",
+        r"\bvoucher\w*",
+        r"(?<!tracking )\bcode\b",
+        r"\b(rabatt\w*|gutschein\w*|aktionscode)\b",
+    ],
+    "preorder": [r"\bpre-?orders?\b", r"\bbackorder\w*", r"\bvorbestell\w*"],
+}
+# Fields whose lines come along when asked (a status answer says where the parcel is).
+ORDER_EXPAND: Mapping[str, Sequence[str]] = {
+    "status": ("shipment", "delivered", "cancel", "return", "preorder"),
+    "delivered": ("status",),
+    "shipment": ("status",),
+    "return": ("refund", "status"),
+    "refund": ("return", "status"),
+    "cancel": ("refund", "status"),
+}
+ORDER_DEFAULT = ("status", "shipment", "delivered")
+
+# A person, as order_lookup's customer record answers about them.
+CUSTOMER_ASKS: AskTable = {
+    "member": [r"\boak club\b", r"\bmember(s|ship)?\b", r"\bloyalty\b", r"\bmitglied\w*"],
+    "location": [
+        r"\b(she|he|they|customer|requester|kunde|kundin)\b.*\b(based|located|from|live[sd]?|living|country|city)\b",
+        r"\bwhere (is|are|does|do) (she|he|they|the customer|the requester)\b.*\b(based|located|from|live)\b",
+        r"\b(based|located)\b",
+        r"\b(wo wohnt|wohnt|aus welchem land|woher)\b",
+    ],
+    "count": [
+        r"\bhow many (orders|times|purchases)\b",
+        r"\bnumber of orders\b",
+        r"\border count\b",
+        r"\bfirst (order|purchase)\b",
+        r"\b(repeat|returning|regular) customer\b",
+        r"\bwie ?viele bestellungen\b",
+        r"\banzahl (der )?bestellungen\b",
+    ],
+    "orders": [
+        r"\b(recent|previous|past|other|earlier|older|last|latest|newest|all) orders\b",
+        r"\border history\b",
+        r"\b(their|her|his|customer's|customers'?|requester's) orders\b",
+        r"\bbestellungen\b",
+        r"\bbestellhistorie\b",
+    ],
+    "since": [
+        r"\bcustomer since\b",
+        r"\bhow long (has|have) (she|he|they|the customer)\b",
+        r"\bsince when\b",
+        r"\b(joined|signed up|account created)\b",
+        r"\b(seit wann|kunde seit|kundin seit)\b",
+    ],
+    "name": [
+        r"\b(full )?name\b",
+        r"\bwho is (the customer|the requester|she|he|this customer)\b",
+        r"\bwie heißt\b",
+        r"\be-?mail( address)?\b",
+    ],
+    "language": [r"\blanguage\b", r"\bspeak\w*", r"\bsprache\b"],
+    "marketing": [r"\bmarketing\b", r"\bnewsletter\w*", r"\bopt(ed)?[- ]?(in|out)\b"],
+}
+CUSTOMER_DEFAULT = ("name", "location", "member", "count")
+
+PRODUCT_ASKS: AskTable = {
+    "stock": [
+        r"\bstock\b",
+        r"\bavailab\w*",
+        r"\bsold out\b",
+        r"\b(sell|selling|carry)\b",
+        r"\bdo we (have|still have)\b",
+        r"\bcan (i|we|they|she|he|the customer) (buy|order|get)\b",
+        r"\bback in\b",
+        r"\binventory\b",
+        r"\b(units?|how many) (left|are left|in stock|do we have)\b",
+        r"\b(lager\w*|verfügbar\w*|lieferbar\w*|vorrätig|ausverkauft|erhältlich)\b",
+    ],
+    "price": [
+        r"\bpric\w*",
+        r"\bcost\w*",
+        r"\bhow much\b(?!.*\b(weigh\w*|hold|holds|load|power|water|space|room)\b)",
+        r"\bexpensive\b",
+        r"\bcheap\w*",
+        r"\b(preis\w*|koste\w*|wie ?viel)\b",
+    ],
+    "warranty": [r"\bwarrant\w*", r"\bguarantee\w*", r"\b(garantie\w*|gewährleistung\w*)\b"],
+    "care": [
+        r"\bcare\b",
+        r"\bclean\w*",
+        r"\bwash\w*",
+        r"\bmaint(ain|enance)\w*",
+        r"\breproof\w*",
+        r"\bseason(ed|ing)?\b",
+        r"\b(pflege\w*|reinig\w*|wasch\w*|waschen)\b",
+    ],
+    "return": [
+        r"\breturn\w*",
+        r"\bsend (it |them )?back\b",
+        r"\brefund\w*",
+        r"\b(zurückgeben|zurücksenden|rückgabe|umtausch\w*|retour\w*)\b",
+    ],
+    "bulky": [
+        r"\bbulky\b",
+        r"\b(2|two)-? ?person\b",
+        r"\bdeliver\w*",
+        r"\b(sperrig\w*|spedition\w*|lieferung)\b",
+    ],
+    "subscription": [r"\bsubscri\w*", r"\brecurring\b", r"\babo(nnement)?\b"],
+}
+PRODUCT_DEFAULT = ("price", "stock")
+
+# Spec concepts: ways to ask → words found in spec keys. A spec line is asked when its key
+# holds one of the concept's key words (or shares a word with the question, see `spec_words`).
+SPEC_CONCEPTS: Mapping[str, tuple[Sequence[str], Sequence[str]]] = {
+    "size": ([r"\bsizes?\b", r"\bfit\b", r"\bgrö(ß|ss)e\w*"], ["sizes", "size", "lengths"]),
+    "dimensions": (
+        [
+            r"\bdimension\w*",
+            r"\bhow (big|large|wide|tall|high|deep)\b",
+            r"\bmeasure\w*",
+            r"\b(width|height|length|diameter|depth)\b",
+            r"\b(maße|abmessung\w*|durchmesser|höhe|breite)\b",
+        ],
+        ["dimensions", "height", "diameter", "length"],
+    ),
+    "weight": ([r"\bweigh\w*", r"\bheavy\b", r"\b(gewicht|schwer|wiegt)\b"], ["weight"]),
+    "battery": (
+        [
+            r"\bbatter\w*",
+            r"\bcharg\w*",
+            r"\bcapacity\b",
+            r"\bruntime\b",
+            r"\bhow long .* last\b",
+            r"\bakku\w*",
+        ],
+        ["battery", "batteries", "capacity", "runtime", "cycles", "charge", "chemistry"],
+    ),
+    "connectivity": (
+        [
+            r"\bwi-?fi\b",
+            r"\bwlan\b",
+            r"\brouter\b",
+            r"\bconnect\w*",
+            r"\bbluetooth\b",
+            r"\bzigbee\b",
+            r"\bethernet\b",
+            r"\bghz\b",
+            r"\bnetwork\b",
+            r"\bwpa\d?\b",
+            r"\bprotocol\b",
+            r"\b(verbind\w*|netzwerk)\b",
+        ],
+        ["connectivity", "protocol"],
+    ),
+    "material": (
+        [
+            r"\bmaterial\w*",
+            r"\bmade (of|from)\b",
+            r"\bfabric\b",
+            r"\bupholster\w*",
+            r"\b(stoff|holz|aus was)\b",
+        ],
+        ["material", "fabric", "upholstery", "membrane", "fill", "upper", "canopy", "cushion"],
+    ),
+    "colour": ([r"\bcolou?rs?\b", r"\bfarbe\w*"], ["colours", "colors", "colour", "color"]),
+    "waterproof": (
+        [
+            r"\bwaterproof\w*",
+            r"\bwater\w*",
+            r"\brain\b",
+            r"\bip ?\d*\b",
+            r"\bweatherproof\b",
+            r"\b(wasserdicht|regen\w*)\b",
+        ],
+        ["waterproof", "ip", "hydrostatic", "membrane", "rain"],
+    ),
+    "people": (
+        [
+            r"\bseats?\b",
+            r"\bpeople\b",
+            r"\bpersons?\b",
+            r"\bsleeps?\b",
+            r"\bguests?\b",
+            r"\b(personen|sitzplätze)\b",
+        ],
+        ["seats", "persons", "service"],
+    ),
+    "contents": (
+        [
+            r"\bcontents?\b",
+            r"\binclud\w*",
+            r"\bcomes? with\b",
+            r"\bin the box\b",
+            r"\bpieces\b",
+            r"\b(inhalt|enthalten|lieferumfang)\b",
+        ],
+        ["contents", "pieces", "service"],
+    ),
+    "power": ([r"\bpower\b", r"\bwatts?\b", r"\boutput\b", r"\bleistung\b"], ["power", "output"]),
+    "brightness": ([r"\bbright\w*", r"\blumens?\b", r"\blm\b", r"\bhell\w*"], ["lumens"]),
+    "volume": ([r"\bvolume\b", r"\blit(er|re)s?\b", r"\bhold\b", r"\bvolumen\b"], ["volume"]),
+    "temperature": (
+        [r"\btemperature\w*", r"\bwarm\b", r"\bcold\b", r"°c", r"\brated\b", r"\btemperatur\b"],
+        ["comfort", "limit", "oven"],
+    ),
+    "load": ([r"\bload\b", r"\bhold\b", r"\b(tragkraft|belast\w*)\b"], ["load"]),
+    "area": ([r"\barea\b", r"\blawn\b", r"\bslope\w*", r"m2|m²", r"\b(fläche|hang)\b"], ["area", "slope"]),
+    "induction": ([r"\binduction\b", r"\bhob\b", r"\binduktion\b"], ["induction"]),
+    "oven": ([r"\boven\b", r"\bofen\w*"], ["oven"]),
+}
+
+# How a "no such spec" line names a concept ("The catalogue lists no weight for …").
+CONCEPT_LABELS: Mapping[str, str] = {
+    "size": "sizes",
+    "waterproof": "waterproof rating",
+    "people": "capacity in persons",
+    "power": "power rating",
+    "temperature": "temperature rating",
+    "load": "maximum load",
+    "area": "area or slope limits",
+    "induction": "induction suitability",
+    "oven": "oven-safe temperature",
+    "battery": "battery details",
+    "colour": "colours",
+}
+
+
+def concept_label(concept: str) -> str:
+    return CONCEPT_LABELS.get(concept, concept)
+
+
+_SPEC_ASKS = [(name, re.compile("|".join(pats), re.IGNORECASE)) for name, (pats, _) in SPEC_CONCEPTS.items()]
+
+
+def asked_spec_concepts(question: str) -> list[str]:
+    """The spec concepts the question asks about (e.g. "weight" for "how heavy is it?")."""
+    q = " ".join(question.lower().split())
+    return [name for name, rx in _SPEC_ASKS if rx.search(q)]
+
+
+def concept_keys(concept: str) -> Sequence[str]:
+    return SPEC_CONCEPTS[concept][1]
+
+
+_WORD_RE = re.compile(r"[a-z0-9äöüß]+", re.IGNORECASE)
+
+
+def words(text: str) -> set[str]:
+    """Lower-cased words with crude plural folding (for overlap tests)."""
+    out = {w for w in _WORD_RE.findall(text.lower()) if len(w) > 1}
+    return out | {w[:-1] for w in out if len(w) > 3 and w.endswith("s")}
+
+
+# Words that never name a product or an item: function words (English, German) and the words
+# questions use to ask about one ("is the X in stock?", "hat die Bestellung…").
+_FILLER_TEXT = """a about after again all also am an and any are as at be because been before being both but by
+    can could did do does doing down during each few for from further get got had has have he her here
+    hers him his how i if in into is it its just me more most much my myself no nor not now of off on
+    once only or other our ours out over own same she should so some such than that the their theirs
+    them then there these they this those through to too under until up very was we were what when
+    where which while who whom why will with would you your yours yet still again please pls
+    customer customers requester order orders ordered item items product products thing things one
+    parcel parcels package packages shipment delivery status stock price cost warranty much many
+    long does tell know check show let us we our her his their she he they it this that
+    der die das den dem des ein eine einen einem einer ist sind war hat haben wurde wird noch schon
+    und oder nicht kein keine mit von für auf bei wie was wo wann ich sie er es wir ihr mein meine
+    ihre ihren seine bestellung artikel produkt paket lieferung kunde kundin"""
+FILLER = frozenset(_FILLER_TEXT.split())
+
+
+def content_words(text: str) -> set[str]:
+    """`words` without filler: what can name a product or an item."""
+    return {w for w in words(text) if w not in FILLER and not w.isdigit()}
