@@ -9,6 +9,7 @@ payload, sends the turns and reads what comes back (chat:delta, chat:done).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 import secrets
@@ -297,7 +298,9 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def build_markdown(summary: dict[str, Any], results: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
+def build_markdown(
+    summary: dict[str, Any], results: Sequence[dict[str, Any]], meta: dict[str, Any], compare: str = ""
+) -> str:
     splits = [s for s in ("dev", "test") if s in summary["by_split"]]
     targets = {s: score.target_status(summary["by_split"][s]) for s in splits}
     lines = [
@@ -305,7 +308,8 @@ def build_markdown(summary: dict[str, Any], results: Sequence[dict[str, Any]], m
         "",
         "{machine}"
         f"Backend `{meta['backend']}`, code at `{meta['commit']}`, {meta['cases']} cases "
-        f"({meta['selection']}), {meta['workers']} worker(s), {meta['runtime_s']:.0f} s in all. "
+        f"(case files {meta.get('cases_digest', '?')}; "
+        f"{meta['selection']}), {meta['workers']} worker(s), {meta['runtime_s']:.0f} s in all. "
         "Every turn went through the real Socket.IO path (session:join with the sidebar's ticket "
         "payload, chat:message → chat:done); latencies are client-side. Scoring: bench/answers/score.py; "
         "cases: bench/answers/data/.",
@@ -373,6 +377,8 @@ def build_markdown(summary: dict[str, Any], results: Sequence[dict[str, Any]], m
                 f"{m['wrong_fact_turns']} | {_pct(m['citation_precision'])} | {_pct(m['decline_recall'])} | "
                 f"{_pct(m['decline_precision'])} | {_ms(m['total_ms']['p95'])} |"
             )
+    if compare:
+        lines += ["", compare.rstrip()]
     failures = [r for r in results if not r["right"]]
     lines += ["", f"## Failures ({len(failures)} of {len(results)} cases)", ""]
     for r in failures:
@@ -468,7 +474,73 @@ def git_commit() -> str:
         return "unknown"
 
 
-def report(results: list[dict[str, Any]], meta: dict[str, Any], out: str) -> tuple[Path, Path]:
+def rescore(results: Sequence[dict[str, Any]], cases: Sequence[Case]) -> list[dict[str, Any]]:
+    """Earlier results judged by today's case definitions: the recorded answers, citations and
+    routing are scored again. Cases that are gone, or whose questions changed, are left out."""
+    by_id = {c.id: c for c in cases}
+    out = []
+    for r in results:
+        case = by_id.get(r["id"])
+        if case is None or [t.ask for t in case.turns] != [t["ask"] for t in r["turns"]]:
+            continue
+        turns = []
+        for turn, rec in zip(case.turns, r["turns"], strict=True):
+            v = score.score_turn(
+                turn, rec.get("text") or "", rec.get("citations") or [], rec.get("routing"), rec.get("error")
+            )
+            turns.append({**rec, "verdict": v.as_dict()})
+        new = {**r, "split": case.split, "category": case.category, "turns": turns}
+        new["right"] = score.case_right(new)
+        out.append(new)
+    return out
+
+
+def compare_section(results: Sequence[dict[str, Any]], baseline: Path, cases: Sequence[Case]) -> str:
+    """Before → after per split and category, both sides scored with today's cases, on the cases
+    both runs asked with the same questions."""
+    import json
+
+    raw = json.loads(baseline.read_text(encoding="utf-8"))
+    before = rescore(raw.get("cases") or [], cases)
+    common = {r["id"] for r in before} & {r["id"] for r in results}
+    if not common:
+        return ""
+    b = score.summarise([r for r in before if r["id"] in common])
+    a = score.summarise([r for r in results if r["id"] in common])
+    bm = raw.get("meta") or {}
+    lines = [
+        "## Before → after",
+        "",
+        f"Before: `{baseline.name}` (code at `{bm.get('commit', '?')}`, run {raw.get('when', '?')}); its "
+        f"recorded answers are scored again with today's cases. {len(common)} cases asked in both runs.",
+        "",
+        "| category | split | cases | fact acc. before | after | case acc. before | after | wrong facts before | after |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    rows = [("**all**", s, b["by_split"][s], a["by_split"][s]) for s in ("dev", "test") if s in a["by_split"]]
+    rows += [
+        (cat, s, b["by_category"][cat][s], a["by_category"][cat][s])
+        for cat in CATEGORIES
+        for s in ("dev", "test")
+        if s in a["by_category"].get(cat, {}) and s in b["by_category"].get(cat, {})
+    ]
+    for cat, split, mb, ma in rows:
+        fb, fa = (
+            (mb["fact_accuracy"], ma["fact_accuracy"])
+            if ma["fact_turns"]
+            else (mb["decline_recall"], ma["decline_recall"])
+        )
+        note = "" if ma["fact_turns"] else " (decline recall)"
+        lines.append(
+            f"| {cat}{note} | {split} | {ma['cases']} | {_pct(fb)} | {_pct(fa)} | {_pct(mb['case_accuracy'])} | "
+            f"{_pct(ma['case_accuracy'])} | {mb['wrong_fact_turns']} | {ma['wrong_fact_turns']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def report(
+    results: list[dict[str, Any]], meta: dict[str, Any], out: str, compare: str = ""
+) -> tuple[Path, Path]:
     summary = score.summarise(results)
     chart = RESULTS / f"{out}.png"
     if write_chart(summary, chart, meta.get("label") or out):
@@ -483,7 +555,7 @@ def report(results: list[dict[str, Any]], meta: dict[str, Any], out: str) -> tup
         "summary": summary,
         "cases": results,
     }
-    return write_report(out, data, build_markdown(summary, results, meta))
+    return write_report(out, data, build_markdown(summary, results, meta, compare))
 
 
 # --- command line ---------------------------------------------------------------------------
@@ -509,6 +581,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--data", type=Path, default=DATA_DIR, help="directory of case YAML files")
     p.add_argument("--index-dir", type=Path, help="cache dir of the demo knowledge index")
+    p.add_argument(
+        "--baseline",
+        default="answers_baseline",
+        help="an earlier report under bench/results to compare with (before → after); '' for none",
+    )
     p.add_argument("--timeout", type=float, default=TURN_TIMEOUT_S, help="seconds to wait for one turn")
     return p.parse_args(argv)
 
@@ -524,10 +601,19 @@ def select(cases: list[Case], args: argparse.Namespace) -> list[Case]:
     return chosen[: args.limit] if args.limit else chosen
 
 
+def cases_digest(data_dir: Path) -> str:
+    """A short hash of the case files: two reports are comparable when it is the same."""
+    h = hashlib.sha256()
+    for path in sorted(Path(data_dir).glob("*.yaml")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     out = args.out or ("answers" if args.backend == "local" else f"answers_{args.backend}")
-    cases = select(load_cases(args.data), args)
+    all_cases = load_cases(args.data)
+    cases = select(all_cases, args)
     selection = ", ".join(
         x
         for x in (
@@ -541,6 +627,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta: dict[str, Any] = {
         "backend": args.backend,
         "commit": git_commit(),
+        "cases_digest": cases_digest(args.data),
         "selection": selection,
         "cases": len(cases),
         "workers": args.workers,
@@ -577,7 +664,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         with local_server(args.backend, args.index_dir) as (url, mint):
             results = run_cases(cases, url, mint, workers=args.workers, timeout=args.timeout)
     meta["runtime_s"] = round(time.monotonic() - t0, 1)
-    jp, mp = report(results, meta, out)
+    compare = ""
+    baseline = RESULTS / f"{args.baseline}.json" if args.baseline else None
+    if baseline is not None and args.baseline != out and baseline.exists():
+        compare = compare_section(results, baseline, all_cases)
+    jp, mp = report(results, meta, out, compare)
     summary = score.summarise(results)["by_split"]
     for split, m in summary.items():
         print(

@@ -163,3 +163,42 @@ def test_targets():
     assert status["wrong_fact_rate"]["met"] is False and status["p95_total_ms"]["met"] is False
     assert status["fact_accuracy"]["met"] is True
     assert target_status({})["fact_accuracy"]["met"] is None
+
+
+def test_earlier_answers_are_rescored_with_todays_cases():
+    from bench.answers.cases import Case
+    from bench.answers.run import rescore
+
+    case = Case(id="policy-return", split="test", category="policy", turns=[RETURN])
+    changed = Case(id="policy-other", split="dev", category="policy", turns=[ORDER])
+    recorded = score_turn(Turn(ask=RETURN.ask, expect=["nothing like it"], sources=["x"]), "30 days [1]")
+    old = [
+        {
+            "id": "policy-return",
+            "split": "dev",
+            "category": "order",
+            "right": False,
+            "turns": [
+                {
+                    "ask": RETURN.ask,
+                    "text": "30 days [1]",
+                    "citations": cite("article:360000301"),
+                    "routing": None,
+                    "error": None,
+                    "verdict": recorded.as_dict(),
+                }
+            ],
+        },
+        {
+            "id": "policy-other",
+            "split": "dev",
+            "category": "policy",
+            "right": True,
+            "turns": [{"ask": "a question since reworded", "text": "", "verdict": recorded.as_dict()}],
+        },
+        {"id": "gone", "split": "dev", "category": "policy", "right": True, "turns": []},
+    ]
+    again = rescore(old, [case, changed])
+    assert [r["id"] for r in again] == ["policy-return"]
+    assert again[0]["right"] and again[0]["split"] == "test" and again[0]["category"] == "policy"
+    assert again[0]["turns"][0]["verdict"]["right"] is True
