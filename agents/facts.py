@@ -55,12 +55,48 @@ def select(
 
 
 # --- the question ------------------------------------------------------------------------------------
-# What routers append to an API agent's query (orchestrator/routing/queries.py `enhance`,
-# orchestrator `_with_prior`): "(order BO-100693)", "(order delivered: Stormline Rain Shell)",
-# "— ticket: <subject>". Fields are chosen from the question, never from this context.
-_APPENDED_RE = re.compile(
-    r"(?:\s+\((?:order|orders)\b[^()]*\)|\s+[—–-]{1,2}\s+ticket:.*)\s*$", re.IGNORECASE | re.DOTALL
-)
+# What routers append to an agent's query: "(order BO-100693)" (orchestrator/routing/queries.py
+# `enhance`), "(about: Lumo Outdoor Smart Plug (LU-603))" (a follow-up's reference, orchestrator/
+# context.py), "(order delivered: Stormline Rain Shell)" (`_with_prior`), "— ticket: <subject>".
+# Fields are chosen from the question, never from this context; the context can still say
+# which record "it" is.
+_CONTEXT_HEADS = ("order ", "orders ", "about:")
+_TICKET_SUFFIX_RE = re.compile(r"\s+[—–]\s+ticket:\s.*$", re.DOTALL)
+
+
+def _trailing_group(text: str) -> int | None:
+    """Where the balanced "(...)" that ends `text` starts (names may hold parentheses)."""
+    if not text.endswith(")"):
+        return None
+    depth = 0
+    for i in range(len(text) - 1, -1, -1):
+        if text[i] == ")":
+            depth += 1
+        elif text[i] == "(":
+            depth -= 1
+            if depth == 0:
+                return i
+    return None
+
+
+def split_query(query: str) -> tuple[str, list[str]]:
+    """(the question, the context groups appended to it, in order): "is it in stock? (about:
+    Lumo Hub (LU-601))" → ("is it in stock?", ["about: Lumo Hub (LU-601)"])."""
+    text, context = query.strip(), []
+    while True:
+        m = _TICKET_SUFFIX_RE.search(text)
+        if m and m.start() > 0:
+            context.insert(0, text[m.start() :].strip(" —–"))
+            text = text[: m.start()].rstrip()
+            continue
+        start = _trailing_group(text)
+        if start is None or not text[:start].strip():
+            return text, context
+        inner = text[start + 1 : -1].strip()
+        if not inner.lower().startswith(_CONTEXT_HEADS):
+            return text, context
+        context.insert(0, inner)
+        text = text[:start].rstrip()
 
 
 def question_text(query: str, ctx: Any = None) -> str:
@@ -69,27 +105,39 @@ def question_text(query: str, ctx: Any = None) -> str:
     original = getattr(ctx, "question", None) if ctx is not None else None
     if isinstance(original, str) and original.strip():
         return original.strip()
-    text = query.strip()
-    while True:
-        stripped = _APPENDED_RE.sub("", text)
-        if stripped == text or not stripped.strip():
-            return text
-        text = stripped.strip()
+    return split_query(query)[0]
+
+
+def about_context(query: str) -> str:
+    """What a follow-up points at, as the orchestrator spelled it out ("" when nothing)."""
+    for part in split_query(query)[1]:
+        if part.lower().startswith("about:"):
+            return part[len("about:") :].strip()
+    return ""
 
 
 # --- ask tables ------------------------------------------------------------------------------------
 AskTable = Mapping[str, Sequence[str]]
 
 
+_COMPILED: dict[int, tuple[AskTable, list[tuple[str, re.Pattern[str]]]]] = {}
+
+
 def _compile(table: AskTable) -> list[tuple[str, re.Pattern[str]]]:
-    return [(f, re.compile("|".join(f"(?:{p})" for p in pats), re.IGNORECASE)) for f, pats in table.items()]
+    cached = _COMPILED.get(id(table))
+    if cached is not None and cached[0] is table:
+        return cached[1]
+    compiled = [
+        (f, re.compile("|".join(f"(?:{p})" for p in pats), re.IGNORECASE)) for f, pats in table.items()
+    ]
+    _COMPILED[id(table)] = (table, compiled)
+    return compiled
 
 
-def asked(question: str, table: AskTable | list[tuple[str, re.Pattern[str]]]) -> set[str]:
+def asked(question: str, table: AskTable) -> set[str]:
     """The fields of `table` the question asks for."""
-    compiled = _compile(table) if isinstance(table, Mapping) else table
     q = " ".join(question.lower().split())
-    return {f for f, rx in compiled if rx.search(q)}
+    return {f for f, rx in _compile(table) if rx.search(q)}
 
 
 # Orders. Each value: regexes over the lower-cased question (\b-bounded; German included).

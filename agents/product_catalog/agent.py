@@ -12,7 +12,7 @@ subject or description names, then the single item of the ticket's order.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -25,6 +25,7 @@ from agents.facts import (
     PRODUCT_DEFAULT,
     SPEC_CONCEPTS,
     Line,
+    about_context,
     asked,
     asked_spec_concepts,
     concept_label,
@@ -370,25 +371,38 @@ class ProductCatalogAgent(BaseAgent):
         return {"evidence": evidence, "data": {"products": [p for _, p in keep]}}
 
     def offline_tool_call(self, query: str, ctx: AgentContext, attempt: int) -> ToolCall | None:
+        calls = self._candidate_calls(query, ctx)
+        for _ in range(attempt - 1):
+            if next(calls, None) is None:
+                return None
+        return next(calls, None)
+
+    def _candidate_calls(self, query: str, ctx: AgentContext) -> Iterator[ToolCall]:
+        """The lookups that may find the product asked about, most explicit first: a SKU in the
+        question, the product it names, then (for "it", or a question naming none) what the
+        conversation pointed at, then the ticket's product. A question naming a product that is
+        not found never falls back to another product."""
         question = _QUESTION.get() or question_text(query, ctx)
         skus = [s.upper() for s in SKU_RE.findall(question)]
-        names_one = bool(product_words(question))
-        if attempt == 1:
-            if skus:
-                return ToolCall("get_product", {"sku": skus[0]}, "SKU in the request")
-            if names_one:
-                return ToolCall(
-                    "search_products", {"query": question, "limit": 3}, "search the catalogue by name"
-                )
-        # "Is it back in stock?": a request that points at "it", or names no product, means the
-        # ticket's product (tried at once when it names none). One naming a product that is not
-        # found does not.
-        if attempt == 2 and not (names_one and _DEICTIC_RE.search(question)):
-            return None
+        if skus:
+            yield ToolCall("get_product", {"sku": skus[0]}, "SKU in the request")
+        named = bool(product_words(question))
+        if named:
+            yield ToolCall("search_products", {"query": question, "limit": 3}, "search the catalogue by name")
+            if not _DEICTIC_RE.search(question):
+                return
+        about = about_context(query)
+        about_skus = [s.upper() for s in SKU_RE.findall(about) if s.upper() not in skus]
+        if about_skus:
+            yield ToolCall("get_product", {"sku": about_skus[0]}, "the product the conversation is about")
+        elif about and product_words(about):
+            yield ToolCall(
+                "search_products", {"query": about[:500], "limit": 3}, "what the conversation is about"
+            )
         for sku in ticket_skus(ctx):
             if sku not in skus:
-                return ToolCall("get_product", {"sku": sku}, "the ticket's product")
-        return None
+                yield ToolCall("get_product", {"sku": sku}, "the ticket's product")
+                return
 
     def run(self, query: str, ctx: AgentContext) -> AgentResult:
         token = _QUESTION.set(question_text(query, ctx))
