@@ -25,6 +25,7 @@ POLICY_CUE = re.compile(
     r"how long (do|does|will|until|is|are)|how many (days|weeks|months)|within how|"
     r"free (return|shipping|delivery|label)|(is|are) (shipping|returns?|delivery|postage) free|"
     r"what happens (if|when)|what do we do (if|when)|"
+    r"(is|are) (this|it|that|they|these) covered|covered (by|under)|"
     r"darf|dürfen|kann (sie|er|man)|wie lange|frist|kostenlos)\b",
     re.IGNORECASE,
 )
@@ -34,12 +35,27 @@ TICKET_CUE = re.compile(
     r"(last|latest|most recent|previous|first) (comment|reply|message|response|email|note)|"
     r"(customer|cust|she|he|they|requester) (say|said|write|wrote|ask|asked|want|wants|need|needs|"
     r"mention|mentioned|complain|complained)|"
-    r"what (did|have) (we|i|my colleague|the agent|the previous agent|our team|you guys) "
-    r"(tell|told|say|said|write|wrote|offer|offered|promise|promised|do|done)|"
+    r"what (did|have|has) (we|i|my colleague|the agent|the previous agent|our team|you guys|anyone) "
+    r"((already|just|previously|so far) )?"
+    r"(tell|told|say|said|write|wrote|offer|offered|promise|promised|do|done|try|tried)|"
+    r"(last|latest) (thing|one|update|word)|said (on|in) (here|this|the ticket|the thread)|"
     r"promised?|anyone (replied|answered|responded)|replied (yet|already)|"
     r"zusammenfass\w*|letzte (nachricht|antwort|kommentar))\b",
     re.IGNORECASE,
 )
+
+
+# The question is about this customer's own case ("can SHE still return IT?"): a policy answer
+# needs this order's facts too (delivery date, payment method, destination).
+ABOUT_THIS_CASE = re.compile(
+    r"\b(she|he|they|her|his|their|him|them|it|this order|the order|this one|this customer|"
+    r"the customer|cust|customer's|sie|er|ihr|ihre|seine)\b",
+    re.IGNORECASE,
+)
+
+
+def is_about_this_case(text: str) -> bool:
+    return bool(ABOUT_THIS_CASE.search(text or ""))
 
 
 def is_policy_question(text: str) -> bool:

@@ -39,12 +39,12 @@ from orchestrator.context import (
     resolve_follow_up,
     resolve_reference,
 )
-from orchestrator.coverage import is_policy_question, is_ticket_question
+from orchestrator.coverage import is_about_this_case, is_policy_question, is_ticket_question
 from orchestrator.drafting import compose_draft, is_draft_request
 from orchestrator.guardrails import PromptLeakFilter, detect_injection, render_ticket, retrieval_only
 from orchestrator.routing.base import Route, Router, RoutingContext, RoutingDecision, RoutingError, timed
 from orchestrator.routing.gemini import PROMPT as CONTROLLER_PROMPT
-from orchestrator.routing.queries import enhance
+from orchestrator.routing.queries import enhance, order_numbers, ticket_text
 from orchestrator.routing.shadow import ShadowRouter
 from orchestrator.turn import Delta, Done, Thinking, TurnEvent, TurnFailed, TurnRequest
 from store.knowledge import KnowledgeIndex
@@ -73,6 +73,13 @@ def ticket_problem(ticket: Mapping[str, Any]) -> str:
     description = re.sub(r"\s+", " ", str(ticket.get("description") or "")).strip()
     first = " ".join(re.split(r"(?<=[.!?])\s+", description)[:_PROBLEM_SENTENCES])[:400]
     return ". ".join(p for p in (subject.rstrip(".?!"), first) if p)
+
+
+def ticket_order_numbers(ticket: Mapping[str, Any]) -> list[str]:
+    """Order numbers the ticket carries (custom fields in either shape, subject, description)."""
+    fields = ticket.get("custom_fields")
+    values = list(fields.values()) if isinstance(fields, Mapping) else []
+    return order_numbers(ticket_text(ticket), *(str(v) for v in values if v))
 
 
 def reply_paragraphs(answer: str, sources: Sequence[Source]) -> list[str]:
@@ -109,6 +116,9 @@ class OrchestratorConfig:
     # ticket itself. Either may be absent from a deployment; then its rule does nothing.
     knowledge_agent: str = "knowledge_base"
     ticket_agent: str = "ticket"
+    # The agent holding this ticket's order: a policy question about this customer's case
+    # ("can she still return it?") needs its facts next to the policy.
+    order_agent: str = "order_lookup"
 
 
 @dataclass
@@ -331,6 +341,8 @@ class Orchestrator:
             must.append(self.a.config.ticket_agent)
         if is_policy_question(text):
             must.append(self.a.config.knowledge_agent)
+            if is_about_this_case(text) and ticket_order_numbers(self.req.ticket):
+                must.append(self.a.config.order_agent)
         must = [m for m in must if m in self.a.by_name and m not in decision.agents]
         if must and decision.action in ("route", "clarify"):
             added = [self._new_route(m, text, ref) for m in must]
