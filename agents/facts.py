@@ -11,7 +11,7 @@ field, and an unknown ask falls back to the record's default fields.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -531,6 +531,23 @@ _FILLER_TEXT = """a about after again all also am an and any are as at be becaus
 FILLER = frozenset(_FILLER_TEXT.split())
 
 
-def content_words(text: str) -> set[str]:
-    """`words` without filler: what can name a product or an item."""
-    return {w for w in words(text) if w not in FILLER and not w.isdigit()}
+def fold(word: str) -> str:
+    """Crude plural folding, the catalogue search's own ("benches" → "bench", "kits" → "kit")."""
+    if len(word) > 3 and word.endswith("es"):
+        return word[:-2]
+    return word[:-1] if len(word) > 3 and word.endswith("s") else word
+
+
+def content_words(text: str, skip: Callable[[str], bool] | None = None) -> set[str]:
+    """Words that can name a product or an item, with their plural folds: not filler, not
+    numbers, not what `skip` says (tested on the word as written, so "does" never becomes
+    "doe")."""
+    out: set[str] = set()
+    for w in _WORD_RE.findall(text.lower()):
+        if len(w) < 2 or w in FILLER or w.isdigit() or (skip is not None and skip(w)):
+            continue
+        out.add(w)
+        if len(w) > 3 and w.endswith("s"):
+            out.add(w[:-1])
+            out.add(fold(w))
+    return out

@@ -245,30 +245,43 @@ def product_evidence(
 
 
 # --- resolution ------------------------------------------------------------------------------------
-def match_score(p: Mapping[str, Any], query: str) -> float:
-    """Share of the query's product words found in the product (name words count double)."""
-    if p.get("sku") and str(p["sku"]).upper() in {s.upper() for s in SKU_RE.findall(query)}:
-        return 1.0
-    words_ = {
-        w
-        for w in tokens(query)
-        if w not in STOPWORDS and w not in FILLER and w not in _ASK_WORDS and not _is_ask_word(w)
-    }
-    if not words_:
-        return 0.0
-    name, other = product_search_text(p)
-    got = 2 * len(words_ & name) + len(words_ & other)
-    return round(min(1.0, got / (2 * len(words_))), 3)
+_QUERY_WORD_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
 def _is_ask_word(word: str) -> bool:
     """ "stock", "kostet", "heavy": a word that says what is asked about a product."""
-    return any(rx.fullmatch(word) for rx in _ASK_PATTERNS)
+    return word in _ASK_WORDS or any(rx.fullmatch(word) for rx in _ASK_PATTERNS)
+
+
+def _query_words(query: str) -> list[str]:
+    """The query's words that may name a product, as written (numbers kept: "Ridgeline 2")."""
+    return list(
+        dict.fromkeys(
+            w
+            for w in _QUERY_WORD_RE.findall(query.lower())
+            if w not in STOPWORDS and w not in FILLER and not _is_ask_word(w) and (len(w) > 1 or w.isdigit())
+        )
+    )
+
+
+def match_score(p: Mapping[str, Any], query: str) -> float:
+    """Share of the query's product words found in the product (name words count double)."""
+    if p.get("sku") and str(p["sku"]).upper() in {s.upper() for s in SKU_RE.findall(query)}:
+        return 1.0
+    found = _query_words(query)
+    if not any(not w.isdigit() for w in found):
+        return 0.0  # a number alone ("is it 2 m wide?") names no product
+    name, other = product_search_text(p)
+    got = 0
+    for w in found:
+        forms = tokens(w)  # the word, its plural fold and hyphen parts
+        got += 2 if forms & name else 1 if forms & other else 0
+    return round(min(1.0, got / (2 * len(found))), 3)
 
 
 def product_words(question: str) -> set[str]:
     """Words of the question that could name a product (not what is asked about it)."""
-    return {w for w in content_words(question) - _ASK_WORDS if not _is_ask_word(w)}
+    return content_words(question, skip=_is_ask_word)
 
 
 def _commerce(ctx: AgentContext) -> CommerceAPI:
