@@ -452,7 +452,7 @@ INTENTS: dict[str, re.Pattern[str]] = {
         _I,
     ),
     "last_customer": re.compile(
-        r"\b(?:customer|cust|client|requester|she|he|they|them)\b.{0,30}\b(?:last|latest|most recent|newest|recent)\b"
+        r"\b(?:customer|cust|client|requester|she|he|they)\b.{0,30}\b(?:last|latest|most recent|newest|recent)\b"
         r"|\b(?:last|latest|most recent|newest|recent)\b.{0,30}\b(?:from|by) (?:the )?(?:customer|client|requester|her|him|them)\b"
         r"|\b(?:customer's|client's|requester's|their|her|his) (?:last|latest|most recent|newest|recent)\b"
         r"|\b(?:what|anything) (?:did|has) (?:the )?(?:customer|client|requester|she|he|they) (?:say|said|write|wrote|reply|replied|answer)"
@@ -514,6 +514,8 @@ _INTERNAL_INTENTS = {"summary", "done", "next", "internal"}
 
 def question_intents(query: str) -> list[str]:
     found = [name for name, pattern in INTENTS.items() if pattern.search(query)]
+    if "last_agent" in found:  # "what did my colleague tell them last": support is the subject
+        found = [f for f in found if f != "last_customer"]
     if "last_customer" in found or "last_agent" in found:
         found = [f for f in found if f != "last"]
     return found
@@ -541,7 +543,8 @@ def choose_facts(intents: Sequence[str], lines: TicketLines) -> list[str]:
         "promise": [lines.done, lines.promised] if (lines.done or lines.promised) else [reply_status],
         "ask": [lines.ask or lines.last_customer],
         "done": [lines.done, lines.promised] if (lines.done or lines.promised) else [reply_status],
-        "next": [lines.next_step],
+        # Nothing open in the last reply: what was done and said is where the ticket stands.
+        "next": [lines.next_step] if lines.next_step else [lines.promised or lines.done or reply_status],
         "draft": [lines.ask, lines.next_step],
         "status": [lines.status],
         "requester": [lines.requester],
@@ -550,9 +553,23 @@ def choose_facts(intents: Sequence[str], lines: TicketLines) -> list[str]:
     out: list[str] = []
     for intent in intents:
         for line in by_intent.get(intent, []):
-            if line and line not in out:
+            # A recap of a reply already quoted whole would state it twice (the customer's ask
+            # stays: its label says what the opening sentence is for).
+            if (
+                line
+                and line not in out
+                and not any(
+                    chosen.startswith(("Last comment", "Reply by")) and _quote(line) in chosen
+                    for chosen in out
+                )
+            ):
                 out.append(line)
     return out
+
+
+def _quote(line: str) -> str:
+    """The ticket's words in one of our lines (after "Label: " and "<who> replied: ")."""
+    return re.sub(r"^[^:]*: (?:[^:]* replied: )?", "", line, count=1)
 
 
 # --- the agent -----------------------------------------------------------------------------------------
