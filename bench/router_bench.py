@@ -18,6 +18,7 @@ offline benchmark does not call: its row says so instead of inventing a number.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -87,27 +88,76 @@ def _local_router(name: str, manifests: Sequence[Any], embed: Any) -> Any:
 
 
 # --- product -----------------------------------------------------------------------------------
-def product(train_missing: bool) -> list[dict[str, Any]]:
-    from agents.registry import AgentRegistry
+def product_manifests() -> list[Any]:
+    """The built-in agents' manifests; read from the YAML files when an agent's code cannot be
+    loaded yet (routing needs only the manifests)."""
+    import yaml
+
+    from agents.base import AgentManifest
+    from agents.registry import BUILTIN_DIR, AgentLoadError, AgentRegistry
+
+    try:
+        return AgentRegistry().manifests()
+    except AgentLoadError as exc:
+        print(f"agent registry: {exc}; routing on the manifests alone", file=sys.stderr)
+        paths = sorted(BUILTIN_DIR.glob("*/manifest.yaml"))
+        return [AgentManifest.model_validate(yaml.safe_load(p.read_text())) for p in paths]
+
+
+def _head_note(router: Any, suffix: str = "") -> str:
+    """The semantic-head row's note: the thresholds its calibration chose (and the full report
+    beside the table)."""
+    summary = router.calibration_summary()
+    (RESULTS / f"router_{router.name}{suffix}_calibration.json").write_text(
+        json.dumps({"routes": sorted(router.manifests), **router.calibration}, indent=2)
+    )
+    t = router.thresholds
+    return (
+        f"thresholds {t.source} at fit ({router.train_s:.1f} s): clarify {t.clarify_threshold:.2f}, "
+        f"margin {t.margin:.2f}, min p {t.min_probability:.2f}, part {t.clause_threshold}, "
+        f"novelty {t.novelty_threshold}; folds: exact {summary.get('exact', '–')}, "
+        f"precision on accepted {summary.get('precision_on_accepted', '–')}"
+    )
+
+
+def product(
+    train_missing: bool, routers: Sequence[str] = LOCAL_ROUTERS, local_only: bool = False
+) -> list[dict[str, Any]]:
     from orchestrator.routing.cascade import CascadeConfig, CascadeRouter
     from orchestrator.routing.factory import build_router
     from orchestrator.routing.functiongemma.data import generate
     from orchestrator.routing.thresholds import choose_threshold
     from vertex_interface import LLMConfig, create_llm
 
-    manifests = AgentRegistry().manifests()
+    manifests = product_manifests()
     data = load_labelled(PRODUCT_SET)
     embed = _embed()
     rows = []
-    for name in LOCAL_ROUTERS:
-        r = _eval(
-            _local_router(name, manifests, embed),
-            data,
-            manifests,
-            "routing_queries",
-            out_of_scope_label=PSEUDO,
+    for name in routers:
+        router = _local_router(name, manifests, embed)
+        if hasattr(router, "warm_up"):
+            router.warm_up()  # fit (and calibrate) outside the timed routing calls
+        r = _eval(router, data, manifests, "routing_queries", out_of_scope_label=PSEUDO)
+        note = {"note": _head_note(router)} if name == "semantic-head" else {}
+        rows.append(row("product", "routing_queries", r, **note))
+    if "semantic-head" in routers and any(m.name == "ticket" for m in manifests):
+        # The route set's effect: the same router without the ticket agent (no query is labelled
+        # ticket, but its examples overlap the macros' "draft a reply" ones).
+        without = [m for m in manifests if m.name != "ticket"]
+        router = _local_router("semantic-head", without, embed)
+        router.warm_up()
+        r = evaluate(router, data, without, dataset="routing_queries", out_of_scope_label=PSEUDO)
+        rows.append(
+            row(
+                "product",
+                "routing_queries",
+                r,
+                router="semantic-head (no ticket agent)",
+                note=_head_note(router),
+            )
         )
-        rows.append(row("product", "routing_queries", r))
+    if local_only:
+        return rows
     if not (PRODUCT_ADAPTER / "adapter_config.json").is_file():
         rows.append(
             row("product", "routing_queries", None, router="functiongemma", note="no committed adapter")
@@ -258,6 +308,26 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _merge(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The old table with rerun rows replaced in place; new rows without an old one follow the
+    last row of their suite. Rows not rerun keep their own numbers (and say so in no note: the
+    Markdown header's run date is the new run's, the JSON keeps each row as it was)."""
+
+    def key(r: dict[str, Any]) -> tuple[Any, ...]:
+        return (r.get("suite"), r.get("dataset"), r.get("router"), r.get("examples_per_route"))
+
+    fresh = {key(r): r for r in new}
+    out = [fresh.pop(key(r), r) for r in old]
+    for r in new:
+        if key(r) in fresh:
+            last = max(
+                (i for i, o in enumerate(out) if o.get("suite") == r.get("suite")), default=len(out) - 1
+            )
+            out.insert(last + 1, r)
+            fresh.pop(key(r))
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Router benchmark: all routers, all suites, one table.")
     ap.add_argument(
@@ -270,17 +340,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--per-route", type=int, nargs="+", default=[5, 10], help="BANKING77 FunctionGemma points"
     )
+    ap.add_argument(
+        "--product-routers",
+        nargs="+",
+        choices=LOCAL_ROUTERS,
+        default=None,
+        help="product suite: only these local routers (no FunctionGemma / cascade rows)",
+    )
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other rows of bench/results/routers.json, replacing only the rows rerun",
+    )
     args = ap.parse_args(argv)
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
     for suite in args.suites:
         print(f"--- {suite}", flush=True)
-        if suite == "product":
+        if suite == "product" and args.product_routers:
+            rows += product(not args.no_train, args.product_routers, local_only=True)
+        elif suite == "product":
             rows += product(not args.no_train)
         elif suite == "seed":
             rows += seed(not args.no_train)
         else:
             rows += banking77(not args.no_train, args.per_route)
+    if args.merge and (RESULTS / "routers.json").is_file():
+        rows = _merge(json.loads((RESULTS / "routers.json").read_text()).get("rows", []), rows)
     write_report(
         "routers",
         {"rows": rows, "seconds": round(time.perf_counter() - started, 1), "machine_detail": machine()},

@@ -591,6 +591,9 @@ class DecisionThresholds(BaseModel):
     min_probability: float = Field(FALLBACK_MIN_PROBABILITY, ge=0.0, le=1.0)
     # A part of a multi-part question adds its top agent at this probability (None: off).
     clause_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    # A query whose best cosine to any agent's training example is below this is declined as out
+    # of scope (None: off). The head's softmax always favours SOME agent; similarity does not.
+    novelty_threshold: float | None = Field(None, ge=-1.0, le=1.0)
     source: Literal["calibrated", "fallback", "configured"] = "fallback"
 
 
@@ -600,6 +603,7 @@ def decide(
     routes: Iterable[str],
     t: DecisionThresholds,
     max_agents: int = 3,
+    nearest: float | None = None,
 ) -> tuple[str, list[tuple[str, float]], str, float]:
     """The whole decision from the head's probabilities: (action, [(agent, p)], best label, p_best).
     action is "respond", "clarify", "decline" (out of scope: a clarify turn) or "route". One
@@ -611,6 +615,8 @@ def decide(
     if best == RESPOND and p_best >= t.clarify_threshold:
         return "respond", [], best, p_best
     if best == OUT_OF_SCOPE:
+        return "decline", [], best, p_best
+    if t.novelty_threshold is not None and nearest is not None and nearest < t.novelty_threshold:
         return "decline", [], best, p_best
     if best == CLARIFY or not agents or agents[0][1] < t.clarify_threshold:
         return "clarify", [], best, p_best
@@ -652,6 +658,8 @@ def _top_correct(action: str, chosen: Sequence[str], gold: tuple[str, ...]) -> b
     return action == "route" and bool(chosen) and chosen[0] in gold
 
 
+# Share of held-out agent questions the novelty threshold must still let through.
+NOVELTY_KEEP = 0.98
 CLARIFY_GRID = tuple(round(0.05 * i, 2) for i in range(20))
 MARGINS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4)
 FLOORS = (0.05, 0.1, 0.2, 0.3)
@@ -698,6 +706,7 @@ def calibrate(
     x = _normalise(np.asarray(embed(all_texts), dtype=np.float32))
     row = {t: i for i, t in enumerate(all_texts)}
     oof: dict[str, dict[str, float]] = {}  # (fold-held-out) text → probabilities
+    near: dict[str, float] = {}  # (fold-held-out) text → best cosine to the fold's agent examples
     for f in range(folds):
         train = [it for it in single if fold_of[it.source] != f]
         held = [it for it in items if fold_of[it.source] == f]
@@ -712,6 +721,9 @@ def calibrate(
         if z.shape[1] == 1:
             z = np.concatenate([np.zeros_like(z), z], axis=1)
         p = _softmax(z)
+        support = x[[row[it.text] for it in train if it.gold[0] in routes]]
+        for it in held:
+            near[it.text] = float((support @ x[row[it.text]]).max()) if len(support) else 1.0
         for t, pr in zip(need, p, strict=True):
             # Every label of the full head, absent ones at 0, so fold decisions see the same keys.
             oof[t] = {lab: float(v) for lab, v in zip(labels, pr, strict=True)}
@@ -722,7 +734,7 @@ def calibrate(
         for it in scored:
             parts = clauses[it.text]
             cp = [oof[c] for c in parts] if len(parts) > 1 else []
-            action, chosen, _, _ = decide(oof[it.text], cp, routes, th, max_agents)
+            action, chosen, _, _ = decide(oof[it.text], cp, routes, th, max_agents, near.get(it.text))
             top = max((p for n, p in oof[it.text].items() if n in routes), default=0.0)
             out.append((action, [n for n, _ in chosen], it.gold, top))
         return out
@@ -757,14 +769,26 @@ def calibrate(
         # "exact": the threshold at which the whole decision is right most often (a wrong agent
         # and a needless question cost the same); the lowest one on ties.
         clarify = max(sweep_rows, key=lambda r: (r["exact"], -r["threshold"]))["threshold"]
-    # 2. Multi-route policy: the combination with the best exact-set F1 at that threshold.
+    # 2. Novelty: keep NOVELTY_KEEP of the held-out agent questions; what falls below is declined.
+    in_scope = sorted(near[it.text] for it in scored if it.gold[0] in routes)
+    novelty = None
+    oos_recall = None
+    if in_scope and any(it.gold[0] == OUT_OF_SCOPE for it in scored):
+        novelty = round(float(np.quantile(in_scope, 1 - NOVELTY_KEEP)), 3)
+        oos = [near[it.text] for it in scored if it.gold[0] == OUT_OF_SCOPE]
+        oos_recall = round(float(np.mean([v < novelty for v in oos])), 4)
+    # 3. Multi-route policy: the combination with the best exact-set F1 at that threshold.
     best: tuple[float, int, DecisionThresholds] | None = None
     grid_rows = []
     for margin in [fixed["margin"]] if "margin" in fixed else MARGINS:
         for floor in [fixed["min_probability"]] if "min_probability" in fixed else FLOORS:
             for ct in CLAUSE_THRESHOLDS:
                 th = DecisionThresholds(
-                    clarify_threshold=clarify, margin=margin, min_probability=floor, clause_threshold=ct
+                    clarify_threshold=clarify,
+                    margin=margin,
+                    min_probability=floor,
+                    clause_threshold=ct,
+                    novelty_threshold=novelty,
                 )
                 res = run(th)
                 f1 = float(np.mean([_set_f1(a, c, g) for a, c, g, _ in res])) if res else 0.0
@@ -786,6 +810,11 @@ def calibrate(
         )
         + "; margin / min probability / clause threshold maximising exact-set F1",
         "sweep": sweep_rows,
+        "novelty": {
+            "threshold": novelty,
+            "keeps_in_scope": NOVELTY_KEEP,
+            "out_of_scope_recall_on_folds": oos_recall,
+        },
         "target_precision": target_precision,
         "folds": folds,
         "n_items": len(items),
@@ -944,6 +973,7 @@ class SemanticHeadRouter:
             raise ValueError(f"training labels that are not routes: {unknown[:5]}")
         self.examples = list(examples)
         self._head: Head | None = None
+        self._support = np.zeros((0, 0), np.float32)
         self._lock = threading.Lock()
         self.train_s: float | None = None
         self.thresholds = DecisionThresholds(
@@ -985,6 +1015,9 @@ class SemanticHeadRouter:
                     )
                     if isinstance(head, LinearHead):
                         head.embed = self.embed  # routing embeds new queries; keep no cache
+                    # Agent examples' vectors: the novelty check's nearest-example similarity.
+                    support = [t for t, lab in self.examples if lab in self.manifests]
+                    self._support = _normalise(np.asarray(embed(support), dtype=np.float32))
                     self._calibrate(embed)
                     self.train_s = time.perf_counter() - started
                     self._head = head
@@ -1062,21 +1095,34 @@ class SemanticHeadRouter:
         _ = self.head
 
     def probabilities(self, query: str) -> dict[str, float]:
-        return self._probabilities([query])[0]
+        return self._probabilities([query])[0][0]
 
-    def _probabilities(self, texts: list[str]) -> list[dict[str, float]]:
+    def _probabilities(self, texts: list[str]) -> tuple[list[dict[str, float]], float | None]:
+        """Probabilities per text, and the first text's best cosine to an agent example (None
+        when no novelty threshold is in use or the head cannot give its vectors)."""
         head = self.head
-        p = head.predict_proba(texts)
-        return [{lab: float(x) for lab, x in zip(head.labels, row, strict=True)} for row in p]
+        if (
+            isinstance(head, LinearHead)
+            and self.thresholds.novelty_threshold is not None
+            and len(self._support)
+        ):
+            x = _normalise(np.asarray(self.embed(list(texts)), dtype=np.float32))
+            z = x @ head.coef.T + head.intercept
+            if z.shape[1] == 1:
+                z = np.concatenate([np.zeros_like(z), z], axis=1)
+            p, nearest = _softmax(z), float((self._support @ x[0]).max())
+        else:
+            p, nearest = head.predict_proba(texts), None
+        return [{lab: float(x) for lab, x in zip(head.labels, row, strict=True)} for row in p], nearest
 
     def route(self, ctx: RoutingContext) -> RoutingDecision:
         cfg = self.config
         _ = self.head  # fitted and calibrated
         t = self.thresholds
         parts = split_clauses(ctx.query) if t.clause_threshold is not None else [ctx.query]
-        all_probs = self._probabilities([ctx.query, *parts] if len(parts) > 1 else [ctx.query])
+        all_probs, nearest = self._probabilities([ctx.query, *parts] if len(parts) > 1 else [ctx.query])
         probs, clause_probs = all_probs[0], all_probs[1:]
-        action, chosen, best, p_best = decide(probs, clause_probs, self.manifests, t, cfg.max_agents)
+        action, chosen, best, p_best = decide(probs, clause_probs, self.manifests, t, cfg.max_agents, nearest)
         ranked = sorted(probs.items(), key=lambda kv: -kv[1])
         meta: dict[str, Any] = {
             "probabilities": {k: round(v, 4) for k, v in ranked[:5]},
@@ -1086,6 +1132,8 @@ class SemanticHeadRouter:
         }
         if clause_probs:
             meta["parts"] = len(clause_probs)
+        if nearest is not None:
+            meta["nearest_similarity"] = round(nearest, 4)
         agents = [n for n, _ in ranked if n in self.manifests]
         if action == "respond":
             return RoutingDecision(
@@ -1104,7 +1152,11 @@ class SemanticHeadRouter:
                     f"That's outside what I can help with here: I look things up for this ticket ({everything}). "
                     "What do you need to know about the customer's issue?"
                 )
-                reason = f"out of scope (p={p_best:.2f})"
+                reason = (
+                    f"out of scope (p={p_best:.2f})"
+                    if best == OUT_OF_SCOPE
+                    else f"out of scope: nearest agent example at {nearest:.2f} < {t.novelty_threshold:.2f}"
+                )
             else:
                 response = (
                     f"Could you say a bit more about what you need — for example, is this about {options}?"

@@ -11,6 +11,7 @@ from orchestrator.routing.base import RoutingContext
 from orchestrator.routing.evaluation import Example, evaluate, manifests_from_examples
 from orchestrator.routing.head import (
     CLARIFY,
+    OUT_OF_SCOPE,
     RESPOND,
     FinetuneHead,
     HeadConfig,
@@ -172,7 +173,7 @@ def test_product_router_trains_on_manifests_and_generated_variants(embed):
     manifests = AgentRegistry().manifests()
     pairs = product_examples(manifests, per_label=12)
     labels = {lab for _, lab in pairs}
-    assert labels == {m.name for m in manifests if m.enabled} | {RESPOND, CLARIFY}
+    assert labels == {m.name for m in manifests if m.enabled} | {RESPOND, CLARIFY, OUT_OF_SCOPE}
     held_out = manifests[0].when_to_use[0]
     assert all(t != held_out for t, _ in product_examples(manifests, per_label=12, exclude=[held_out]))
 
@@ -223,3 +224,121 @@ def test_eval_router_cli_trains_the_head_on_the_train_file(tmp_path, monkeypatch
     r = CliRunner().invoke(cli, [*args, "--examples-per-route", "4", "--out", str(tmp_path / "out")])
     assert r.exit_code == 0, r.output
     assert "accuracy" in r.output and (tmp_path / "out" / "router_semantic-head_test.md").exists()
+
+
+# --- calibrated thresholds -----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def product_manifests():
+    """The product route set read from the manifests (the registry also needs each agent.py)."""
+    import yaml
+
+    from agents.base import AgentManifest
+    from agents.registry import BUILTIN_DIR
+
+    paths = sorted(BUILTIN_DIR.glob("*/manifest.yaml"))
+    return [AgentManifest.model_validate(yaml.safe_load(p.read_text())) for p in paths]
+
+
+def test_calibration_adapts_the_thresholds_to_the_route_set_and_meets_its_operating_point(
+    embed, product_manifests
+):
+    """3 distinct routes vs the whole overlapping product set: the precision operating point needs
+    a higher clarify threshold where routes overlap, and on the folds both reach it."""
+    distinct = [
+        m for m in product_manifests if m.name in ("order_lookup", "product_catalog", "similar_tickets")
+    ]
+    config = SemanticHeadRouterConfig(
+        augment_per_label=30, operating_point="precision", target_precision=0.95
+    )
+    chosen = {}
+    for name, manifests in (("distinct", distinct), ("overlapping", product_manifests)):
+        router = SemanticHeadRouter(embed, manifests, config)
+        router.warm_up()
+        report = router.calibration
+        assert report["calibrated"] and router.thresholds.source == "calibrated"
+        assert report["precision_on_accepted"] >= 0.95  # the stated operating point, on held-out folds
+        assert report["accepted"] >= 0.1
+        # the report's sweep agrees: at the chosen threshold precision holds, just below it not
+        by_t = {r["threshold"]: r for r in report["sweep"]}
+        t = router.thresholds.clarify_threshold
+        below = by_t.get(round(t - 0.05, 2))
+        assert below is None or below["precision"] is None or below["precision"] < 0.95
+        chosen[name] = router.thresholds
+        meta = router.route(ctx("where is order BO-100218", manifests)).meta
+        assert meta["thresholds"]["clarify_threshold"] == t  # the decision records what it used
+    assert len(product_manifests) > 3
+    assert chosen["distinct"].clarify_threshold < chosen["overlapping"].clarify_threshold
+
+
+def test_default_calibration_maximises_exact_decisions_on_the_folds(embed, product_manifests):
+    router = SemanticHeadRouter(embed, product_manifests, SemanticHeadRouterConfig(augment_per_label=30))
+    router.warm_up()
+    report = router.calibration
+    best = max(r["exact"] for r in report["sweep"])
+    chosen = next(r for r in report["sweep"] if r["threshold"] == router.thresholds.clarify_threshold)
+    assert chosen["exact"] == best
+    assert (
+        report["novelty"]["threshold"] is not None and report["novelty"]["out_of_scope_recall_on_folds"] > 0.5
+    )
+    assert router.stats()["calibration"]["thresholds"] == router.thresholds.model_dump()
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["what's the weather in Paris", "write me a poem", "who will win the basketball finals this year"],
+)
+def test_out_of_scope_queries_are_declined_not_routed(embed, product_manifests, query):
+    router = _default_router(embed, product_manifests)
+    d = router.route(ctx(query, product_manifests))
+    assert d.action in ("clarify", "respond") and not d.agents, d.reason
+
+
+_ROUTERS: dict[int, SemanticHeadRouter] = {}
+
+
+def _default_router(embed, manifests) -> SemanticHeadRouter:
+    key = id(manifests)
+    if key not in _ROUTERS:
+        _ROUTERS[key] = SemanticHeadRouter(embed, manifests)
+        _ROUTERS[key].warm_up()
+    return _ROUTERS[key]
+
+
+def test_a_two_part_question_gets_both_agents(embed, product_manifests):
+    router = _default_router(embed, product_manifests)
+    d = router.route(
+        ctx("is the Fjord teak bench in stock? and where is order BO-100218 right now", product_manifests)
+    )
+    assert d.action == "route" and {"product_catalog", "order_lookup"} <= set(d.agents)
+    single = router.route(ctx("what's the tracking number for BO-100218", product_manifests))
+    assert single.agents == ["order_lookup"]
+
+
+def test_too_little_calibration_data_falls_back_to_fixed_thresholds_with_a_warning(embed, caplog):
+    router = SemanticHeadRouter.from_examples(embed, [Example(t, lab) for t, lab in TRAIN])
+    with caplog.at_level("WARNING"):
+        router.warm_up()
+    assert router.thresholds.source == "fallback" and router.calibration["calibrated"] is False
+    assert "calibration data too small" in caplog.text
+    pinned = SemanticHeadRouter.from_examples(
+        embed,
+        [Example(t, lab) for t, lab in TRAIN],
+        SemanticHeadRouterConfig(clarify_threshold=0.3, margin=0.1, min_probability=0.2),
+    )
+    pinned.warm_up()
+    assert pinned.thresholds.source == "configured" and pinned.thresholds.clarify_threshold == 0.3
+
+
+def test_split_clauses_only_splits_real_multi_part_questions():
+    from orchestrator.routing.head import split_clauses
+
+    assert (
+        split_clauses("is the bench in stock? and where is my order BO-100218")
+        == [
+            "is the bench in stock",
+            "and where is my order BO-100218",
+        ]
+        or len(split_clauses("is the bench in stock? and where is my order BO-100218")) == 2
+    )
+    assert split_clauses("salt and pepper grinder price") == ["salt and pepper grinder price"]
+    assert len(split_clauses("what's the warranty on it and how do I claim it")) == 2
