@@ -158,6 +158,7 @@ ORDER_ASKS: AskTable = {
     "shipment": [
         r"\b(has|have|did|was|is) (it|they|the \w+( \w+){0,3}|this|that|her|his|their|the order) (been )?(ship|shipped|dispatched|sent)\b",
         r"\bship(ped)?\b(?! to)",
+        r"\b(go|goes|went|gone) out\b",
         r"\bdispatch\w*",
         r"\bsent out\b",
         r"\bleft the warehouse\b",
@@ -195,16 +196,17 @@ ORDER_ASKS: AskTable = {
     "placed": [
         r"\bplaced\b",
         r"\border(ed)? (on|date)\b",
-        r"\bwhen (did|was) .*\b(order|ordered|buy|bought|purchase|purchased|placed)\b",
+        r"\bwhen (did|was|were|has) (she|he|they|the customer|the requester|it|this|that|the order|the \w+) "
+        r"(\w+ )?(order|ordered|buy|bought|purchase|purchased|placed)\b",
         r"\bpurchase date\b",
         r"\b(bestellt|bestelldatum|gekauft)\b",
     ],
     "items": [
         r"\bitems?\b",
         r"\bproducts?\b",
-        r"\bwhat (did|has) (she|he|they|the customer|the requester) (order|buy|bought|get)\b",
+        r"\bwhat('s| has| have| did) (she|he|they|the customer|the requester) (order|ordered|buy|bought|get|got)\b",
         r"\bwhat (was|is|were) (ordered|bought|in (it|the order|the parcel))\b",
-        r"\bwhat('s| is) in (it|the order|the parcel|the package)\b",
+        r"\bwhat('s| is| was| were) (in|on|inside) (\w+ )?(order|parcel|package|box|it)\b",
         r"\b(contents?|sizes?|variant|colou?r|quantity)\b",
         r"\bhow many (items|units|pieces|of)\b",
         r"\b(artikel|produkte?|größe|menge|was wurde bestellt)\b",
@@ -227,6 +229,10 @@ ORDER_ASKS: AskTable = {
     ],
     "charges": [
         r"\bshipping (cost|fee|charge|price)s?\b",
+        r"\b(pay|paid|paying|charged?) (for |him |her |them )?(the )?shipping\b",
+        r"\bshipping\b.*\b(free|charged|paid)\b",
+        r"\bfree (shipping|delivery)\b",
+        r"\b(at the door|on delivery)\b",
         r"\b(delivery|postage) (cost|fee|charge)s?\b",
         r"\bsubtotal\b",
         r"\b(duties|duty|taxes|tax|vat|customs|import)\b",
@@ -236,12 +242,13 @@ ORDER_ASKS: AskTable = {
     "refund": [
         r"\brefund\w*",
         r"\bmoney back\b",
+        r"\b(went|go|goes|gone|paid|sent) back to (him|her|them|the customer)\b",
         r"\breimburs\w*",
         r"\b(erstatt\w*|rückerstattung|gutschrift|geld zurück)\b",
     ],
     "return": [
         r"\breturn(ed|s|ing)?\b",
-        r"\bsent (it )?back\b",
+        r"\b(sent|send|sending|come|coming|bring|take) (it |them |this |that )?back\b",
         r"\b(retour\w*|zurückgeschickt|zurückgesendet|rücksendung)\b",
     ],
     "cancel": [r"\bcancel\w*", r"\bstorn\w*"],
@@ -286,7 +293,9 @@ ORDER_DEFAULT = ("status", "shipment", "delivered")
 CUSTOMER_ASKS: AskTable = {
     "member": [r"\boak club\b", r"\bmember(s|ship)?\b", r"\bloyalty\b", r"\bmitglied\w*"],
     "location": [
-        r"\b(she|he|they|customer|requester|kunde|kundin)\b.*\b(based|located|from|live[sd]?|living|country|city)\b",
+        r"\b(she|he|they|her|him|his|their|customer|requester|kunde|kundin)\b.*\b(based|located|from(?! us)|live[sd]?|living|country|city)\b",
+        r"\b(country|city|address) (do )?we have\b",
+        r"\bon file\b",
         r"\bwhere (is|are|does|do) (she|he|they|the customer|the requester)\b.*\b(based|located|from|live)\b",
         r"\b(based|located)\b",
         r"\b(wo wohnt|wohnt|aus welchem land|woher)\b",
@@ -296,6 +305,9 @@ CUSTOMER_ASKS: AskTable = {
         r"\bnumber of orders\b",
         r"\border count\b",
         r"\bfirst (order|purchase)\b",
+        r"\bordered (from|with) us\b",
+        r"\b(ordered|bought|shopped) (\w+ )?before\b",
+        r"\bany (other |previous |more )?orders\b",
         r"\b(repeat|returning|regular) customer\b",
         r"\bwie ?viele bestellungen\b",
         r"\banzahl (der )?bestellungen\b",
@@ -309,7 +321,7 @@ CUSTOMER_ASKS: AskTable = {
     ],
     "since": [
         r"\bcustomer since\b",
-        r"\bhow long (has|have) (she|he|they|the customer)\b",
+        r"\bhow long (has|have) (she|he|they|the customer) been\b",
         r"\bsince when\b",
         r"\b(joined|signed up|account created)\b",
         r"\b(seit wann|kunde seit|kundin seit)\b",

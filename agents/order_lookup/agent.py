@@ -8,6 +8,7 @@ asks for (agents/facts.py maps the question to fields); the rest stays in `text`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any
@@ -32,6 +33,8 @@ from agents.facts import (
 # The question this run answers (set by `run`): tools choose facts by it without it being a
 # tool argument, which the model-chosen tool calls could not be trusted to pass on.
 _QUESTION: ContextVar[str] = ContextVar("order_lookup_question", default="")
+# The order the query or the ticket points at ("the one before that" counts from it).
+_ANCHOR: ContextVar[str | None] = ContextVar("order_lookup_anchor", default=None)
 
 OWNER_NOTE = "Note: order {number} belongs to a different customer than the requester."
 _METHODS = {
@@ -50,6 +53,23 @@ _REASONS = {
 # Customer fields that decide for the customer record even when order words are also present
 # ("how many orders has she placed?"); a bare "name" does not ("name of the item she ordered").
 _CUSTOMER_FIRST = frozenset({"member", "location", "count", "orders", "since", "language", "marketing"})
+# A question choosing among the customer's orders ("which one had the mower in it?", "was any
+# of them cancelled?", "and the one before that?"): it needs their list, not one order.
+_CHOOSE_RE = re.compile(
+    r"\b(which|either|both|none) (one|ones|of them|of (her|his|their|the|these|those) orders|orders?)\b"
+    r"|\bany (one|of them|of (her|his|their|the|these|those) orders)\b"
+    r"|\b(one|order) (before|after) (that|this|it)\b"
+    r"|\b(previous|earlier|older|other|second|third) (one|order)\b",
+    re.IGNORECASE,
+)
+_BEFORE_RE = re.compile(r"\b(before (that|this|it)|previous|earlier|older)\b", re.IGNORECASE)
+# How an order shows the event a question asks about ("which of them got cancelled?").
+_EVENTS: dict[str, Any] = {
+    "cancel": lambda o: o.get("status") == "cancelled" or bool(o.get("cancelled_at")),
+    "return": lambda o: o.get("status") == "returned" or bool(o.get("returned_at")),
+    "refund": lambda o: o.get("status") == "refunded" or bool(o.get("refunds")),
+    "preorder": lambda o: bool(o.get("preorder")),
+}
 
 
 def _and(values: Sequence[str]) -> str:
@@ -295,6 +315,20 @@ def order_evidence(
     )
 
 
+def status_evidence(order: Mapping[str, Any], agent: str, score: float) -> Evidence:
+    """The order's evidence with its status line as the fact (an entry in an order history)."""
+    lines = order_lines(order)
+    return Evidence(
+        id=f"order:{order.get('order_number', '?')}",
+        title=f"Order {order.get('order_number', '?')}",
+        text=join(lines),
+        kind="order",
+        score=score,
+        agent=agent,
+        facts=select(lines, {"status"}),
+    )
+
+
 def customer_lines(customer: Mapping[str, Any], orders: Sequence[Mapping[str, Any]]) -> list[Line]:
     """The customer record as self-contained sentences (no street address: the orders hold it)."""
     L = Line.of
@@ -363,7 +397,36 @@ def customer_evidence(
 def asks_about_customer(question: str) -> bool:
     """Is this about the person (membership, order count, where they live) rather than an order?"""
     fields = asked(question, CUSTOMER_ASKS)
-    return bool(fields & _CUSTOMER_FIRST) or bool(fields and not asked(question, ORDER_ASKS))
+    # "placed" and "items" come with order-history questions ("how many orders has she placed?");
+    # any other order field means the order is the subject ("he's Oak Club, why did he pay
+    # shipping?": the order, with the customer beside it).
+    order_fields = asked(question, ORDER_ASKS)
+    if fields & _CUSTOMER_FIRST:
+        return not (order_fields - {"placed", "items"})
+    return bool(fields) and not order_fields
+
+
+def focus_orders(question: str, orders: Sequence[Mapping[str, Any]], anchor: str | None = None) -> list[int]:
+    """Which of the customer's orders (newest first) a question is about: those holding an item
+    it names, else those showing the event it asks about (cancelled, returned, refunded), else
+    the one before the order the conversation is at ("and the one before that?"), else the
+    newest."""
+    if not orders:
+        return []
+    named = [i for i, o in enumerate(orders) if names_an_item(question, o)]
+    if named:
+        return named
+    fields = asked(question, ORDER_ASKS)
+    events = [f for f in _EVENTS if f in fields]
+    if events:
+        showing = [i for i, o in enumerate(orders) if any(_EVENTS[f](o) for f in events)]
+        if showing:
+            return showing
+    if anchor and _BEFORE_RE.search(question):
+        numbers = [str(o.get("order_number", "")).upper() for o in orders]
+        if anchor.upper() in numbers and numbers.index(anchor.upper()) + 1 < len(orders):
+            return [numbers.index(anchor.upper()) + 1]
+    return [0]
 
 
 # --- lookups ------------------------------------------------------------------------------------------
@@ -427,9 +490,15 @@ class OrderLookupAgent(BaseAgent):
         if order is None:
             return {"evidence": [], "data": {"not_found": order_number}}
         owner = requester_owns(api, order, ctx.ticket)
-        evidence = order_evidence(order, self.name, 1.0, _QUESTION.get(), foreign=owner is False)
+        question = _QUESTION.get()
+        evidence = [order_evidence(order, self.name, 1.0, question, foreign=owner is False)]
+        if asked(question, CUSTOMER_ASKS) and order.get("email"):
+            # "he's Oak Club, why did he pay shipping?": the order, and who the customer is.
+            customer = api.get_customer(str(order["email"]))
+            if customer is not None:
+                evidence.append(customer_evidence(customer, [order], self.name, 0.5, question))
         return {
-            "evidence": [evidence],
+            "evidence": evidence,
             "data": {"order": order, "requester_owns_order": owner, "query_context": order_context(order)},
         }
 
@@ -441,13 +510,19 @@ class OrderLookupAgent(BaseAgent):
         limit = int(self.manifest.config.get("max_orders", 5))
         orders = api.orders_for_customer(str(record.get("email") or customer))[:limit]
         question = _QUESTION.get()
-        about_person = asks_about_customer(question)
-        # Newest first; the newest is most likely the one the ticket is about, so it alone gets
-        # facts for an order question (a question about the person gets the customer's facts).
+        about_person = asks_about_customer(question) and not _CHOOSE_RE.search(question)
+        # Newest first; for an order question the orders it is about (by default the newest, most
+        # likely the ticket's) lead and alone get facts; a question about the person gets the
+        # customer's facts instead.
+        focus = [] if about_person else focus_orders(question, orders, _ANCHOR.get())
+        ranked = [orders[i] for i in focus] + [o for i, o in enumerate(orders) if i not in focus]
         evidence = [
-            order_evidence(o, self.name, round(0.8 - 0.1 * i, 2), question, facts=i == 0 and not about_person)
-            for i, o in enumerate(orders)
+            order_evidence(o, self.name, round(0.8 - 0.1 * i, 2), question, facts=i < len(focus))
+            for i, o in enumerate(ranked)
         ]
+        if about_person and asked(question, CUSTOMER_ASKS) & {"count", "orders"}:
+            # "does he have any orders with us?": each order says what it is, citing itself.
+            evidence = [status_evidence(o, self.name, e.score) for o, e in zip(ranked, evidence, strict=True)]
         person = customer_evidence(record, orders, self.name, 0.9 if about_person else 0.3, question)
         evidence = [person, *evidence] if about_person else [*evidence, person]
         public = {
@@ -464,8 +539,10 @@ class OrderLookupAgent(BaseAgent):
         number = find_order_number(query, ctx.ticket)
         customer = find_customer_key(query, ctx.ticket)
         named = ORDER_NUMBER_RE.search(question) is not None
-        if attempt == 1 and customer and asks_about_customer(question) and not named:
+        if attempt == 1 and customer and not named and asks_about_customer(question):
             return ToolCall("customer_orders", {"customer": customer}, "a question about the customer")
+        if attempt == 1 and customer and not named and _CHOOSE_RE.search(question):
+            return ToolCall("customer_orders", {"customer": customer}, "a choice among the customer's orders")
         if attempt == 1 and number:
             return ToolCall("get_order", {"order_number": number}, "order number in the request or ticket")
         if customer and (attempt == 1 or number):
@@ -475,9 +552,11 @@ class OrderLookupAgent(BaseAgent):
 
     def run(self, query: str, ctx: AgentContext) -> AgentResult:
         token = _QUESTION.set(question_text(query, ctx))
+        anchor = _ANCHOR.set(find_order_number(query, ctx.ticket))
         try:
             result = super().run(query, ctx)
         finally:
+            _ANCHOR.reset(anchor)
             _QUESTION.reset(token)
         missing = result.data.get("not_found")
         if missing and result.status == "ok":

@@ -442,3 +442,65 @@ def test_every_demo_product_answers_with_verbatim_lines(commerce, question):
         lines = evidence.text.splitlines()
         assert evidence.facts and all(f in lines for f in evidence.facts), (product["sku"], question)
         assert all(f"({product['sku']})" in line and line.endswith(".") for line in lines)
+
+
+# --- choosing among the customer's orders -------------------------------------------------------------
+def _requester(email: str) -> dict[str, Any]:
+    return {"id": "7", "subject": "question", "description": "", "requester": {"name": "X", "email": email}}
+
+
+def test_which_of_them_got_cancelled(run, orders_agent, commerce):
+    email, cancelled = next(
+        (c["email"], o)
+        for c in commerce.all("customers")
+        for orders in [commerce.orders_for_customer(c["email"])[:5]]
+        if len(orders) >= 2 and sum(o["status"] == "cancelled" for o in orders) == 1
+        for o in orders
+        if o["status"] == "cancelled"
+    )
+    result = run(orders_agent, "which of them got cancelled?", _requester(email))
+    first = result.evidence[0]
+    assert first.id == f"order:{cancelled['order_number']}"
+    assert (
+        f"Order {cancelled['order_number']} was cancelled on {cancelled['cancelled_at'][:10]}." in first.facts
+    )
+    assert all(not e.facts for e in result.evidence[1:] if e.kind == "order")
+
+
+def test_which_order_had_the_named_item(run, orders_agent, commerce):
+    def unique_item(orders):
+        for o in orders:
+            others = {i["sku"] for x in orders if x is not o for i in x["items"]}
+            for i in o["items"]:
+                if i["sku"] not in others and len(i["name"].split()) >= 2:
+                    return o, i
+        return None
+
+    email, (order, item) = next(
+        (c["email"], found)
+        for c in commerce.all("customers")
+        for orders in [commerce.orders_for_customer(c["email"])[:5]]
+        if len(orders) >= 2
+        for found in [unique_item(orders)]
+        if found
+    )
+    result = run(orders_agent, f"which one had the {item['name'].lower()} in it?", _requester(email))
+    assert result.evidence[0].id == f"order:{order['order_number']}"
+    assert any(f.startswith(f"Items in order {order['order_number']}:") for f in result.evidence[0].facts)
+
+
+def test_order_history_cites_each_order(run, orders_agent, commerce):
+    email = next(c["email"] for c in commerce.all("customers") if c["order_count"] >= 2)
+    result = run(orders_agent, "does she have any orders with us?", _requester(email))
+    orders = [e for e in result.evidence if e.kind == "order"]
+    assert result.evidence[0].kind == "customer" and result.evidence[0].facts
+    assert orders and all(len(e.facts) == 1 and e.facts[0] == e.text.splitlines()[0] for e in orders)
+
+
+def test_an_order_question_mentioning_the_customer_keeps_the_order(run, orders_agent, sidebar_tickets, order):
+    result = run(
+        orders_agent, "she's in the Oak Club, why did she pay for shipping?", sidebar_tickets[TICKET_ID]
+    )
+    assert [e.id for e in result.evidence] == ["order:BO-100693", "customer:felix.wagner54@example.net"]
+    assert any(f.startswith("Charges on order BO-100693:") for f in result.evidence[0].facts)
+    assert any("Oak Club member" in f for f in result.evidence[1].facts)
