@@ -64,3 +64,18 @@ def is_policy_question(text: str) -> bool:
 
 def is_ticket_question(text: str) -> bool:
     return bool(TICKET_CUE.search(text or ""))
+
+
+# Turns that need no source: thanks, greetings, "what can you do?". Everything else a support
+# agent types with a ticket open is a question to answer or to decline.
+CONVERSATIONAL = re.compile(
+    r"^\W*(thanks?( you)?|thx|ty|cheers|great|perfect|ok(ay)?|cool|got it|nice|awesome|danke|"
+    r"hi|hello|hey|hallo|good (morning|afternoon|evening)|bye|"
+    r"that'?s (all|it|great|helpful)|never ?mind|"
+    r"what can you do|who are you|what are you|how do(es)? (you|this|it) work|help)\b[\w\s,.!?']{0,30}$",
+    re.IGNORECASE,
+)
+
+
+def is_conversational(text: str) -> bool:
+    return bool(CONVERSATIONAL.search((text or "").strip()))

@@ -39,7 +39,12 @@ from orchestrator.context import (
     resolve_follow_up,
     resolve_reference,
 )
-from orchestrator.coverage import is_about_this_case, is_policy_question, is_ticket_question
+from orchestrator.coverage import (
+    is_about_this_case,
+    is_conversational,
+    is_policy_question,
+    is_ticket_question,
+)
 from orchestrator.drafting import compose_draft, is_draft_request
 from orchestrator.guardrails import PromptLeakFilter, detect_injection, render_ticket, retrieval_only
 from orchestrator.routing.base import Route, Router, RoutingContext, RoutingDecision, RoutingError, timed
@@ -334,20 +339,34 @@ class Orchestrator:
         )
 
     def _cover(self, decision: RoutingDecision, ref: Reference) -> RoutingDecision:
-        """Add the sources a question must reach (coverage.py) and spell out what it points at."""
+        """Add the sources a question must reach (coverage.py) and spell out what it points at.
+
+        The knowledge base holds every policy, so it joins any turn that is not a pure lookup of
+        records or of the ticket; a router's "could you say more?" on a real question becomes a
+        search there (an agent with a ticket open asked something: answer it or say nothing was
+        found). Only conversational turns (thanks, greetings) keep a direct response.
+        """
         text = self.req.text
+        kb, ticket_agent = self.a.config.knowledge_agent, self.a.config.ticket_agent
         must = []
         if is_ticket_question(text):
-            must.append(self.a.config.ticket_agent)
+            must.append(ticket_agent)
         if is_policy_question(text):
-            must.append(self.a.config.knowledge_agent)
+            must.append(kb)
             if is_about_this_case(text) and ticket_order_numbers(self.req.ticket):
                 must.append(self.a.config.order_agent)
-        must = [m for m in must if m in self.a.by_name and m not in decision.agents]
-        if must and decision.action in ("route", "clarify"):
+        lookups = {ticket_agent} | {n for n, a in self.a.by_name.items() if a.manifest.kind == "api"}
+        if decision.action == "route" and not set(decision.agents) <= lookups:
+            must.append(kb)  # similar tickets / macros alone rarely state the policy itself
+        if decision.action == "clarify" or (decision.action == "respond" and not is_conversational(text)):
+            must.append(kb)
+        must = [m for m in dict.fromkeys(must) if m in self.a.by_name and m not in decision.agents]
+        if must and decision.action in ("route", "clarify", "respond"):
             added = [self._new_route(m, text, ref) for m in must]
             stages = [list(s) for s in decision.stages] if decision.action == "route" else []
             stages = [stages[0] + added, *stages[1:]] if stages else [added]
+            if decision.action != "route":
+                decision.meta["instead_of"] = decision.action
             decision = decision.model_copy(update={"action": "route", "stages": stages, "response": None})
             decision.meta["covered"] = must
         if ref.about:

@@ -37,20 +37,24 @@ class SimilarTicketsAgent(BaseAgent):
             chunk_k=40,
         )
         evidence = []
-        for m in matches:
+        for rank, m in enumerate(matches):
             resolution = find_section(ctx.knowledge, ctx.tenant, m, "Resolution")
             # The best-ranked chunk may be conversation; the problem statement reads better.
             problem = lead(section(m.chunks, "Problem") or strip_heading(m.text, m.title), 400)
-            text = f"Problem: {problem}\nResolved: {lead(resolution, 600) if resolution else 'not recorded'}"
+            resolved = f"Resolved: {lead(resolution, 600)}" if resolution else "Resolved: not recorded"
             evidence.append(
                 Evidence(
                     id=m.doc_id,
                     title=m.title,
-                    text=text,
+                    text=f"Problem: {problem}\n{resolved}",
                     kind="ticket",
                     url=m.url or None,
                     score=round(m.score, 4),
                     agent=self.name,
+                    # What was done is the answer; the problem only says why the ticket matched
+                    # (quoting it back to the agent answers nothing). The best match only: three
+                    # resolutions in a row bury the answer.
+                    facts=(resolved,) if resolution and rank == 0 else (),
                 )
             )
         return evidence
