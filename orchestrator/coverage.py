@@ -26,6 +26,9 @@ POLICY_CUE = re.compile(
     r"free (return|shipping|delivery|label)|(is|are) (shipping|returns?|delivery|postage) free|"
     r"what happens (if|when)|what do we do (if|when)|"
     r"(is|are) (this|it|that|they|these) covered|covered (by|under)|"
+    r"last day|too late|in time|(come|go|send|sent|be sent|be) back|"
+    r"why (did|was|were|is|has) (he|she|they|it|we|the customer)\b[\w\s]{0,20}\b(pay|paid|charg\w*)|"
+    r"should (ups|dhl|dpd|postnl|the carrier|the courier|they|we) (have )?(charg\w*|collect\w*)|"
     r"darf|dürfen|kann (sie|er|man)|wie lange|frist|kostenlos)\b",
     re.IGNORECASE,
 )
@@ -52,6 +55,18 @@ ABOUT_THIS_CASE = re.compile(
     r"the customer|cust|customer's|sie|er|ihr|ihre|seine)\b",
     re.IGNORECASE,
 )
+
+
+# "this stove", "this one", "it": the ticket's product, when the ticket names one.
+THIS_PRODUCT = re.compile(
+    r"\b(it|its|this one|that one|(this|that|the) (?!order|ticket|case|customer|cust|week|month|year|time|"
+    r"refund|return|parcel|package|shipment|delivery|invoice|payment|charge|code|account|one\b)[a-z]+)\b",
+    re.IGNORECASE,
+)
+
+
+def mentions_this_product(text: str) -> bool:
+    return bool(THIS_PRODUCT.search(text or ""))
 
 
 def is_about_this_case(text: str) -> bool:

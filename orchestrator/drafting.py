@@ -23,6 +23,9 @@ _DRAFT = [
         r"\b(?:reply|response|answer|email) (?:suggestion|draft|template|proposal)\b",
         r"\bsuggested (?:reply|response|answer)\b",
         r"\bhelp me (?:reply|respond|answer|write back)\b",
+        # "draft something for her", "can you draft it": in the sidebar, drafting means a reply
+        r"\bdraft (?:something|sth|one|it|a few lines|a quick one|a note)\b|^\W*draft\b",
+        r"\b(?:reply|respond|write back) to (?:her|him|them|the customer|the cust|this)\b",
         # German: "was soll ich (ihr) schreiben/sagen/antworten", "Antwortentwurf", "entwirf eine Antwort"
         r"\bwas (?:soll(?:te)?|kann|könnte) ich\b.{0,30}\b(?:schreiben|sagen|antworten|mitteilen)\b",
         r"\bwas antworte ich\b|\bwie (?:soll|kann) ich\b.{0,20}\bantworten\b",

@@ -44,6 +44,7 @@ from orchestrator.coverage import (
     is_conversational,
     is_policy_question,
     is_ticket_question,
+    mentions_this_product,
 )
 from orchestrator.drafting import compose_draft, is_draft_request
 from orchestrator.guardrails import PromptLeakFilter, detect_injection, render_ticket, retrieval_only
@@ -80,11 +81,31 @@ def ticket_problem(ticket: Mapping[str, Any]) -> str:
     return ". ".join(p for p in (subject.rstrip(".?!"), first) if p)
 
 
+_SKU = re.compile(r"\b[A-Z]{2}-\d{3}\b")
+
+
+def ticket_skus(ticket: Mapping[str, Any]) -> list[str]:
+    """Product SKUs the ticket carries (its custom fields, subject, description)."""
+    fields = ticket.get("custom_fields")
+    values = (
+        fields.values()
+        if isinstance(fields, Mapping)
+        else [f.get("value") for f in fields or [] if isinstance(f, Mapping)]
+    )
+    text = " ".join([ticket_text(ticket), *(str(v) for v in values if v)])
+    return list(dict.fromkeys(_SKU.findall(text)))
+
+
 def ticket_order_numbers(ticket: Mapping[str, Any]) -> list[str]:
     """Order numbers the ticket carries (custom fields in either shape, subject, description)."""
     fields = ticket.get("custom_fields")
     values = list(fields.values()) if isinstance(fields, Mapping) else []
     return order_numbers(ticket_text(ticket), *(str(v) for v in values if v))
+
+
+# A reply states what was done and the policy; the ticket's own lines (the customer wrote them),
+# catalogue prices and CRM details are context for the agent, not news for the customer.
+_NOT_IN_REPLIES = frozenset({"ticket", "product", "customer"})
 
 
 def reply_paragraphs(answer: str, sources: Sequence[Source]) -> list[str]:
@@ -124,6 +145,9 @@ class OrchestratorConfig:
     # The agent holding this ticket's order: a policy question about this customer's case
     # ("can she still return it?") needs its facts next to the policy.
     order_agent: str = "order_lookup"
+    # The agent holding the ticket's product: "what range does this one have?" on a ticket
+    # that names a product (its SKU field) is a catalogue question.
+    product_agent: str = "product_catalog"
 
 
 @dataclass
@@ -355,6 +379,8 @@ class Orchestrator:
             must.append(kb)
             if is_about_this_case(text) and ticket_order_numbers(self.req.ticket):
                 must.append(self.a.config.order_agent)
+        if ticket_skus(self.req.ticket) and mentions_this_product(text) and not is_ticket_question(text):
+            must.append(self.a.config.product_agent)
         lookups = {ticket_agent} | {n for n, a in self.a.by_name.items() if a.manifest.kind == "api"}
         if decision.action == "route" and not set(decision.agents) <= lookups:
             must.append(kb)  # similar tickets / macros alone rarely state the policy itself

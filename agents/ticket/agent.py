@@ -467,7 +467,8 @@ INTENTS: dict[str, re.Pattern[str]] = {
         _I,
     ),
     "last": re.compile(
-        r"\b(?:last|latest|most recent|newest|previous) (?:comment|reply|message|response|email|note|update|answer)\b"
+        r"\b(?:last|latest|most recent|newest|previous) (?:comment|reply|message|response|email|note|update|answer|"
+        r"thing (?:said|written|posted)|word|post|entry)\b|\bsaid (?:on|in) (?:here|this ticket|the thread)\b"
         r"|\bletzte\w* (?:nachricht|antwort|kommentar)\b|\bzuletzt\b",
         _I,
     ),
@@ -482,13 +483,17 @@ INTENTS: dict[str, re.Pattern[str]] = {
     "ask": re.compile(
         r"\bwhat (?:does|do|did) (?:the )?(?:customer|cust|client|requester|she|he|they) "
         r"(?:actually |really )?(?:want|need|ask|expect|request|asking)\b"
-        r"|\bwhat (?:is|are) (?:the )?(?:customer|client|requester|she|he|they) (?:asking|after|requesting)\b"
+        r"|\bwhat(?: is| are|'s|'re) (?:the )?(?:customer|cust|client|requester|she|he|they) "
+        r"(?:asking|after|requesting|looking for|wanting)\b"
+        r"|\bhow (?:does|do) (?:the )?(?:customer|cust|she|he|they) want\b"
         r"|\b(?:customer's|their|her|his) (?:request|ask|question|demand)\b"
         r"|\bwas (?:möchte|will|braucht|verlangt) (?:der kunde|die kundin|er|sie)\b|\banliegen\b",
         _I,
     ),
     "done": re.compile(
         r"\bwhat (?:has been|have we|was|did we) (?:already )?done\b|\balready done\b|\bdone so far\b"
+        r"|\bwhat (?:did|have|has) (?:we|i|support|the team|my colleague|anyone) (?:already |so far )?"
+        r"(?:do|done|try|tried|sort|sorted|arrange|arranged)\b"
         r"|\bsteps? (?:taken|so far)\b|\bwhat have we (?:already )?(?:tried|done)\b"
         r"|\bwas wurde (?:bereits |schon )?(?:gemacht|getan)\b",
         _I,
