@@ -142,6 +142,7 @@ def bounded_history(
 _POINTER = re.compile(
     r"\b(it|its|it's|them|they|those|that one|this one|the same one|the other one|the other order|"
     r"(?:her|his|their) other (?:order|one)|that (?:order|product|item|one|thing)|"
+    r"the one (?:before|after)(?: that| it)?|the (?:previous|earlier|older|newer) one|"
     r"es|sie|ihn|ihm|dieses|diese|davon)\b",
     re.IGNORECASE,
 )
@@ -150,18 +151,34 @@ _NAMED = re.compile(r"\b[A-Z]{2}-\d{6}\b|\b[A-Z]{2}-\d{3}\b|@")
 _MAX_ABOUT_CHARS = 200
 
 
+# "and the pan?", "what about the UK?": the previous question asked again about something else.
+_ELLIPSIS = re.compile(
+    r"^\W*(?:and|what about|how about|same for|same with|und|und was ist mit)\b", re.IGNORECASE
+)
+_MAX_ELLIPSIS_WORDS = 6
+
+
 @dataclass
 class Reference:
     """What a pointing question is about, taken from the conversation before it."""
 
     about: str = ""  # text appended to the agents' queries: "(about: Lumo Smart Plug (LU-605))"
+    # An elliptical follow-up ("and the pan?"): what the previous question asked, minus what
+    # it asked it about ("how long is the warranty on").
+    asked_again: str = ""
     order_numbers: list[str] = field(default_factory=list)
     skus: list[str] = field(default_factory=list)
     reason: str = ""
 
     def apply(self, query: str) -> str:
         """The question with what it points at spelled out (for agents and sentence ranking)."""
+        if self.asked_again:
+            return f"{query} ({self.asked_again})"[:2000]
         return f"{query} (about: {self.about})"[:2000] if self.about else query
+
+    @property
+    def found(self) -> bool:
+        return bool(self.about or self.asked_again)
 
 
 def _entities_of(message: Mapping[str, Any]) -> tuple[list[str], list[str], list[str]]:
@@ -194,9 +211,11 @@ def resolve_reference(query: str, thread: Sequence[Mapping[str, Any]]) -> Refere
     none, the previous question itself is the context ("customer's lumo plug won't connect" makes
     "it" the plug). A question that names its own order, product or email needs nothing.
     """
+    answer = last_answer(thread)
+    if _ELLIPSIS.search(query) and len(query.split()) <= _MAX_ELLIPSIS_WORDS and not _POINTER.search(query):
+        return _asked_again(query, thread, answer)
     if not _POINTER.search(query) or _NAMED.search(query):
         return Reference()
-    answer = last_answer(thread)
     prev_q = previous_question(thread)
     if answer is None or not prev_q:
         return Reference()
@@ -208,6 +227,31 @@ def resolve_reference(query: str, thread: Sequence[Mapping[str, Any]]) -> Refere
         titles = [t for t in titles if orders[0] in t] or titles
     if titles:
         about = "; ".join(dict.fromkeys(titles[:2]))
-        return Reference(about[:_MAX_ABOUT_CHARS], orders[:1], skus[:1], f"refers to {about[:80]!r}")
+        return Reference(
+            about=about[:_MAX_ABOUT_CHARS],
+            order_numbers=orders[:1],
+            skus=skus[:1],
+            reason=f"refers to {about[:80]!r}",
+        )
     about = re.sub(r"\s+", " ", str(prev_q)).strip()[:_MAX_ABOUT_CHARS]
-    return Reference(about, orders[:1], skus[:1], "refers to the previous question")
+    return Reference(
+        about=about, order_numbers=orders[:1], skus=skus[:1], reason="refers to the previous question"
+    )
+
+
+def _asked_again(
+    query: str, thread: Sequence[Mapping[str, Any]], answer: Mapping[str, Any] | None
+) -> Reference:
+    """'and the pan?' after 'warranty on the bird camera?' → 'warranty on the' asked of the pan:
+    the previous question without the words naming what the previous answer was about."""
+    prev_q = previous_question(thread)
+    if answer is None or not prev_q:
+        return Reference()
+    titles, _, _ = _entities_of(answer)
+    named = {w for t in titles for w in re.findall(r"[a-z0-9]+", t.lower())}
+    own = set(re.findall(r"[a-z0-9]+", query.lower()))
+    words = [w for w in re.findall(r"[A-Za-z0-9'€.-]+", str(prev_q)) if w.lower() not in named | own]
+    intent = " ".join(words).strip(" ?.!,")
+    if len(intent) < 3:
+        return Reference()
+    return Reference(asked_again=intent[:_MAX_ABOUT_CHARS], reason="asks the previous question again")

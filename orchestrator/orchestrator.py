@@ -207,13 +207,16 @@ class Orchestrator:
             log.warning("ticket %s contains instruction-like text; treated as data", req.ticket.get("id"))
         follow = resolve_follow_up(req.text, req.thread)
         ref = resolve_reference(req.text, req.thread) if not follow.citations else Reference()
-        switch = not follow.citations and not ref.about and is_task_switch(req.text, req.thread, self._embed)
+        switch = not follow.citations and not ref.found and is_task_switch(req.text, req.thread, self._embed)
         history = [] if switch else list(req.model_history)
         draft = is_draft_request(req.text)
 
         t = time.perf_counter()
         with _tracer.start_as_current_span("route") as span:
-            decision = self._route(follow, history, ref)
+            # "and the pan?" cannot be routed alone: route what it asks again.
+            decision = self._route(
+                follow, history, ref, query=ref.apply(req.text) if ref.asked_again else None
+            )
             if draft:
                 decision = self._route_draft(decision, follow, history)
             decision = self._cover(decision, ref)
@@ -224,8 +227,8 @@ class Orchestrator:
         decision.meta.update(
             {"task_switch": switch, **({"follow_up": follow.reason} if follow.reason else {})}
         )
-        if ref.about:
-            decision.meta["reference"] = {"about": ref.about, "reason": ref.reason}
+        if ref.found:
+            decision.meta["reference"] = {"about": ref.about or ref.asked_again, "reason": ref.reason}
         if draft:
             decision.meta["draft"] = True
         if injected:
@@ -370,15 +373,20 @@ class Orchestrator:
         search there (an agent with a ticket open asked something: answer it or say nothing was
         found). Only conversational turns (thanks, greetings) keep a direct response.
         """
-        text = self.req.text
+        text = ref.apply(self.req.text) if ref.asked_again else self.req.text
         kb, ticket_agent = self.a.config.knowledge_agent, self.a.config.ticket_agent
         must = []
         if is_ticket_question(text):
             must.append(ticket_agent)
         if is_policy_question(text):
             must.append(kb)
-            if is_about_this_case(text) and ticket_order_numbers(self.req.ticket):
+            if is_about_this_case(text) and not ref.found and ticket_order_numbers(self.req.ticket):
                 must.append(self.a.config.order_agent)
+        # What the question points back at is looked up again where it lives.
+        if ref.order_numbers:
+            must.append(self.a.config.order_agent)
+        if ref.skus:
+            must.append(self.a.config.product_agent)
         if ticket_skus(self.req.ticket) and mentions_this_product(text) and not is_ticket_question(text):
             must.append(self.a.config.product_agent)
         lookups = {ticket_agent} | {n for n, a in self.a.by_name.items() if a.manifest.kind == "api"}
@@ -395,7 +403,7 @@ class Orchestrator:
                 decision.meta["instead_of"] = decision.action
             decision = decision.model_copy(update={"action": "route", "stages": stages, "response": None})
             decision.meta["covered"] = must
-        if ref.about:
+        if ref.about:  # (an elliptical question was routed with what it asks again already)
             decision.stages = [
                 [r.model_copy(update={"enhanced_query": ref.apply(r.enhanced_query)}) for r in stage]
                 for stage in decision.stages
@@ -409,7 +417,7 @@ class Orchestrator:
         kb = self.a.config.knowledge_agent
         if kb not in self.a.by_name or kb in decision.agents or any(r.usable for r in results):
             return []
-        return [self._new_route(kb, ref.apply(self.req.text) if ref.about else self.req.text)]
+        return [self._new_route(kb, ref.apply(self.req.text))]
 
     def _synthesis_question(self, follow: FollowUp, ref: Reference, draft: bool) -> str:
         """What the sentences are ranked against offline: the customer's problem for a draft,
@@ -418,7 +426,7 @@ class Orchestrator:
             return ticket_problem(self.req.ticket) or self.req.text
         if follow.focus:
             return follow.focus
-        if ref.about and ref.reason != "refers to the previous question":
+        if ref.asked_again or (ref.about and ref.reason != "refers to the previous question"):
             return ref.apply(self.req.text)
         return self.req.text
 

@@ -687,8 +687,8 @@ def calibrate(
       pseudo-labelled items, the top agent for the others. `"precision"`: the LOWEST threshold
       whose accepted routes (top agent at or above it) are right at least `target_precision` of
       the time; a pseudo-labelled item routed anywhere counts as wrong.
-    - margin, min_probability, clause_threshold: with that threshold, the combination that
-      maximises the mean exact-set F1 over all items (an agent set vs the gold set; respond /
+    - margin, min_probability, clause_threshold: with that threshold, the combination with the
+      most exact agent sets, then the best mean set F1 over all items (an agent set vs the gold set; respond /
       clarify / decline vs the pseudo-label), ties broken towards fewer extra agents.
 
     `fixed` pins any of the three threshold fields to a configured value. Returns the thresholds
@@ -778,7 +778,7 @@ def calibrate(
         oos = [near[it.text] for it in scored if it.gold[0] == OUT_OF_SCOPE]
         oos_recall = round(float(np.mean([v < novelty for v in oos])), 4)
     # 3. Multi-route policy: the combination with the best exact-set F1 at that threshold.
-    best: tuple[float, int, DecisionThresholds] | None = None
+    best: tuple[tuple[float, float, int], int, DecisionThresholds] | None = None
     grid_rows = []
     for margin in [fixed["margin"]] if "margin" in fixed else MARGINS:
         for floor in [fixed["min_probability"]] if "min_probability" in fixed else FLOORS:
@@ -791,11 +791,16 @@ def calibrate(
                     novelty_threshold=novelty,
                 )
                 res = run(th)
-                f1 = float(np.mean([_set_f1(a, c, g) for a, c, g, _ in res])) if res else 0.0
+                # Exact set first (what the whole decision is scored on), then F1 (partial
+                # credit), then fewer extra agents.
+                f1s = [_set_f1(a, c, g) for a, c, g, _ in res]
+                exact = float(np.mean([f == 1.0 for f in f1s])) if res else 0.0
+                f1 = float(np.mean(f1s)) if res else 0.0
                 n_extra = sum(max(0, len(c) - 1) for _, c, _, _ in res)
                 grid_rows.append((round(f1, 4), margin, floor, ct))
-                if best is None or (round(f1, 4), -n_extra) > (round(best[0], 4), -best[1]):
-                    best = (f1, n_extra, th)
+                score = (round(exact, 4), round(f1, 4), -n_extra)
+                if best is None or score > best[0]:
+                    best = (score, n_extra, th)
     assert best is not None
     thresholds = best[2].model_copy(update={"source": "calibrated"})
     res = run(thresholds)
@@ -808,7 +813,7 @@ def calibrate(
             if operating_point == "precision"
             else "clarify threshold with the most exact decisions"
         )
-        + "; margin / min probability / clause threshold maximising exact-set F1",
+        + "; margin / min probability / clause threshold with the most exact sets (then set F1)",
         "sweep": sweep_rows,
         "novelty": {
             "threshold": novelty,
@@ -825,7 +830,7 @@ def calibrate(
         if routed
         else None,
         "accepted": round(len(routed) / max(1, len(res)), 4),
-        "exact_set_f1": round(best[0], 4),
+        "exact_set_f1": best[0][1],
         "exact": round(float(np.mean([_set_f1(a, c, g) == 1.0 for a, c, g, _ in res])), 4),
         "multi_exact": round(float(np.mean([_set_f1(a, c, g) == 1.0 for a, c, g, _ in multi])), 4)
         if multi

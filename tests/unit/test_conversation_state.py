@@ -78,3 +78,24 @@ def test_ticket_cues():
         assert is_ticket_question(q), q
     for q in ("where is this order", "how long do refunds take", "is it in stock"):
         assert not is_ticket_question(q), q
+
+
+def test_an_elliptical_follow_up_asks_the_previous_question_again():
+    camera = {
+        "n": 1,
+        "id": "product:LU-605",
+        "kind": "product",
+        "title": "Lumo Bird Camera (LU-605)",
+        "cited": True,
+    }
+    thread = answered("how long is the warranty on the lumo bird camera?", [camera])
+    ref = resolve_reference("and the pan?", thread)
+    assert ref.asked_again == "how long is warranty on"
+    assert ref.apply("and the pan?") == "and the pan? (how long is warranty on)"
+    assert resolve_reference("and what is the return window for sale items in the UK?", thread).found is False
+
+
+def test_the_one_before_that_points_at_the_cited_order():
+    order = {"n": 1, "id": "order:BO-100002", "kind": "order", "title": "Order BO-100002", "cited": True}
+    ref = resolve_reference("and the one before that?", answered("what did she order last?", [order]))
+    assert ref.order_numbers == ["BO-100002"]
