@@ -43,6 +43,7 @@ TICKET_CUE = re.compile(
     r"(tell|told|say|said|write|wrote|offer|offered|promise|promised|do|done|try|tried)|"
     r"(last|latest) (thing|one|update|word)|said (on|in) (here|this|the ticket|the thread)|"
     r"promised?|anyone (replied|answered|responded)|replied (yet|already)|"
+    r"what did (?!(the )?(customer|cust|she|he|they|you|it)\b)[a-z]+ (tell|told|say|said|write|wrote|offer|promise)|"
     r"zusammenfass\w*|letzte (nachricht|antwort|kommentar))\b",
     re.IGNORECASE,
 )
@@ -71,6 +72,20 @@ def mentions_this_product(text: str) -> bool:
 
 def is_about_this_case(text: str) -> bool:
     return bool(ABOUT_THIS_CASE.search(text or ""))
+
+
+# Fields only the order system holds: with an order on the ticket, the order agent answers.
+ORDER_CUE = re.compile(
+    r"\b(tracking|track (no|number|code|link)|carrier|courier|order status|status of (the|this|her|his) order|"
+    r"(did|has|have) (she|he|they|the customer|cust) (buy|bought|order|ordered|purchase|purchased|pay|paid)|"
+    r"how many [a-z ]{0,30}(did|has|have) (she|he|they)|paid (with|by)|pay(ing)? with|payment method|"
+    r"promo code (on|used)|sendungsnummer|bestellstatus)\b",
+    re.IGNORECASE,
+)
+
+
+def is_order_question(text: str) -> bool:
+    return bool(ORDER_CUE.search(text or ""))
 
 
 def is_policy_question(text: str) -> bool:

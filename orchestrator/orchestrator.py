@@ -42,6 +42,7 @@ from orchestrator.context import (
 from orchestrator.coverage import (
     is_about_this_case,
     is_conversational,
+    is_order_question,
     is_policy_question,
     is_ticket_question,
     mentions_this_product,
@@ -382,6 +383,8 @@ class Orchestrator:
             must.append(kb)
             if is_about_this_case(text) and not ref.found and ticket_order_numbers(self.req.ticket):
                 must.append(self.a.config.order_agent)
+        if is_order_question(text) and (ticket_order_numbers(self.req.ticket) or ref.order_numbers):
+            must.append(self.a.config.order_agent)
         # What the question points back at is looked up again where it lives.
         if ref.order_numbers:
             must.append(self.a.config.order_agent)

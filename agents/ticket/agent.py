@@ -474,7 +474,8 @@ INTENTS: dict[str, re.Pattern[str]] = {
     ),
     "promise": re.compile(
         r"\bpromis\w*|\bcommit\w*|\bguarantee\w*|\bagreed\b|\boffered\b"
-        r"|\bwhat (?:did|have|has) (?:we|i|you|my colleague|the agent|support|our team) (?:already )?"
+        r"|\bwhat (?:did|have|has) (?:we|i|you|my colleague|the agent|support|our team|"
+        r"(?!(?:the )?(?:customer|cust|client|requester|she|he|they|it)\b)[a-z]+) (?:already )?"
         r"(?:tell|told|say|said|offer|offered|agree|agreed)\b"
         r"|\b(?:told|tell) (?:them|the customer|her|him) (?:so far|already|before|earlier)\b"
         r"|\bversproch\w*|\bzugesagt\b",

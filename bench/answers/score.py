@@ -56,12 +56,13 @@ def is_decline(text: str, routing: Mapping[str, Any] | None = None) -> bool:
 
 
 def source_matches(source_id: str, pattern: str) -> bool:
-    """An id ending in ":" or "*" is a prefix (``order:``, ``article:*``); any other is exact."""
+    """An id ending in ":" or "*" is a prefix (``order:``, ``article:*``); any other is exact, or
+    a part of that source (``ticket:41316:internal`` — the ticket's internal notes — is the ticket)."""
     if pattern.endswith("*"):
         return source_id.startswith(pattern[:-1])
     if pattern.endswith(":"):
         return source_id.startswith(pattern)
-    return source_id == pattern
+    return source_id == pattern or source_id.startswith(pattern + ":")
 
 
 def holds_fact(source_id: str, patterns: Iterable[str]) -> bool:

@@ -38,6 +38,9 @@ def test_source_patterns_exact_and_prefix():
     assert source_matches("article:360000301", "article:*")
     assert source_matches("product:AP-412", "product:AP*")
     assert not source_matches("product:AP-412", "order:")
+    # A part of a source is that source: the ticket's internal notes are the ticket.
+    assert source_matches("ticket:41316:internal", "ticket:41316")
+    assert not source_matches("ticket:413160", "ticket:41316")
     assert holds_fact("order:BO-1", ["article:1", "order:"])
 
 
