@@ -23,10 +23,27 @@ HOSTILE_CITATIONS = [
 ]
 
 
+DRAFT_ANSWER = (
+    "Draft reply (offline: assembled from the quoted sources; check before sending):\n\n"
+    "Hi Felix,\n\nYour order was sent in two parcels.\n\nKind regards,\nDana"
+)
+
+
 class BrowserHandler(EchoHandler):
-    """`hostile …` answers with script-laden Markdown and citations; anything else is echoed."""
+    """`hostile …` answers with script-laden Markdown and citations; `draft …` with a labelled
+    draft reply; anything else is echoed."""
 
     def handle(self, request: TurnRequest) -> Iterator[TurnEvent]:
+        if request.text.startswith("draft"):
+            yield Delta(DRAFT_ANSWER)
+            yield Done(
+                text=DRAFT_ANSWER,
+                citations=[{"n": 1, "title": "Order BO-1", "url": None, "kind": "order", "cited": True}],
+                routing={"action": "route", "router": "test", "routes": ["ticket"]},
+                timings={},
+                cost={},
+            )
+            return
         if not request.text.startswith("hostile"):
             yield from super().handle(request)
             return

@@ -199,6 +199,18 @@ def test_invalid_jwt_shows_the_error_page_without_user_data(server, page, kind):
         page.screenshot(path=str(SCREENSHOTS / "sidebar-auth-error.png"))
 
 
+def test_a_draft_reply_is_inserted_without_the_assistants_label(server, page):
+    frame = open_harness(page, server, "dana")
+    ask(frame, "draft a reply for her")
+    reply = frame.locator("li.sa-msg--assistant").last
+    expect(reply).to_have_attribute("data-status", "complete")
+    expect(reply.locator(".sa-answer")).to_contain_text("Draft reply")
+    reply.locator('[data-action="insert"]').click()
+    editor = page.locator("#reply-editor")
+    # What the customer gets starts with the greeting: the label spoke to the support agent.
+    expect(editor).to_have_value("Hi Felix,\n\nYour order was sent in two parcels.\n\nKind regards,\nDana")
+
+
 def test_keyboard_only_ask_insert_and_feedback(server, page):
     frame = open_harness(page, server, "erin")
     frame.locator("#question").focus()

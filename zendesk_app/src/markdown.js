@@ -82,10 +82,14 @@ export function renderMarkdown(target, text, citations) {
 
 // The text that goes into the customer reply: internal sources (tickets, macros) are dropped,
 // public articles are listed at the end.
+// The assistant's own label lines ("Offline mode: …", "Draft reply (…):") speak to the support
+// agent; they never go into the customer's reply.
+const LABEL = /^(?:Offline mode:[^\n]*|Draft reply \([^\n]*\):)\s*\n*/;
+
 export function replyMarkdown(text, citations) {
   const publicCites = (citations || []).filter((c) => (c.kind || 'article') === 'article' && safeUrl(c.url));
   const keep = new Set(publicCites.map((c) => Number(c.n)));
-  const body = (text || '').replace(MARKER, (m, n) => (keep.has(Number(n)) ? m : '')).replace(/[ \t]+\n/g, '\n').trim();
+  const body = (text || '').replace(LABEL, '').replace(MARKER, (m, n) => (keep.has(Number(n)) ? m : '')).replace(/[ \t]+\n/g, '\n').trim();
   if (!publicCites.length) return body;
   const sources = publicCites.map((c) => `[${c.n}] [${(c.title || c.url).replace(/[[\]]/g, '')}](${safeUrl(c.url)})`);
   return `${body}\n\n${sources.join('\n')}`;
