@@ -153,7 +153,7 @@ def product(
                 "routing_queries",
                 r,
                 router="semantic-head (no ticket agent)",
-                note=_head_note(router),
+                note=_head_note(router, "_no_ticket"),
             )
         )
     if local_only:
