@@ -479,7 +479,11 @@ SPEC_CONCEPTS: Mapping[str, tuple[Sequence[str], Sequence[str]]] = {
         ["comfort", "limit", "oven"],
     ),
     "load": ([r"\bload\b", r"\bhold\b", r"\b(tragkraft|belast\w*)\b"], ["load"]),
-    "area": ([r"\barea\b", r"\blawn\b", r"\bslope\w*", r"m2|m²", r"\b(fläche|hang)\b"], ["area", "slope"]),
+    "area": ([r"\barea\b", r"\blawns?\b", r"m2|m²", r"\bfläche\b"], ["area"]),
+    "slope": (
+        [r"\bslope\w*", r"\bsteep\w*", r"\bincline\b", r"\bgradient\b", r"\b(hang|steigung)\b"],
+        ["slope"],
+    ),
     "induction": ([r"\binduction\b", r"\bhob\b", r"\binduktion\b"], ["induction"]),
     "oven": ([r"\boven\b", r"\bofen\w*"], ["oven"]),
 }
@@ -492,7 +496,8 @@ CONCEPT_LABELS: Mapping[str, str] = {
     "power": "power rating",
     "temperature": "temperature rating",
     "load": "maximum load",
-    "area": "area or slope limits",
+    "area": "maximum area",
+    "slope": "maximum slope",
     "induction": "induction suitability",
     "oven": "oven-safe temperature",
     "battery": "battery details",

@@ -408,6 +408,11 @@ def test_a_named_product_that_is_not_found_is_not_replaced(run, products_agent, 
             ("Fjord Teak Dining Table 200 cm (OF-102) is a bulky item (2-person delivery).",),
         ),
         ("wie viel kostet der Lumo Hub?", "LU-601", ("Lumo Hub (LU-601) costs €89.00.",)),
+        (
+            "how steep a hill can the robot mower climb",
+            "LU-606",
+            ("Lumo Robot Mower M1 (LU-606) max slope: 35%.",),
+        ),
     ],
 )
 def test_product_questions_get_their_lines(run, products_agent, question, sku, expected):
