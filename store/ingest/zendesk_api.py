@@ -1,7 +1,11 @@
 """Live import from a Zendesk account: Help Center articles, incremental ticket export, macros.
 
-Pagination follows Zendesk's own links (`next_page`, `links.next` + `meta.has_more`, and the
-incremental export's `after_url` + `end_of_stream`); HTTP 429 waits for `Retry-After`.
+Lists use cursor pagination (`page[size]`, then `links.next` while `meta.has_more`): Zendesk
+answers offset pagination (`page`/`per_page`) with "400 Bad Request" past the first 100 pages /
+10,000 records (https://developer.zendesk.com/api-reference/introduction/pagination/,
+https://support.zendesk.com/hc/en-us/articles/5591904358938). A `next_page` link is still followed
+if an endpoint answers in the offset style. The incremental export follows `after_url` until
+`end_of_stream`. HTTP 429 waits for `Retry-After`.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from urllib.parse import urljoin, urlparse
 import requests
 
 from store.ingest.readers import RawRecord
+
+# `page[size]` asks for cursor pagination; 100 is the largest page most list endpoints allow.
+CURSOR_PAGE: dict[str, Any] = {"page[size]": 100}
 
 
 class ZendeskApiError(RuntimeError):
@@ -164,13 +171,13 @@ class ZendeskClient:
     # --- resources ------------------------------------------------------------------------------
 
     def articles(self, locale: str = "en-us") -> Iterator[dict[str, Any]]:
-        return self.paginate(f"/api/v2/help_center/{locale}/articles.json", "articles", {"per_page": 100})
+        return self.paginate(f"/api/v2/help_center/{locale}/articles.json", "articles", CURSOR_PAGE)
 
     def macros(self) -> Iterator[dict[str, Any]]:
-        return self.paginate("/api/v2/macros.json", "macros", {"per_page": 100})
+        return self.paginate("/api/v2/macros.json", "macros", CURSOR_PAGE)
 
     def ticket_comments(self, ticket_id: int | str) -> list[dict[str, Any]]:
-        return list(self.paginate(f"/api/v2/tickets/{ticket_id}/comments.json", "comments"))
+        return list(self.paginate(f"/api/v2/tickets/{ticket_id}/comments.json", "comments", CURSOR_PAGE))
 
     def incremental_tickets(self, start_time: int = 0) -> Iterator[dict[str, Any]]:
         """Cursor-based incremental export; stops at `end_of_stream`."""
