@@ -375,12 +375,11 @@ class ProductCatalogAgent(BaseAgent):
             scored.sort(key=lambda r: (-r[0], rank.get(str(r[2].get("sku", "")).upper(), len(rank)), r[1]))
             if str(scored[0][2].get("sku", "")).upper() not in rank:
                 winners = sum(1 for r in scored if r[0] == scored[0][0])
-        keep = [(s, p) for s, _, p in scored][:limit]
+        # Only the product(s) asked about: a weaker match's lines would be quotable statements
+        # about something else ("the Ridgeline 4 is in stock" for a question on the Ridgeline 2).
+        keep = [(s, p) for s, _, p in scored][: min(limit, winners)]
         question = _QUESTION.get() or query
-        # Weaker matches stay as context without facts of their own.
-        evidence = [
-            product_evidence(p, self.name, s, question, facts=n < winners) for n, (s, p) in enumerate(keep)
-        ]
+        evidence = [product_evidence(p, self.name, s, question) for s, p in keep]
         return {"evidence": evidence, "data": {"products": [p for _, p in keep]}}
 
     def offline_tool_call(self, query: str, ctx: AgentContext, attempt: int) -> ToolCall | None:

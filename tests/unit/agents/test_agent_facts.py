@@ -509,3 +509,14 @@ def test_an_order_question_mentioning_the_customer_keeps_the_order(run, orders_a
     assert [e.id for e in result.evidence] == ["order:BO-100693", "customer:felix.wagner54@example.net"]
     assert any(f.startswith("Charges on order BO-100693:") for f in result.evidence[0].facts)
     assert any("Oak Club member" in f for f in result.evidence[1].facts)
+
+
+def test_only_the_product_asked_about_is_a_source(run, products_agent):
+    # A weaker match would put quotable lines about another product in the answer.
+    assert [e.id for e in run(products_agent, "is the fjord teak bench in stock?").evidence] == [
+        "product:OF-101"
+    ]
+    # Equally good matches are all answers ("the tent" is either tent).
+    result = run(products_agent, "is the tent waterproof?")
+    assert [e.id for e in result.evidence] == ["product:CA-201", "product:CA-202"]
+    assert all(len(e.facts) == 1 and "hydrostatic head" in e.facts[0] for e in result.evidence)
