@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -95,9 +96,9 @@ def test_package_zip_points_at_the_deployment(tmp_path):
         manifest = json.loads(zf.read("manifest.json"))
     assert {"manifest.json", "translations/en.json", "assets/logo.png", "assets/logo-small.png"} <= names
     assert not any(n.startswith(("src/", "node_modules/", "tools/")) for n in names)
+    # The URL stays a template Zendesk fills per installation; --url is the setting's default.
     assert (
-        manifest["location"]["support"]["ticket_sidebar"]["url"]
-        == "https://assistant.acme.test/zendesk/sidebar"
+        manifest["location"]["support"]["ticket_sidebar"]["url"] == "{{setting.backend_url}}/zendesk/sidebar"
     )
     assert manifest["location"]["support"]["ticket_sidebar"]["flexible"] is True
     assert manifest["parameters"][0]["default"] == "https://assistant.acme.test"
@@ -105,3 +106,63 @@ def test_package_zip_points_at_the_deployment(tmp_path):
         package.build_package(tmp_path / "bad.zip", "http://assistant.acme.test")
     assert package.main(["--url", "https://ok.example.com", "--out", str(tmp_path / "cli.zip")]) == 0
     assert package.main(["--url", "ftp://nope", "--out", str(tmp_path / "cli2.zip")]) == 1
+
+
+def _zendesk_location_url(manifest: dict, settings: dict[str, str]) -> str:
+    """What Zendesk loads for an installation: `{{setting.<name>}}` filled from its settings."""
+    url = manifest["location"]["support"]["ticket_sidebar"]["url"]
+    return re.sub(r"\{\{\s*setting\.([A-Za-z0-9_]+)\s*\}\}", lambda m: settings[m.group(1)], url)
+
+
+def test_the_backend_url_setting_decides_where_the_sidebar_loads_from():
+    """An installation's `backend_url` setting is where Zendesk loads the signed sidebar from.
+
+    Zendesk fills `{{setting.<name>}}` placeholders in a location URL from the installation's
+    settings; its own manifest validator accepts such URLs, signed ones included
+    (zendesk/zendesk_apps_support, lib/zendesk_apps_support/validations/manifest.rb,
+    `invalid_location_uri_error`: "return nil if path.include?('{{setting.')"; commits
+    "New {{setting.}} for urls" and "Remove signed setting uri validation"). Parameters are declared
+    as the manifest reference describes (https://developer.zendesk.com/documentation/apps/app-developer-guide/manifest/#parameters).
+    Before, the URL was fixed at package time and the setting changed nothing.
+    """
+    (param,) = [p for p in MANIFEST["parameters"] if p["name"] == "backend_url"]
+    assert param["required"] is True and param["secure"] is False and param["type"] == "url"
+    a = _zendesk_location_url(MANIFEST, {"backend_url": "https://eu.assistant.acme.test"})
+    b = _zendesk_location_url(MANIFEST, {"backend_url": "https://us.assistant.acme.test"})
+    assert a == "https://eu.assistant.acme.test/zendesk/sidebar"
+    assert b == "https://us.assistant.acme.test/zendesk/sidebar"
+    # The packaged default renders to a valid https sidebar URL too.
+    assert _zendesk_location_url(MANIFEST, {"backend_url": param["default"]}).startswith("https://")
+
+
+@pytest.mark.parametrize(
+    ("url", "params", "message"),
+    [
+        ("{{setting.nope}}/zendesk/sidebar", [], "no parameter 'nope' is declared"),
+        (
+            "{{setting.key}}/zendesk/sidebar",
+            [{"name": "key", "type": "text", "secure": True, "required": True, "default": "https://x.test"}],
+            "secure setting 'key'",
+        ),
+        (
+            "{{setting.base}}/zendesk/sidebar",
+            [{"name": "base", "type": "url", "required": False, "default": "https://x.test"}],
+            "must be required",
+        ),
+        (
+            "{{setting.base}}/zendesk/sidebar",
+            [{"name": "base", "type": "url", "required": True, "default": "http://x.test"}],
+            "absolute https URL",
+        ),
+        (
+            "{{setting.base}}/zendesk/sidebar",
+            [{"name": "base", "type": "url", "required": True, "default": "https://x.test/"}],
+            "doubles the slash",
+        ),
+    ],
+)
+def test_setting_placeholders_in_location_urls_are_checked(url, params, message):
+    manifest = broken(parameters=params)
+    manifest["location"]["support"]["ticket_sidebar"]["url"] = url
+    errors = package.validate_manifest(manifest)
+    assert any(message in e for e in errors), errors

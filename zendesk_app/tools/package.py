@@ -6,6 +6,11 @@ zcli's `apps:validate` asks a Zendesk account to validate (login and network nee
 rules of Zendesk's manifest reference that matter for this app are checked here instead:
 required keys and types, known locations, location URLs (https), parameters and their
 translations, the default locale's file, and the logo sizes.
+
+The sidebar URL is `{{setting.backend_url}}/zendesk/sidebar`: Zendesk fills `{{setting.<name>}}`
+in a location URL with the installation's setting (its own validator, zendesk_apps_support
+`invalid_location_uri_error`, skips URL checks for such URLs, signed ones included, since 2019),
+so each installation points at its own backend. `--url` sets the setting's default.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ LOGOS = {"logo.png": (320, 320), "logo-small.png": (128, 128)}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _VERSION = re.compile(r"^\d+\.\d+(\.\d+)?$")
 _PARAM_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+_SETTING = re.compile(r"\{\{\s*setting\.([A-Za-z0-9_]+)\s*\}\}")
 
 
 def _png_size(path: Path) -> tuple[int, int] | None:
@@ -53,15 +59,54 @@ def _png_size(path: Path) -> tuple[int, int] | None:
     return struct.unpack(">II", head[16:24])
 
 
-def _check_url(where: str, url: Any, errors: list[str]) -> None:
+def _check_url(where: str, url: Any, errors: list[str], params: dict[str, dict] | None = None) -> None:
     if not isinstance(url, str) or not url:
         errors.append(f"{where}: url must be a non-empty string")
         return
     if url.startswith("assets/"):
         return  # a page shipped inside the app
+    if params is not None and _SETTING.search(url):
+        url = _render_settings(where, url, params, errors)
+        if url is None:
+            return
     parsed = urlparse(url)
     if parsed.scheme != "https" or not parsed.netloc:
         errors.append(f"{where}: url must be an absolute https URL or an assets/ path, got {url!r}")
+
+
+def _render_settings(where: str, url: str, params: dict[str, dict], errors: list[str]) -> str | None:
+    """The location URL with each `{{setting.x}}` replaced by x's default, or None if it cannot be.
+
+    Zendesk fills the placeholder from the installation's settings, so it must name a declared,
+    required, non-secure setting (a secure value would end up in a URL the browser sees) whose
+    default shows what the finished URL looks like."""
+    ok = True
+    for name in _SETTING.findall(url):
+        param = params.get(name)
+        if param is None:
+            errors.append(f"{where}: url uses {{{{setting.{name}}}}} but no parameter {name!r} is declared")
+            ok = False
+        elif param.get("secure"):
+            errors.append(
+                f"{where}: url uses the secure setting {name!r}; secure values never reach the browser"
+            )
+            ok = False
+        elif not param.get("required"):
+            errors.append(
+                f"{where}: url uses the setting {name!r}, which must be required (an empty URL loads nothing)"
+            )
+            ok = False
+        elif not isinstance(param.get("default"), str) or not param["default"]:
+            errors.append(f"{where}: url uses the setting {name!r}, which needs a default to check the URL")
+            ok = False
+        elif param["default"].endswith("/") and _SETTING.search(url).end() < len(url):
+            errors.append(
+                f"{where}: the default of {name!r} ends with '/', which doubles the slash in {url!r}"
+            )
+            ok = False
+    if not ok:
+        return None
+    return _SETTING.sub(lambda m: params[m.group(1)]["default"], url)
 
 
 def validate_manifest(manifest: Any) -> list[str]:
@@ -100,6 +145,11 @@ def validate_manifest(manifest: Any) -> list[str]:
     for flag in ("private", "signedUrls", "singleInstall", "requirementsOnly", "marketingOnly"):
         if flag in manifest and not isinstance(manifest[flag], bool):
             errors.append(f"{flag} must be true or false")
+    declared = {
+        p["name"]: p
+        for p in manifest.get("parameters") or []
+        if isinstance(p, dict) and isinstance(p.get("name"), str)
+    }
     location = manifest.get("location")
     if "location" in manifest:
         if not isinstance(location, dict) or not location:
@@ -117,9 +167,9 @@ def validate_manifest(manifest: Any) -> list[str]:
                     if place not in LOCATIONS[product]:
                         errors.append(f"{where}: unknown location")
                     elif isinstance(spec, str):
-                        _check_url(where, spec, errors)
+                        _check_url(where, spec, errors, declared)
                     elif isinstance(spec, dict):
-                        _check_url(where, spec.get("url"), errors)
+                        _check_url(where, spec.get("url"), errors, declared)
                         for option in sorted(spec.keys() - LOCATION_OPTIONS):
                             errors.append(f"{where}: unknown option {option!r}")
                         for option in ("flexible", "autoLoad", "autoHide", "signed"):
@@ -196,13 +246,13 @@ def validate_app(app_dir: Path = APP_DIR, manifest: dict[str, Any] | None = None
 
 
 def with_backend_url(manifest: dict[str, Any], backend_url: str) -> dict[str, Any]:
-    """The manifest pointed at one deployment: sidebar URL and the backend_url default."""
+    """The manifest with one deployment as the `backend_url` setting's default.
+
+    The location URL keeps its `{{setting.backend_url}}` placeholder: Zendesk fills it from each
+    installation's setting, so an admin can point an installation at another backend without a
+    new package."""
     base = backend_url.rstrip("/")
     out = json.loads(json.dumps(manifest))
-    for places in out.get("location", {}).values():
-        for place, spec in places.items():
-            url = f"{base}/zendesk/sidebar"
-            places[place] = {**spec, "url": url} if isinstance(spec, dict) else url
     for param in out.get("parameters", []):
         if param.get("name") == "backend_url":
             param["default"] = base
@@ -239,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 1
-    where = args.url or "the placeholder URL in manifest.json (pass --url or set PUBLIC_URL)"
+    where = args.url or "the placeholder default in manifest.json (pass --url or set PUBLIC_URL)"
     print(f"manifest valid; package for {where}: {path}")
     return 0
 
