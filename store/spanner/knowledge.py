@@ -119,15 +119,20 @@ def build_hybrid_query(
         if vector_search == "approx":
             options = json.dumps({"num_leaves_to_search": int(num_leaves_to_search)})
             source = f"{CHUNKS_TABLE}@{{FORCE_INDEX={VECTOR_INDEX}}}"
-            order = f"APPROX_COSINE_DISTANCE(Embedding, @vector, options => JSON '{options}')"
+            # Spanner: the approximate distance must be the ORDER BY's only key, followed by a
+            # LIMIT (no tie-breakers); a literal LIMIT is the documented best practice.
+            order_limit = (
+                f"ORDER BY APPROX_COSINE_DISTANCE(Embedding, @vector, options => JSON '{options}') "
+                f"LIMIT {int(candidates)}"
+            )
         else:
             source = CHUNKS_TABLE
-            order = "COSINE_DISTANCE(Embedding, @vector)"
+            order_limit = "ORDER BY COSINE_DISTANCE(Embedding, @vector), DocId, Position LIMIT @candidates"
         branches.append(
             "SELECT 'vector' AS Src, off + 1 AS Rnk, c.DocId, c.Position FROM UNNEST(ARRAY(\n"
             f"    SELECT AS STRUCT DocId, Position FROM {source}\n"
             f"    WHERE {where} AND Embedding IS NOT NULL\n"
-            f"    ORDER BY {order}, DocId, Position LIMIT @candidates)) AS c WITH OFFSET AS off"
+            f"    {order_limit})) AS c WITH OFFSET AS off"
         )
     rquery = spanner_search_query(text or "")
     if rquery:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,52 @@ def test_hybrid_query_is_one_statement_fusing_both_lists_with_rrf() -> None:
     assert q.params["tenant"] == "acme" and q.params["rrf_k"] == 60.0 and q.params["k"] == 5
     assert q.params["query"] == "refund OR order"
     assert q.params["vector"] == [1.0, 1.0, 1.0, 1.0]
+
+
+ANN_DOC = "https://cloud.google.com/spanner/docs/find-approximate-nearest-neighbors#query-vector-embeddings"
+
+
+def _ann_subquery(sql: str) -> str:
+    """The SELECT ... LIMIT n inside UNNEST(ARRAY(...)) that uses the approximate distance."""
+    match = re.search(
+        r"SELECT AS STRUCT[^()]*?FROM [^\n]*\n.*?APPROX_COSINE_DISTANCE.*?LIMIT [^)]+", sql, re.S
+    )
+    assert match, sql
+    return match.group(0)
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [SearchFilters("acme"), SearchFilters("acme", kinds=("article",), locale="de", tags=("vip",))],
+)
+def test_approximate_branch_orders_by_the_distance_alone_then_limits(filters: SearchFilters) -> None:
+    """Spanner's documented restrictions on the approximate distance functions (ANN_DOC):
+
+    "The approximate distance function must calculate the distance between an embedding column
+    and a constant expression (for example, a parameter or a literal)." / "The approximate
+    distance function output must be used in a ORDER BY clause as the sole sort key, and a LIMIT
+    must be specified after the ORDER BY." / "The query must explicitly filter out rows that
+    aren't indexed ... a WHERE <column_name> IS NOT NULL clause that matches the vector index
+    definition". Breaking the second rule fails every call ("unsupported use of an approximate
+    distance function"); the emulator has no ANN functions, so the generated SQL is checked here.
+    Vector search best practices also recommend "a SQL literal instead of a parameter" for a
+    fixed top-k LIMIT (https://cloud.google.com/spanner/docs/vector-search-best-practices)."""
+    q = build_hybrid_query("refund", np.ones(4, dtype=np.float32), 5, filters, candidates=40)
+    assert q is not None
+    sub = _ann_subquery(q.sql)
+    order_by = re.search(r"ORDER BY (.*) LIMIT (\S+)$", sub, re.S)
+    assert order_by, sub
+    keys, limit = order_by.group(1).strip(), order_by.group(2)
+    # One sort key: the approximate distance of the Embedding column to the @vector parameter.
+    assert re.fullmatch(r"APPROX_COSINE_DISTANCE\(Embedding, @vector, options => JSON '\{[^']*\}'\)", keys), (
+        keys
+    )
+    assert limit == "40"
+    assert "Embedding IS NOT NULL" in sub and "@{FORCE_INDEX=KnowledgeChunksEmbedding}" in sub
+    assert (
+        "FORCE_INDEX=KnowledgeChunksEmbedding" in q.sql
+        and "WHERE Embedding IS NOT NULL" in vector_index_ddl()[0]
+    )
 
 
 def test_hybrid_query_exact_mode_filters_and_single_branches() -> None:
