@@ -2,8 +2,9 @@ terraform {
   required_version = ">= 1.5"
   required_providers {
     google = {
-      source  = "hashicorp/google"
-      version = ">= 6.0, < 8.0"
+      source = "hashicorp/google"
+      # 6.4.0 added `edition` to google_spanner_instance (spanner.tf sets ENTERPRISE).
+      version = ">= 6.4, < 8.0"
     }
   }
   # State lives in a GCS bucket (it holds the Redis AUTH string): infra/deploy.sh passes
