@@ -26,7 +26,7 @@ from backend.zendesk_auth import (
     DEV_INSTALLATION_ID,
     DEV_SUBDOMAIN,
     Installation,
-    RedisReplayCache,
+    RedisPresentationLog,
     SessionTokens,
     TenantConfig,
     ZafTokenVerifier,
@@ -53,7 +53,6 @@ bp = Blueprint(
 # What an agent sees for each refusal: clear, and never any data from the token.
 _ERROR_TEXT = {
     "token expired": "This sidebar link has expired. Reload the ticket to open the assistant again.",
-    "token already used": "This sidebar link was already used. Reload the ticket to open the assistant again.",
     "unknown app installation": "This Zendesk installation is not set up for the assistant.",
 }
 _DEFAULT_ERROR = "The request could not be verified as coming from Zendesk."
@@ -84,7 +83,7 @@ def register_sidebar(app: Flask, svc: Services) -> SidebarAuth:
         else load_or_create_secret(settings.data_dir)
     )
     auth = SidebarAuth(
-        ZafTokenVerifier(installations, RedisReplayCache(svc.redis)),
+        ZafTokenVerifier(installations, RedisPresentationLog(svc.redis)),
         SessionTokens(secret, settings.session_token_ttl_seconds, settings.session_max_age_seconds),
         dev_key,
     )
@@ -133,7 +132,8 @@ def sidebar():
         return _error_page(str(exc))
     principal = identity.principal()
     config = {
-        "token": auth.tokens.mint(principal),
+        # The session's age counts from when Zendesk signed the token, however often it is shown.
+        "token": auth.tokens.mint(principal, auth_time=identity.issued_at),
         "expiresIn": auth.tokens.ttl_seconds,
         "refreshUrl": "/zendesk/session/refresh",
         "socketPath": "/socket.io",
@@ -183,7 +183,7 @@ def dev_harness():
 @bp.post("/dev/sidebar/zaf-token")
 def dev_zaf_token():
     """A ZAF-shaped JWT signed with the dev key: the harness posts it to the sidebar URL, so the
-    same verification path as production runs (signature, audience, issuer, expiry, replay)."""
+    same verification path as production runs (signature, audience, issuer, expiry, freshness)."""
     if not _dev_mode():
         abort(404)
     body = request.get_json(silent=True) or {}

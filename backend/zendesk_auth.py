@@ -3,9 +3,14 @@
 Flow (server-side app, `signedUrls: true` in the manifest):
 
 1. Zendesk POSTs the sidebar URL with a form field `token`: an RS256 JWT signed with the app's
-   private key. `ZafTokenVerifier.verify` checks the signature with the installation's public key
-   (tenant config), `exp`/`iat`, `iss` (the account host), `aud` (the installation URL, which
-   carries the installation id) and that the token was never presented before (jti cache in Redis).
+   private key. `ZafTokenVerifier.verify` checks what Zendesk documents ("Building a server-side
+   app - Part 5: Securing the app", https://developer.zendesk.com/documentation/apps/build-an-app/building-a-server-side-app/part-5-secure-the-app/):
+   the RS256 signature with the app's public key, `aud` = the installation URL (which carries the
+   installation id), and `exp`/`iat` with leeway. Everything else is optional: `iss`, when sent,
+   must name the account (with or without `https://`); the agent comes from `sub` or `context`
+   when present. A token may be presented more than once (several ticket tabs can get identical
+   tokens); replay is bounded by freshness (`iat` at most MAX_TOKEN_AGE_SECONDS old) and by
+   sessions that count their age from the token's `iat`, and each presentation is counted.
 2. The page is rendered with a session token (`SessionTokens.mint`, HS256 with the server secret,
    15 minutes by default) that the sidebar refreshes before it expires and presents on every
    Socket.IO connect; `ZendeskSessionAuthenticator` turns it into a Principal.
@@ -15,8 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
+import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,16 +38,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from backend.auth import AuthError, DevTokenAuthenticator, _token_from
 from orchestrator.turn import Principal
 
-# Zendesk's ZAF JWT: iss is the account host, aud the app installation's API URL.
-_ISS = re.compile(r"^(?P<subdomain>[a-z0-9][a-z0-9\-]{0,62})\.zendesk\.com$")
+log = logging.getLogger(__name__)
+
+# Zendesk's ZAF JWT: aud is the app installation's API URL (it names the account and installation).
 _AUD = re.compile(
     r"^https://(?P<subdomain>[a-z0-9][a-z0-9\-]{0,62})\.zendesk\.com/api/v2/apps/installations/"
     r"(?P<installation_id>[0-9]{1,20})\.json$"
 )
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_.@\-]")
+# A user given as an API URL ("https://acme.zendesk.com/api/v2/users/123.json") is user 123.
+_USER_URL = re.compile(r"/api/v2/users/(?P<id>[0-9]{1,20})(?:\.json)?$")
 MAX_ZAF_TOKEN_CHARS = 8192
-# Zendesk's tokens live for minutes; a little skew between clocks is tolerated.
+# A little skew between Zendesk's clock and ours is tolerated on exp and iat.
 LEEWAY_SECONDS = 30
+# Zendesk signs the token for the page load that POSTs it, seconds before; an older token is a
+# replay whatever its exp says. Generous, so a slow network never refuses a real load.
+MAX_TOKEN_AGE_SECONDS = 600
 SESSION_ISSUER = "sidebar-assistant"
 SESSION_AUDIENCE = "sidebar-assistant.session"
 
@@ -116,30 +129,56 @@ class ZafIdentity:
     user_id: str
     user_name: str
     origin: str
+    # When Zendesk signed the token: sessions minted from it count their age from here, so
+    # presenting the same token again never buys a longer session.
+    issued_at: float = 0.0
+    # How often this exact token has been presented (1 for the first); several tabs may share one.
+    presentations: int = 1
+    # False when the token named no agent: the identity is then this page load's alone.
+    user_from_token: bool = True
 
     def principal(self) -> Principal:
         return Principal(self.tenant, self.user_id, self.user_name)
 
 
-class ReplayCache(Protocol):
-    def first_use(self, key: str, ttl_seconds: int) -> bool: ...
+class PresentationLog(Protocol):
+    def record(self, key: str, ttl_seconds: int) -> int: ...
 
 
-class RedisReplayCache:
-    """`SET NX EX`: the first presentation of a token id wins, until the token would expire anyway."""
+class RedisPresentationLog:
+    """Counts presentations of each token (`INCR` + `EXPIRE` until the token expires anyway).
 
-    def __init__(self, client: Any, prefix: str = "zaf:jti:") -> None:
+    A count, never a refusal: Zendesk documents no `jti`, and RS256 tokens with identical claims
+    are identical, so a second ticket tab can legitimately present the same token. Accounting only,
+    so a Redis failure logs and lets the verified token through."""
+
+    def __init__(self, client: Any, prefix: str = "zaf:seen:") -> None:
         self._client = client
         self._prefix = prefix
 
-    def first_use(self, key: str, ttl_seconds: int) -> bool:
-        return bool(self._client.set(self._prefix + key, "1", nx=True, ex=max(1, ttl_seconds)))
+    def record(self, key: str, ttl_seconds: int) -> int:
+        try:
+            pipe = self._client.pipeline()
+            pipe.incr(self._prefix + key)
+            pipe.expire(self._prefix + key, max(1, ttl_seconds))
+            count, _ = pipe.execute()
+            return int(count)
+        except Exception as exc:  # accounting must never block a verified sign-in
+            log.warning("zaf token presentation not recorded: %s", type(exc).__name__)
+            return 0
 
 
 class ZafTokenVerifier:
-    def __init__(self, installations: Iterable[Installation], replay: ReplayCache) -> None:
+    def __init__(
+        self,
+        installations: Iterable[Installation],
+        presentations: PresentationLog,
+        *,
+        max_token_age_seconds: int = MAX_TOKEN_AGE_SECONDS,
+    ) -> None:
         self._installations = list(installations)
-        self._replay = replay
+        self._presentations = presentations
+        self.max_token_age_seconds = max_token_age_seconds
 
     def _find(self, subdomain: str, installation_id: str) -> Installation | None:
         for inst in self._installations:
@@ -147,8 +186,8 @@ class ZafTokenVerifier:
                 return inst
         return None
 
-    def verify(self, token: Any) -> ZafIdentity:
-        """Verify everything or raise AuthError; the message never contains the token or claims."""
+    def verify(self, token: Any, *, now: float | None = None) -> ZafIdentity:
+        """Verify what Zendesk documents or raise AuthError; the message never contains the token or claims."""
         if not isinstance(token, str) or not token or len(token) > MAX_ZAF_TOKEN_CHARS:
             raise AuthError("missing or malformed token")
         try:
@@ -159,64 +198,93 @@ class ZafTokenVerifier:
             raise AuthError("malformed token") from None
         if header.get("alg") != "RS256":
             raise AuthError("invalid token: RS256 expected")
-        aud = unverified.get("aud")
-        match = _AUD.match(aud) if isinstance(aud, str) else None
-        if not match:
-            raise AuthError("invalid token: audience is not an app installation")
-        inst = self._find(match["subdomain"], match["installation_id"])
-        if inst is None:
-            raise AuthError("unknown app installation")
+        inst = self._installation_of(unverified.get("aud"))
+        now = time.time() if now is None else now
         try:
             claims = jwt.decode(
                 token,
                 inst.public_key,
                 algorithms=["RS256"],
                 audience=installation_audience(inst.subdomain, inst.installation_id),
-                issuer=f"{inst.subdomain}.zendesk.com",
                 leeway=LEEWAY_SECONDS,
-                options={"require": ["exp", "iat", "iss", "aud"]},
+                # Documented: signature, aud, exp, iat. iss is checked below, in both forms; sub
+                # and jti are not promised in any form (PyJWT >= 2.10 would refuse a numeric sub).
+                options={
+                    "require": ["exp", "iat", "aud"],
+                    "verify_iss": False,
+                    "verify_sub": False,
+                    "verify_jti": False,
+                },
             )
         except jwt.ExpiredSignatureError:
             raise AuthError("token expired") from None
         except jwt.InvalidAudienceError:
             raise AuthError("invalid token: wrong audience") from None
-        except jwt.InvalidIssuerError:
-            raise AuthError("invalid token: wrong issuer") from None
         except jwt.InvalidSignatureError:
             raise AuthError("invalid token: bad signature") from None
+        except jwt.ImmatureSignatureError:
+            raise AuthError("invalid token: issued in the future") from None
         except jwt.PyJWTError:
             raise AuthError("invalid token") from None
-        user_id, user_name = _user_of(claims)
-        # Replay: a signed URL is good for one page load. jti when Zendesk sends one, else the token.
-        jti = claims.get("jti")
-        key = (
-            f"{inst.subdomain}:{jti}"
-            if isinstance(jti, str) and jti
-            else hashlib.sha256(token.encode()).hexdigest()
-        )
-        ttl = int(claims["exp"] - time.time()) + LEEWAY_SECONDS
-        if not self._replay.first_use(key, ttl):
-            raise AuthError("token already used")
+        if "iss" in claims and not _issuer_matches(claims["iss"], inst.subdomain):
+            raise AuthError("invalid token: wrong issuer")
+        issued_at = float(claims["iat"])
+        if now - issued_at > self.max_token_age_seconds + LEEWAY_SECONDS:
+            raise AuthError("token expired")
+        named = _user_of(claims)
+        user = named
+        if user is None:
+            # Zendesk does not promise an agent in the token. An identity of this page load alone
+            # keeps agents apart (never one shared "unknown" user); the thread lasts the load.
+            user = (f"zaf-{secrets.token_hex(8)}", "")
+            log.warning("zaf token for %s/%s names no user", inst.subdomain, inst.installation_id)
+        ttl = int(float(claims["exp"]) - now) + LEEWAY_SECONDS
+        seen = self._presentations.record(hashlib.sha256(token.encode()).hexdigest(), ttl)
+        if seen > 1:
+            log.info("zaf token presented %d times (%s/%s)", seen, inst.subdomain, inst.installation_id)
         return ZafIdentity(
             tenant=inst.tenant_name,
             subdomain=inst.subdomain,
             installation_id=inst.installation_id,
-            user_id=user_id,
-            user_name=user_name,
+            user_id=user[0],
+            user_name=user[1],
             origin=f"https://{inst.subdomain}.zendesk.com",
+            issued_at=min(issued_at, now),
+            presentations=max(seen, 1),
+            user_from_token=named is not None,
         )
 
+    def _installation_of(self, aud: Any) -> Installation:
+        # RFC 7519 allows aud as a string or a list of strings.
+        for candidate in aud if isinstance(aud, list) else [aud]:
+            match = _AUD.match(candidate) if isinstance(candidate, str) else None
+            if match:
+                inst = self._find(match["subdomain"], match["installation_id"])
+                if inst is None:
+                    raise AuthError("unknown app installation")
+                return inst
+        raise AuthError("invalid token: audience is not an app installation")
 
-def _user_of(claims: dict[str, Any]) -> tuple[str, str]:
-    """The agent: `sub` (or `context.user_id` / `context.user.id`), with a display name if given."""
+
+def _issuer_matches(iss: Any, subdomain: str) -> bool:
+    """`<subdomain>.zendesk.com`, as Zendesk's examples write it, or the same with `https://`."""
+    host = f"{subdomain}.zendesk.com"
+    return isinstance(iss, str) and iss.rstrip("/") in (host, f"https://{host}")
+
+
+def _user_of(claims: dict[str, Any]) -> tuple[str, str] | None:
+    """The agent, when the token names one: `sub`, `context.user_id` or `context.user.id`."""
     context = claims.get("context") if isinstance(claims.get("context"), dict) else {}
     user = context.get("user") if isinstance(context.get("user"), dict) else {}
-    raw_id = claims.get("sub") or context.get("user_id") or user.get("id")
-    if isinstance(raw_id, bool) or not isinstance(raw_id, str | int) or str(raw_id) == "":
-        raise AuthError("invalid token: no user")
-    user_id = _SAFE_ID.sub("_", str(raw_id))[:128]
-    name = claims.get("name") or user.get("name") or ""
-    return user_id, str(name)[:128] if isinstance(name, str) else ""
+    for raw_id in (claims.get("sub"), context.get("user_id"), user.get("id")):
+        if isinstance(raw_id, bool) or not isinstance(raw_id, str | int) or str(raw_id).strip() == "":
+            continue
+        text = str(raw_id).strip()
+        match = _USER_URL.search(text)
+        user_id = _SAFE_ID.sub("_", match["id"] if match else text)[:128]
+        name = claims.get("name") or user.get("name") or ""
+        return user_id, str(name)[:128] if isinstance(name, str) else ""
+    return None
 
 
 class SessionTokens:
@@ -376,7 +444,8 @@ def sign_zaf_token(
     now: float | None = None,
     extra: dict[str, Any] | None = None,
 ) -> str:
-    """A token shaped like the one Zendesk sends (dev harness and tests)."""
+    """A token shaped like the one Zendesk sends (dev harness and tests): no `jti`, as Zendesk
+    documents none; the agent in `sub` and `context.user`, which the verifier reads when present."""
     now = time.time() if now is None else now
     claims: dict[str, Any] = {
         "iss": f"{subdomain}.zendesk.com",
@@ -384,7 +453,6 @@ def sign_zaf_token(
         "sub": user_id,
         "iat": int(now),
         "exp": int(now + ttl_seconds),
-        "jti": hashlib.sha256(f"{now}:{time.perf_counter_ns()}:{user_id}".encode()).hexdigest()[:32],
         "context": {
             "product": "support",
             "location": "ticket_sidebar",
