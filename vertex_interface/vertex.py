@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 
 import numpy as np
@@ -49,6 +49,58 @@ BLOCKING_FINISH_REASONS = frozenset(
     {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "MODEL_ARMOR"}
 )
 DEFAULT_EMBEDDING_DIMENSIONS = 768
+
+
+@dataclass(frozen=True)
+class EmbeddingModelLimits:
+    """What one embedding request to a model may carry, from Vertex AI's "Get text embeddings"
+    page (https://cloud.google.com/vertex-ai/generative-ai/docs/embeddings/get-text-embeddings)."""
+
+    max_dimensions: int  # full output width; output_dimensionality may ask for fewer
+    max_texts: int  # input texts per request
+    max_tokens: int | None  # input tokens per request, all texts together (None: per-text only)
+
+
+# gemini-embedding-001: up to 3072 dimensions, "supports one instance per request".
+# text-embedding-005 / text-multilingual-embedding-002: up to 768 dimensions, "limited to 250
+# input texts" and "a maximum input token limit of 20,000" per request (over it: a 400 error).
+EMBEDDING_MODEL_LIMITS: dict[str, EmbeddingModelLimits] = {
+    "gemini-embedding-001": EmbeddingModelLimits(3072, 1, None),
+    "text-embedding-005": EmbeddingModelLimits(768, 250, 20_000),
+    "text-multilingual-embedding-002": EmbeddingModelLimits(768, 250, 20_000),
+}
+
+
+def embedding_limits(model: str) -> EmbeddingModelLimits:
+    """A model's limits; an unknown model gets the cautious text-embedding ones."""
+    return EMBEDDING_MODEL_LIMITS.get(model, EmbeddingModelLimits(DEFAULT_EMBEDDING_DIMENSIONS, 250, 20_000))
+
+
+def token_upper_bound(text: str) -> int:
+    """No tokenizer here, so a bound that cannot undercount: every token covers at least one
+    UTF-8 byte (byte-fallback tokens exactly one), plus start/end markers."""
+    return len(text.encode("utf-8")) + 2
+
+
+def embedding_batches(texts: Sequence[str], limits: EmbeddingModelLimits, batch_size: int) -> list[list[str]]:
+    """Consecutive batches within the model's per-request text count and token budget."""
+    most = max(1, min(batch_size, limits.max_texts))
+    batches: list[list[str]] = []
+    current: list[str] = []
+    tokens = 0
+    for text in texts:
+        cost = token_upper_bound(text)
+        over_budget = limits.max_tokens is not None and tokens + cost > limits.max_tokens
+        if current and (len(current) >= most or over_budget):
+            batches.append(current)
+            current, tokens = [], 0
+        # A single text over the budget still goes alone: Vertex truncates each input to 2048
+        # tokens, and the bound above overcounts.
+        current.append(text)
+        tokens += cost
+    if current:
+        batches.append(current)
+    return batches
 
 
 def _transport_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
@@ -146,10 +198,21 @@ class VertexLLM(BaseLLM):
         client: Any = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        embedding_dimensions: int | None = None,
     ) -> None:
         super().__init__(config, callbacks=callbacks, ledger=ledger)
         if config.backend != "vertex":
             raise ValueError("VertexLLM needs a config with backend='vertex'")
+        # Sent as output_dimensionality on every embedding request: without it
+        # gemini-embedding-001 answers 3072-wide vectors, whatever the Spanner column holds.
+        limits = embedding_limits(config.embedding_model)
+        dims = limits.max_dimensions if embedding_dimensions is None else int(embedding_dimensions)
+        if not 1 <= dims <= limits.max_dimensions:
+            raise ValueError(
+                f"EMBEDDING_DIMENSIONS={dims}: {config.embedding_model} returns at most "
+                f"{limits.max_dimensions} dimensions"
+            )
+        self.embedding_dimensions = dims
         self._client = client if client is not None else self._make_client(config, credentials)
         self._sleep = sleep
         self.breakers = BreakerBoard(config.breaker, clock=clock)
@@ -530,19 +593,21 @@ class VertexLLM(BaseLLM):
 
         model = self.config.embedding_model
         request = self._embed_request(model, texts, task_type, tags)
+        dims = self.embedding_dimensions
         if not request.texts:
-            return np.zeros((0, DEFAULT_EMBEDDING_DIMENSIONS), dtype=np.float32)
+            return np.zeros((0, dims), dtype=np.float32)
         self.callbacks.run_before(request)
         rows: list[list[float]] = []
         tokens = 0
-        size = self.config.embed_batch_size
+        embed_config = gt.EmbedContentConfig(task_type=task_type, output_dimensionality=dims)
         try:
-            for start in range(0, len(request.texts), size):
-                batch = list(request.texts[start : start + size])
+            for batch in embedding_batches(
+                request.texts, embedding_limits(model), self.config.embed_batch_size
+            ):
 
                 def call(batch: list[str] = batch) -> Any:
                     result = self._client.models.embed_content(
-                        model=model, contents=batch, config=gt.EmbedContentConfig(task_type=task_type)
+                        model=model, contents=batch, config=embed_config
                     )
                     if not result.embeddings or len(result.embeddings) != len(batch):
                         raise Unavailable(
@@ -557,9 +622,12 @@ class VertexLLM(BaseLLM):
                     rows.append(list(emb.values or []))
                     stats = emb.statistics
                     tokens += int(stats.token_count or 0) if stats is not None else 0
+            if any(len(row) != dims for row in rows):
+                widths = sorted({len(row) for row in rows})
+                raise Unavailable(
+                    f"Vertex AI returned {widths}-dimensional embeddings, not {dims}", model=model
+                )
             vectors = np.asarray(rows, dtype=np.float32)
-            if vectors.ndim != 2 or vectors.shape[1] == 0:
-                raise Unavailable("Vertex AI returned embeddings of uneven or zero length", model=model)
         except LLMError as exc:
             self._failed(request, exc)
             raise

@@ -239,13 +239,53 @@ class RecordedRequest:
     body: Any
 
 
+# --- embedding request limits (https://cloud.google.com/vertex-ai/generative-ai/docs/embeddings/get-text-embeddings)
+
+# "gemini-embedding-001 ... up to 3072" dimensions, text-embedding-005 "up to 768"; each returns
+# its full width unless outputDimensionality asks for fewer.
+NATIVE_EMBEDDING_DIMS = {"gemini-embedding-001": 3072, "text-embedding-005": 768}
+# "Note that gemini-embedding-001 supports one instance per request."
+SINGLE_INSTANCE_MODELS = frozenset({"gemini-embedding-001"})
+# "For each request, you're limited to 250 input texts" / "The API has a maximum input token
+# limit of 20,000. Inputs exceeding this limit result in a 400 error."
+MAX_TEXTS_PER_REQUEST = 250
+MAX_TOKENS_PER_REQUEST = 20_000
+
+
+def fake_token_count(text: str) -> int:
+    """The fake's tokenizer: one token per whitespace-separated word (a real one yields more)."""
+    return max(1, len(text.split()))
+
+
+def _embedding_limit_error(req: RecordedRequest) -> Reply | None:
+    body = req.body or {}
+    if req.action == "predict":
+        texts = [i.get("content", "") for i in body.get("instances", [])]
+    elif req.action == "batchEmbedContents":
+        texts = [_content_text(r.get("content")) for r in body.get("requests", [])]
+    else:
+        return None
+    if req.model in SINGLE_INSTANCE_MODELS and len(texts) > 1:
+        return error_reply(400, f"{req.model} supports one instance per request", "INVALID_ARGUMENT")
+    if len(texts) > MAX_TEXTS_PER_REQUEST:
+        return error_reply(400, f"at most {MAX_TEXTS_PER_REQUEST} instances per request", "INVALID_ARGUMENT")
+    tokens = sum(fake_token_count(t) for t in texts)
+    if tokens > MAX_TOKENS_PER_REQUEST:
+        return error_reply(
+            400, f"{tokens} input tokens exceed the limit of {MAX_TOKENS_PER_REQUEST}", "INVALID_ARGUMENT"
+        )
+    return None
+
+
 # --- server ----------------------------------------------------------------------------------------
 
 
 class FakeVertex:
     """In-process fake Vertex AI endpoint on 127.0.0.1 (random free port). See module docstring."""
 
-    def __init__(self, *, embedding_dims: int = 768) -> None:
+    def __init__(self, *, embedding_dims: int | None = None) -> None:
+        # None: each model's documented native width (NATIVE_EMBEDDING_DIMS); a request's
+        # outputDimensionality always wins, as on Vertex.
         self.embedding_dims = embedding_dims
         self.requests: list[RecordedRequest] = []
         self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
@@ -330,13 +370,24 @@ class FakeVertex:
                 return reply
         return self._default_reply(req)
 
+    def _dims(self, model: str, requested: Any) -> int:
+        if requested:
+            return int(requested)
+        return self.embedding_dims or NATIVE_EMBEDDING_DIMS.get(model, 768)
+
     def _default_reply(self, req: RecordedRequest) -> Reply:
+        refused = _embedding_limit_error(req)
+        if refused is not None:
+            return refused
         if req.action == "predict":
             instances = (req.body or {}).get("instances", [])
+            dims = self._dims(
+                req.model, ((req.body or {}).get("parameters") or {}).get("outputDimensionality")
+            )
             predictions = [
                 {
                     "embeddings": {
-                        "values": fake_embedding(inst.get("content", ""), self.embedding_dims),
+                        "values": fake_embedding(inst.get("content", ""), dims),
                         "statistics": {
                             "token_count": max(1, len(inst.get("content", "")) // 4),
                             "truncated": False,
@@ -348,16 +399,30 @@ class FakeVertex:
             return Reply(body={"predictions": predictions, "metadata": {"billableCharacterCount": 10}})
         if req.action == "embedContent":
             text = _content_text((req.body or {}).get("content"))
+            config = (req.body or {}).get("embedContentConfig") or {}
+            dims = self._dims(req.model, config.get("outputDimensionality"))
             return Reply(
                 body={
-                    "embedding": {"values": fake_embedding(text, self.embedding_dims)},
+                    "embedding": {"values": fake_embedding(text, dims)},
                     "usageMetadata": {"promptTokenCount": max(1, len(text) // 4)},
                 }
             )
         if req.action == "batchEmbedContents":
-            texts = [_content_text(r.get("content")) for r in (req.body or {}).get("requests", [])]
+            requests = (req.body or {}).get("requests", [])
             return Reply(
-                body={"embeddings": [{"values": fake_embedding(t, self.embedding_dims)} for t in texts]}
+                body={
+                    "embeddings": [
+                        {
+                            "values": fake_embedding(
+                                _content_text(r.get("content")),
+                                self._dims(
+                                    req.model, (r.get("embedContentConfig") or {}).get("outputDimensionality")
+                                ),
+                            )
+                        }
+                        for r in requests
+                    ]
+                }
             )
         if req.action == "streamGenerateContent":
             return stream_reply(["Hello", " from", " the fake."])

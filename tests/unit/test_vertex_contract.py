@@ -14,7 +14,9 @@ from pydantic import BaseModel, Field
 
 from tests.fakes.fake_vertex import (
     FakeVertex,
+    Reply,
     fake_embedding,
+    fake_token_count,
     json_reply,
     offline_credentials,
     stream_reply,
@@ -24,6 +26,7 @@ from vertex_interface import (
     CallTags,
     GenerateConfig,
     LLMConfig,
+    LLMError,
     Message,
     RetryPolicy,
     Source,
@@ -160,7 +163,9 @@ def test_embed_batches_passes_task_type_and_normalises(fake: FakeVertex) -> None
         "instances": [
             {"content": "refund window", "task_type": "RETRIEVAL_QUERY"},
             {"content": "express shipping", "task_type": "RETRIEVAL_QUERY"},
-        ]
+        ],
+        # text-embedding-005's full width, asked for explicitly (see the dimension tests below).
+        "parameters": {"outputDimensionality": 768},
     }
     assert calls[1].body["instances"][1]["content"] == "gift cards"
     assert vectors.shape == (4, 768) and vectors.dtype == np.float32
@@ -215,21 +220,102 @@ def test_invalid_config_values_fail_at_the_boundary() -> None:
         LLMConfig(gemini_model="gemini 2.5")
 
 
+EMBED_DOC = "https://cloud.google.com/vertex-ai/generative-ai/docs/embeddings/get-text-embeddings"
+
+
+def make_embedding_llm(fake: FakeVertex, model: str, dimensions: int | None, **overrides) -> VertexLLM:
+    config = LLMConfig(
+        backend="vertex",
+        project="demo-project",
+        location="europe-west4",
+        api_endpoint=fake.base_url,
+        timeout_s=5,
+        retry=RetryPolicy(max_attempts=1),
+        embedding_model=model,
+        **overrides,
+    )
+    llm = create_llm(
+        config, credentials=offline_credentials(), sleep=lambda s: None, embedding_dimensions=dimensions
+    )
+    assert isinstance(llm, VertexLLM)
+    return llm
+
+
 @pytest.mark.parametrize("count", [1, 3])
-def test_gemini_embedding_models_use_embed_content(fake: FakeVertex, count: int) -> None:
+def test_gemini_embedding_001_sends_one_text_per_request(fake: FakeVertex, count: int) -> None:
+    """EMBED_DOC: "Note that gemini-embedding-001 supports one instance per request." The fake
+    refuses a request with more (400), as the page says Vertex does."""
     llm = make_llm(fake, embedding_model="gemini-embedding-001")
     texts = ["refund window", "express shipping", "reset password"][:count]
     vectors = llm.embed(texts, task_type="RETRIEVAL_DOCUMENT")
-    req = fake.calls()[-1]
-    if count == 1:
-        assert req.action == "embedContent"
-        assert req.body["embedContentConfig"] == {"taskType": "RETRIEVAL_DOCUMENT"}
-    else:
-        assert req.action == "batchEmbedContents"
-        assert [r["content"]["parts"][0]["text"] for r in req.body["requests"]] == texts
-    assert vectors.shape == (count, 768)
-    expected = np.asarray(fake_embedding(texts[-1]), dtype=np.float32)
+    calls = fake.calls()
+    assert [c.action for c in calls] == ["embedContent"] * count
+    assert [c.body["content"]["parts"][0]["text"] for c in calls] == texts
+    assert calls[0].body["embedContentConfig"]["taskType"] == "RETRIEVAL_DOCUMENT"
+    expected = np.asarray(fake_embedding(texts[-1], vectors.shape[1]), dtype=np.float32)
     assert np.allclose(vectors[-1], expected / np.linalg.norm(expected), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("model", "dimensions"), [("gemini-embedding-001", 768), ("text-embedding-005", 256)]
+)
+def test_embedding_dimensions_are_sent_as_output_dimensionality(
+    fake: FakeVertex, model: str, dimensions: int
+) -> None:
+    """EMBED_DOC: "All models produce a full-length embedding vector by default. For
+    gemini-embedding-001, this vector has 3072 dimensions, and other models produce
+    768-dimensional vectors. However, by using the output_dimensionality parameter, users can
+    control the size of the output embedding vector." Without it, gemini-embedding-001 fills a
+    768-wide Spanner column with 3072-wide vectors."""
+    llm = make_embedding_llm(fake, model, dimensions)
+    vectors = llm.embed(["refund window", "gift cards"], task_type="RETRIEVAL_DOCUMENT")
+    assert vectors.shape == (2, dimensions)
+    for call in fake.calls():
+        sent = (
+            call.body["parameters"]["outputDimensionality"]
+            if call.action == "predict"
+            else call.body["embedContentConfig"]["outputDimensionality"]
+        )
+        assert sent == dimensions
+    assert llm.embed([], task_type="RETRIEVAL_QUERY").shape == (0, dimensions)
+
+
+def test_embeddings_of_another_width_are_refused(fake: FakeVertex) -> None:
+    """A reply that ignores output_dimensionality would corrupt the index: it is an error."""
+    fake.script("predict", Reply(body={"predictions": [{"embeddings": {"values": [0.1] * 3072}}]}))
+    llm = make_embedding_llm(fake, "text-embedding-005", 768)
+    with pytest.raises(LLMError, match="3072"):
+        llm.embed(["refund window"], task_type="RETRIEVAL_DOCUMENT")
+
+
+def test_dimensions_beyond_the_model_are_refused_before_any_request(fake: FakeVertex) -> None:
+    """EMBED_DOC's model table: text-embedding-005 outputs "up to 768" dimensions,
+    gemini-embedding-001 "up to 3072"."""
+    with pytest.raises(ValueError, match="at most 768"):
+        make_embedding_llm(fake, "text-embedding-005", 3072)
+    assert make_embedding_llm(fake, "gemini-embedding-001", 3072).embedding_dimensions == 3072
+    assert fake.calls() == []
+
+
+def test_text_embedding_requests_stay_within_250_texts_and_20000_tokens(fake: FakeVertex) -> None:
+    """EMBED_DOC, API limits: "For each request, you're limited to 250 input texts." / "The API
+    has a maximum input token limit of 20,000. Inputs exceeding this limit result in a 400
+    error." 30 texts of ~1,000 tokens each must go out in several requests."""
+    texts = [" ".join(f"w{i}x{j}" for j in range(1000)) for i in range(30)]
+    llm = make_embedding_llm(fake, "text-embedding-005", 768, embed_batch_size=250)
+    vectors = llm.embed(texts, task_type="RETRIEVAL_DOCUMENT")
+    assert vectors.shape == (30, 768)
+    calls = fake.calls("predict")
+    assert len(calls) > 1
+    sent = [i["content"] for c in calls for i in c.body["instances"]]
+    assert sent == texts  # every text once, in order
+    for call in calls:
+        contents = [i["content"] for i in call.body["instances"]]
+        assert len(contents) <= 250
+        assert sum(fake_token_count(t) for t in contents) <= 20_000
+    many = [f"short text {i}" for i in range(600)]
+    assert llm.embed(many, task_type="RETRIEVAL_DOCUMENT").shape == (600, 768)
+    assert all(len(c.body["instances"]) <= 250 for c in fake.calls("predict"))
 
 
 def test_unknown_paths_get_404(fake: FakeVertex) -> None:
