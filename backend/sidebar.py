@@ -336,6 +336,8 @@ def _zaf_ticket(
             "id": requester_id,
             "name": requester.get("name") or "Requester",
             "email": requester.get("email"),
+            # ZAF's user object carries the user's locale, as the Users API does.
+            "locale": requester.get("locale"),
         },
         "comments": comments,
         "custom_fields": custom,

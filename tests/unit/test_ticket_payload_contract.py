@@ -127,7 +127,7 @@ def sidebar_payload(zaf: dict[str, Any]) -> dict[str, Any]:
         elif key == "tags":
             payload[key] = [str(t) for t in zaf.get("tags") or []]
         else:
-            payload[key] = _eval(expr, {"data": data}, constants)
+            payload[key] = _eval(expr, {"data": data, "requester": requester}, constants)
     # What the server keeps after validating session:join (extra fields allowed).
     return protocol.parse(protocol.JoinPayload, {"ticket": payload}).ticket.model_dump(mode="json")
 

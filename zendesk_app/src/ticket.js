@@ -52,6 +52,10 @@ export async function readTicket(client) {
     type: data['ticket.type'] || null,
     tags: (data['ticket.tags'] || []).slice(0, 100).map(String),
     requester: { name: clip(requester.name, 200), email: clip(requester.email, 200) },
+    // REST's name for the requester: the order lookup finds a customer without an e-mail by it.
+    requester_id: requester.id ?? null,
+    // The requester's language (ZAF user object): the knowledge base searches it first.
+    locale: clip(requester.locale, 16) || null,
     comments,
     custom_fields: custom,
   };
