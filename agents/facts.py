@@ -568,3 +568,25 @@ def content_words(text: str, skip: Callable[[str], bool] | None = None) -> set[s
             out.add(w[:-1])
             out.add(fold(w))
     return out
+
+
+# --- defaults only for questions about the record itself -------------------------------------------
+_IDENTIFIER = re.compile(r"\b[A-Z]{2}-\d{3,6}\b|\S+@\S+", re.IGNORECASE)
+_GENERIC_ASKS = frozenset(
+    {
+        *("new", "news", "update", "updates", "info", "details", "detail", "summary", "overview"),
+        *("anything", "going", "happening", "happened", "up", "situation", "latest"),
+    }
+)
+
+
+def asks_only_about_the_record(question: str, record_text: str = "") -> bool:
+    """'any news on BO-100693?', 'tell me about the lumo hub': nothing asked beyond the record
+    itself, so its default lines (status, price and stock…) answer. A question with its own topic
+    ('is the lumo hub matter certified?', 'how do I reset it?') gets no default facts: the lines
+    stay in the evidence for synthesis to rank, and other sources (the Help Center) can answer."""
+    own = content_words(_IDENTIFIER.sub(" ", question))
+    named = content_words(record_text)
+    rest = {w for w in own if w not in named and fold(w) not in named and w not in _GENERIC_ASKS}
+    # plural folds come in pairs: count distinct stems
+    return len({fold(w) for w in rest}) == 0

@@ -24,6 +24,7 @@ from agents.facts import (
     ORDER_EXPAND,
     Line,
     asked,
+    asks_only_about_the_record,
     content_words,
     join,
     question_text,
@@ -303,7 +304,14 @@ def order_evidence(
     number = str(order.get("order_number", "?"))
     fields = order_fields(question, order)
     lines = order_lines(order, asked_fields=fields, foreign=foreign)
-    chosen = select(lines, fields, ORDER_DEFAULT, always=("owner",)) if facts else ()
+    items = " ".join(
+        f"{i.get('name', '')} {i.get('sku', '')}" for i in order.get("items") or [] if isinstance(i, Mapping)
+    )
+    # An asked field the record lacks falls back to where the order stands; a question about
+    # something else entirely (a policy) gets no facts from the order.
+    known = fields or asks_only_about_the_record(question_text(question), items)
+    default = ORDER_DEFAULT if known else ()
+    chosen = select(lines, fields, default, always=("owner",)) if facts else ()
     return Evidence(
         id=f"order:{number}",
         title=f"Order {number}",

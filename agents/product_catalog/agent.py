@@ -28,6 +28,7 @@ from agents.facts import (
     about_context,
     asked,
     asked_spec_concepts,
+    asks_only_about_the_record,
     concept_label,
     content_words,
     join,
@@ -240,8 +241,16 @@ def product_evidence(
         url=p.get("url") or None,
         score=score,
         agent=agent,
-        facts=select(lines, fields, PRODUCT_DEFAULT) if facts else (),
+        facts=select(lines, fields, _default_fields(question, p, fields)) if facts else (),
     )
+
+
+def _default_fields(question: str, p: Mapping[str, Any], asked_fields: set[str]) -> tuple[str, ...]:
+    """Price and stock when a known ask has no line here or nothing but the product was asked;
+    none when the question is about something else (how to reset it: the Help Center's)."""
+    name = f"{p.get('name', '')} {p.get('sku', '')} {p.get('category', '')}"
+    known = asked_fields or asks_only_about_the_record(question_text(question), name)
+    return PRODUCT_DEFAULT if known else ()
 
 
 # --- resolution ------------------------------------------------------------------------------------

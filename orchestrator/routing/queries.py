@@ -31,9 +31,13 @@ def order_numbers(*texts: str) -> list[str]:
 
 def ticket_text(ticket: Mapping[str, Any]) -> str:
     parts = [str(ticket.get("subject") or ""), str(ticket.get("description") or "")]
-    for f in ticket.get("custom_fields") or []:
-        if isinstance(f, Mapping) and f.get("value"):
-            parts.append(str(f["value"]))
+    fields = ticket.get("custom_fields") or []
+    if isinstance(fields, Mapping):  # the sidebar sends {label: value}; the REST API a list
+        parts.extend(str(v) for v in fields.values() if v not in (None, ""))
+    else:
+        for f in fields:
+            if isinstance(f, Mapping) and f.get("value"):
+                parts.append(str(f["value"]))
     return "\n".join(p for p in parts if p)
 
 

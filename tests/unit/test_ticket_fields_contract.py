@@ -66,16 +66,11 @@ def test_the_requester_id_reaches_the_order_lookup(demo):
     assert find_customer_key("where is my order?", no_email) == str(requester_id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="orchestrator/routing/queries.ticket_text reads custom_fields only as a REST list; "
-    "the sidebar sends {label: value} (fix belongs to the orchestrator owners)",
-)
 def test_custom_field_values_reach_routing_queries(demo):
     """ticket.js sends custom fields as {label: value}; the routing query reads their values.
 
-    Fails until orchestrator/routing/queries.ticket_text reads a mapping's values (it iterates
-    the mapping, which yields labels, and keeps only list items of the REST shape {id, value})."""
+    It failed while orchestrator/routing/queries.ticket_text iterated the mapping (which yields
+    labels) and kept only list items of the REST shape {id, value}."""
     _zaf, payload = _payload_for(
         demo, lambda t, users: any(f.get("value") for f in t.get("custom_fields") or [])
     )

@@ -435,7 +435,6 @@ def test_care_question(run, products_agent, commerce):
         "warranty?",
         "how do I clean it",
         "how big is it",
-        "what's it made of",
         "tell me about it",
     ],
 )
@@ -520,3 +519,17 @@ def test_only_the_product_asked_about_is_a_source(run, products_agent):
     result = run(products_agent, "is the tent waterproof?")
     assert [e.id for e in result.evidence] == ["product:CA-201", "product:CA-202"]
     assert all(len(e.facts) == 1 and "hydrostatic head" in e.facts[0] for e in result.evidence)
+
+
+def test_a_question_about_something_else_gets_no_default_facts(commerce):
+    """'is the lumo hub matter certified?': the record holds no answer, so it states none (its
+    lines stay in the text for synthesis; the Help Center may answer or the turn declines)."""
+    from agents.order_lookup.agent import order_evidence  # type: ignore[import-not-found]
+    from agents.product_catalog.agent import product_evidence  # type: ignore[import-not-found]
+
+    hub = commerce.get_product("LU-601")
+    assert product_evidence(hub, "product_catalog", 1.0, "is the lumo hub matter certified?").facts == ()
+    assert product_evidence(hub, "product_catalog", 1.0, "tell me about the lumo hub").facts
+    order = commerce.all("orders")[0]
+    assert order_evidence(order, "order_lookup", 1.0, "how does she reset her password?").facts == ()
+    assert order_evidence(order, "order_lookup", 1.0, "any news on this one?").facts
