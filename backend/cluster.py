@@ -41,6 +41,8 @@ class ProxyConfig:
     upstreams: tuple[str, ...]
     prefix: Path
     max_body_bytes: int = 256_000
+    # False: round robin, every request to the next instance (Cloud Run without affinity).
+    sticky: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.listen_port <= 65535:
@@ -74,6 +76,7 @@ def render_nginx_conf(template: str, config: ProxyConfig) -> str:
             for up in config.upstreams
         ),
         "max_body_bytes": str(config.max_body_bytes),
+        "balance": "ip_hash;" if config.sticky else "# round robin: no affinity",
         # nginx drops worker privileges to `nobody` only when started as root; keep the
         # current user instead so the workers can use the temp dirs under DATA_DIR.
         "user_directive": f"user {pwd.getpwuid(os.geteuid()).pw_name};" if os.geteuid() == 0 else "",

@@ -137,8 +137,31 @@ def parse(model: type[BaseModel], data: Any, *, max_message_chars: int | None = 
     return parsed
 
 
-def error(code: str, message: str, *, retryable: bool = False, id: str | None = None) -> dict[str, Any]:
+def error(
+    code: str,
+    message: str,
+    *,
+    retryable: bool = False,
+    id: str | None = None,
+    event: str | None = None,
+    retry_after: float | None = None,
+) -> dict[str, Any]:
+    """A chat:error payload. `id`: the user message it concerns; `event`: the client event that
+    caused it (absent for a turn's own failures, which reach the whole session's room)."""
     payload: dict[str, Any] = {"code": code, "message": message, "retryable": retryable}
     if id is not None:
         payload["id"] = id
+    if event is not None:
+        payload["event"] = event
+    if retry_after is not None:
+        payload["retry_after"] = retry_after
     return payload
+
+
+def cause_id(event: str, data: Any) -> str | None:
+    """The message id a client event names, when it names a valid one: the id every chat:error
+    it causes carries, so a client can tie the refusal to that message (even when the payload
+    is refused for another reason)."""
+    key = {MESSAGE: "id", RETRY: "id", FEEDBACK: "message_id"}.get(event)
+    value = data.get(key) if key and isinstance(data, dict) else None
+    return value if isinstance(value, str) and re.fullmatch(ID_PATTERN, value) else None

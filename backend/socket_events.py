@@ -78,52 +78,56 @@ def register_socket_events(socketio: SocketIO, svc: Services) -> Connections:
         *,
         retryable: bool = False,
         id: str | None = None,
+        event: str | None = None,
         retry_after: float | None = None,
     ) -> None:
         svc.metrics.errors.labels(code).inc()
-        payload = protocol.error(code, message, retryable=retryable, id=id)
-        if retry_after is not None:
-            payload["retry_after"] = retry_after
+        payload = protocol.error(
+            code, message, retryable=retryable, id=id, event=event, retry_after=retry_after
+        )
         socketio.emit(protocol.ERROR, payload, to=request.sid)
 
-    def guarded(fn: Callable[..., None]) -> Callable[..., None]:
-        """Map every failure of a handler to a clear chat:error; the socket stays open."""
+    def guarded(event: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+        """Map every failure of a handler to a clear chat:error; the socket stays open. Each
+        error names the event and, when the payload names one, the message it concerns."""
 
-        @functools.wraps(fn)
-        def wrapper(*args: Any) -> None:
-            conn = conns.get(request.sid)
-            ids = {"tenant": conn.principal.tenant, "session_id": conn.session_id} if conn else {}
-            try:
-                with correlation(**ids):
-                    fn(*args)
-            except protocol.ProtocolError as exc:
-                reply_error(exc.code, exc.message)
-            except RateLimited as exc:
-                reply_error(
-                    "rate_limited",
-                    f"Too many questions in a short time; try again in {exc.retry_after:g} s.",
-                    retryable=True,
-                    retry_after=exc.retry_after,
+        def decorate(fn: Callable[..., None]) -> Callable[..., None]:
+            @functools.wraps(fn)
+            def wrapper(*args: Any) -> None:
+                conn = conns.get(request.sid)
+                ids = {"tenant": conn.principal.tenant, "session_id": conn.session_id} if conn else {}
+                fail = functools.partial(
+                    reply_error, event=event, id=protocol.cause_id(event, args[0] if args else None)
                 )
-            except ConcurrentUpdateError:
-                reply_error("conflict", "The session is busy; please try again.", retryable=True)
-            except SessionNotFound:
-                reply_error("session_expired", "The session expired; join the ticket again.", retryable=True)
-            except ArchiveError:
-                log.exception("archive unavailable during %s", fn.__name__)
-                reply_error(
-                    "unavailable", "Session history is unavailable; retrying shortly.", retryable=True
-                )
-            except redis.RedisError:
-                log.exception("redis unavailable during %s", fn.__name__)
-                reply_error(
-                    "unavailable", "Session storage is unavailable; retrying shortly.", retryable=True
-                )
-            except Exception:
-                log.exception("handler %s failed", fn.__name__)
-                reply_error("internal_error", "Something went wrong.", retryable=True)
+                try:
+                    with correlation(**ids):
+                        fn(*args)
+                except protocol.ProtocolError as exc:
+                    fail(exc.code, exc.message)
+                except RateLimited as exc:
+                    fail(
+                        "rate_limited",
+                        f"Too many questions in a short time; try again in {exc.retry_after:g} s.",
+                        retryable=True,
+                        retry_after=exc.retry_after,
+                    )
+                except ConcurrentUpdateError:
+                    fail("conflict", "The session is busy; please try again.", retryable=True)
+                except SessionNotFound:
+                    fail("session_expired", "The session expired; join the ticket again.", retryable=True)
+                except ArchiveError:
+                    log.exception("archive unavailable during %s", fn.__name__)
+                    fail("unavailable", "Session history is unavailable; retrying shortly.", retryable=True)
+                except redis.RedisError:
+                    log.exception("redis unavailable during %s", fn.__name__)
+                    fail("unavailable", "Session storage is unavailable; retrying shortly.", retryable=True)
+                except Exception:
+                    log.exception("handler %s failed", fn.__name__)
+                    fail("internal_error", "Something went wrong.", retryable=True)
 
-        return wrapper
+            return wrapper
+
+        return decorate
 
     def joined() -> tuple[Connection, str]:
         conn = conns.get(request.sid)
@@ -157,7 +161,7 @@ def register_socket_events(socketio: SocketIO, svc: Services) -> Connections:
                 log.exception("could not detach %s", conn.session_id)
 
     @socketio.on(protocol.JOIN)
-    @guarded
+    @guarded(protocol.JOIN)
     def on_join(data: Any = None) -> None:
         conn = conns.get(request.sid)
         if conn is None:
@@ -185,7 +189,7 @@ def register_socket_events(socketio: SocketIO, svc: Services) -> Connections:
         socketio.emit(protocol.STATE, state, to=request.sid)
 
     @socketio.on(protocol.MESSAGE)
-    @guarded
+    @guarded(protocol.MESSAGE)
     def on_message(data: Any = None) -> None:
         conn, session_id = joined()
         payload = protocol.parse(
@@ -197,7 +201,7 @@ def register_socket_events(socketio: SocketIO, svc: Services) -> Connections:
         svc.runner.submit(session_id, conn.principal, payload.id, payload.text)
 
     @socketio.on(protocol.RETRY)
-    @guarded
+    @guarded(protocol.RETRY)
     def on_retry(data: Any = None) -> None:
         conn, session_id = joined()
         payload = protocol.parse(protocol.RetryPayload, data)
@@ -205,7 +209,7 @@ def register_socket_events(socketio: SocketIO, svc: Services) -> Connections:
         svc.runner.retry(session_id, conn.principal, payload.id)
 
     @socketio.on(protocol.FEEDBACK)
-    @guarded
+    @guarded(protocol.FEEDBACK)
     def on_feedback(data: Any = None) -> None:
         conn, session_id = joined()
         payload = protocol.parse(protocol.FeedbackPayload, data)
@@ -234,6 +238,7 @@ def register_socket_events(socketio: SocketIO, svc: Services) -> Connections:
         reply_error(
             "unknown_event",
             f"unknown event {str(event)[:64]!r}; expected one of {list(protocol.CLIENT_EVENTS)}",
+            event=str(event)[:64],
         )
 
     return conns

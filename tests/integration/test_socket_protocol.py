@@ -307,6 +307,7 @@ def test_per_user_rate_limit_refuses_without_storing_and_spans_instances(live_ap
     tab_a.emit(protocol.MESSAGE, {"id": "over", "text": "one too many"})
     err = tab_a.wait_for(protocol.ERROR, lambda d: d["code"] == "rate_limited")
     assert err["retryable"] is True and 0 < err["retry_after"] <= 10
+    assert err["id"] == "over" and err["event"] == protocol.MESSAGE  # tied to the refused message
     assert a.services.store.get(state["session_id"]).message("over") is None  # nothing stored
     # Another user is not affected.
     bob = SidebarClient()
@@ -315,3 +316,36 @@ def test_per_user_rate_limit_refuses_without_storing_and_spans_instances(live_ap
     assert bob.ask("b1", "hello")["message"]["status"] == "complete"
     for c in (tab_a, tab_b, bob):
         c.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("event", "payload", "code", "message_id"),
+    [
+        (protocol.MESSAGE, {"id": "long-1", "text": "a" * 5000}, "message_too_long", "long-1"),
+        (protocol.MESSAGE, {"id": "extra-1", "text": "hi", "admin": True}, "invalid_payload", "extra-1"),
+        (protocol.RETRY, {"id": "nope-1"}, "unknown_message", "nope-1"),
+        (protocol.FEEDBACK, {"message_id": "nope-2", "rating": "up"}, "unknown_message", "nope-2"),
+        (protocol.FEEDBACK, {"message_id": "meh-1", "rating": "meh"}, "invalid_payload", "meh-1"),
+        # No valid id to name: the error says which event it answers, and nothing more.
+        (protocol.MESSAGE, {"id": "bad id", "text": "hi"}, "invalid_payload", None),
+        (protocol.JOIN, {"ticket": {"id": "1", "custom": "x" * 70_000}}, "ticket_too_large", None),
+    ],
+)
+def test_every_error_caused_by_a_message_carries_its_id(client, event, payload, code, message_id):
+    """Socket.IO delivers a connection's events in order but with no link between an emit and
+    what answers it unless the application adds one (https://socket.io/docs/v4/delivery-guarantees:
+    "message ordering" is guaranteed, "at most once" by default; acknowledgements are opt-in,
+    https://socket.io/docs/v4/emitting-events/#acknowledgements). While a turn streams, a
+    chat:error can therefore only be tied to the message it refused by the id it carries
+    (docs/protocol.md, "chat:error")."""
+    client.join(TICKET)
+    client.emit(event, payload)
+    err = client.wait_for(protocol.ERROR, lambda d: d["code"] == code, timeout=5)
+    assert err.get("id") == message_id
+    assert err["event"] == event
+
+
+def test_error_before_join_names_the_message(client):
+    client.emit(protocol.MESSAGE, {"id": "early-1", "text": "hi"})
+    err = client.wait_for(protocol.ERROR)
+    assert (err["code"], err["id"], err["event"]) == ("not_joined", "early-1", protocol.MESSAGE)

@@ -64,3 +64,31 @@ def test_settings_validate_and_read_env(monkeypatch):
     monkeypatch.setenv("AUTH_MODE", "anonymous")
     with pytest.raises(ValueError, match="auth_mode"):
         Settings(_env_file=None)
+
+
+def test_error_payload_names_the_cause():
+    """docs/protocol.md, "chat:error": an error a client event caused names the event and, when
+    the payload carried a valid one, the message id — even if the payload is refused for another
+    reason."""
+    assert protocol.cause_id(protocol.MESSAGE, {"id": "m-1", "text": "x" * 10**6}) == "m-1"
+    assert protocol.cause_id(protocol.RETRY, {"id": "m-2"}) == "m-2"
+    assert protocol.cause_id(protocol.FEEDBACK, {"message_id": "m-3.reply", "rating": "meh"}) == "m-3.reply"
+    for event, data in [
+        (protocol.MESSAGE, {"id": "<script>"}),
+        (protocol.MESSAGE, [1, 2]),
+        (protocol.MESSAGE, {"id": 7}),
+        (protocol.JOIN, {"id": "t"}),
+        ("admin:eval", {"id": "x"}),
+    ]:
+        assert protocol.cause_id(event, data) is None
+    err = protocol.error(
+        "rate_limited", "slow down", retryable=True, id="m-1", event=protocol.MESSAGE, retry_after=2.5
+    )
+    assert err == {
+        "code": "rate_limited",
+        "message": "slow down",
+        "retryable": True,
+        "id": "m-1",
+        "event": protocol.MESSAGE,
+        "retry_after": 2.5,
+    }

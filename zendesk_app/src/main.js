@@ -24,7 +24,7 @@ const state = {
   feedback: new Map(), // reply id -> {rating, saved, open}
   agents: [], // [{name, title}]: the enabled agents, offered when a reply is flagged "wrong sources"
   refusals: 0,
-  lastSent: null, // id of the last chat:message emitted and not yet acknowledged
+  resend: new Map(), // id -> timer: a message or retry refused for now, sent again after retry_after
 };
 const elements = new Map();
 
@@ -94,6 +94,14 @@ async function refreshToken() {
 const socket = io({
   path: config.socketPath,
   autoConnect: false,
+  // WebSocket first: one connection for the whole session, so it works whichever instance the
+  // load balancer picks. Long-polling is several requests that must all reach the instance that
+  // holds the session, and Cloud Run's session affinity is best effort (a cookie, which a
+  // cross-site iframe may not even keep): "Session ID unknown". Polling only when the WebSocket
+  // cannot open (a proxy that strips Upgrade): tryAllTransports then moves on to it, on every
+  // (re)connect. docs/deploy.md, "Socket.IO on Cloud Run".
+  transports: ['websocket', 'polling'],
+  tryAllTransports: true,
   // A function, so every reconnect presents the current (refreshed) token.
   auth: (cb) => cb({ token: state.token }),
   reconnectionDelay: 500,
@@ -162,8 +170,8 @@ socket.on('session:state', (s) => {
 
 socket.on('chat:ack', ({ id, message }) => {
   state.outbox.delete(id);
-  if (state.lastSent === id) state.lastSent = null;
-  upsert(message);
+  cancelResend(id);
+  upsert({ ...message, meta: { ...(message.meta || {}), error: undefined } });
   ensureReply(id);
 });
 
@@ -191,30 +199,82 @@ socket.on('chat:done', ({ id, message, citations }) => {
   upsert({ ...message, citations: message.citations && message.citations.length ? message.citations : citations });
 });
 
+// Every error a client event caused names that event and, where there is one, the message
+// (docs/protocol.md): the sidebar shows it on that message, never on whatever was sent last.
 socket.on('chat:error', (err) => {
-  if (err.id) {
+  if (err.code === 'not_joined' || err.code === 'session_expired') {
+    join(); // unacknowledged messages are sent again once the session is back
+  } else if (err.event === 'chat:message' && err.id && state.messages.has(err.id)) {
+    messageRefused(err);
+  } else if (err.event === 'chat:feedback' && err.id && state.feedback.has(err.id)) {
+    state.feedback.set(err.id, { ...state.feedback.get(err.id), saved: false });
+    notice(err.message || 'The feedback was not saved.');
+  } else if (err.id && (!err.event || err.event === 'chat:retry')) {
+    // A turn's own failure (no event: sent to the whole session) or a refused retry.
     const reply = ensureReply(err.id);
     reply.status = err.code === 'turn_timeout' ? 'interrupted' : 'error';
-    reply.meta = { ...(reply.meta || {}), error: { code: err.code, message: err.message } };
+    reply.meta = { ...(reply.meta || {}), error: errorInfo(err) };
     state.seq.delete(err.id);
+    if (err.event === 'chat:retry' && err.code === 'rate_limited') scheduleResend(err.id, err, () => retry(err.id));
     render(reply.id);
-  } else if (err.code === 'not_joined' || err.code === 'session_expired') {
-    join();
-  } else if ((err.code === 'message_too_long' || err.code === 'invalid_payload') && state.lastSent) {
-    // The server refused the message we just sent: never resend it; show why.
-    const m = state.messages.get(state.lastSent);
-    state.outbox.delete(state.lastSent);
-    state.lastSent = null;
-    if (m && m.status === 'sending') {
-      m.status = 'failed';
-      m.meta = { ...(m.meta || {}), error: { code: err.code, message: err.message } };
-      render(m.id);
-    }
-    notice(err.message || 'The message was not accepted.');
   } else {
     notice(err.message || 'Something went wrong.');
   }
 });
+
+function errorInfo(err) {
+  const info = { code: err.code, message: err.message };
+  if (err.retryable && err.retry_after > 0) info.retryAt = Date.now() + err.retry_after * 1000;
+  return info;
+}
+
+function messageRefused(err) {
+  const m = state.messages.get(err.id);
+  m.meta = { ...(m.meta || {}), error: errorInfo(err) };
+  if (err.retryable) {
+    // Not stored by the server: it stays in the outbox and goes again, same id, after the delay.
+    m.status = 'waiting';
+    scheduleResend(err.id, err, () => {
+      if (!state.outbox.has(err.id)) return;
+      const msg = state.messages.get(err.id);
+      if (msg) {
+        msg.status = 'sending';
+        render(err.id);
+      }
+      if (state.joined) socket.emit('chat:message', { id: err.id, text: state.outbox.get(err.id) });
+    });
+  } else {
+    // Refused for good (too long, invalid): never resent.
+    state.outbox.delete(err.id);
+    cancelResend(err.id);
+    m.status = 'failed';
+  }
+  render(err.id);
+}
+
+function scheduleResend(id, err, fn) {
+  cancelResend(id);
+  const delay = Math.max(0.5, Number(err.retry_after) || 2) * 1000;
+  state.resend.set(id, setTimeout(() => {
+    state.resend.delete(id);
+    fn();
+  }, delay));
+}
+function cancelResend(id) {
+  clearTimeout(state.resend.get(id));
+  state.resend.delete(id);
+}
+function retryCountdown(error) {
+  if (!error || !error.retryAt) return '';
+  return ` Retrying in ${Math.max(1, Math.ceil((error.retryAt - Date.now()) / 1000))} s…`;
+}
+// Countdowns on refused messages tick once a second while any is waiting.
+setInterval(() => {
+  for (const id of state.resend.keys()) {
+    render(id);
+    render(`${id}.reply`);
+  }
+}, 1000);
 
 socket.on('chat:feedback:ack', ({ message_id: id }) => {
   const fb = state.feedback.get(id);
@@ -260,13 +320,11 @@ function send(text) {
   const id = newId('m');
   state.outbox.set(id, text);
   upsert({ id, role: 'user', text, status: 'sending', reply_to: null, citations: [], meta: {} });
-  if (state.joined) {
-    state.lastSent = id;
-    socket.emit('chat:message', { id, text });
-  }
+  if (state.joined) socket.emit('chat:message', { id, text });
 }
 
 function retry(userId) {
+  cancelResend(userId);
   const reply = ensureReply(userId);
   reply.status = 'streaming';
   reply.text = '';
@@ -306,6 +364,9 @@ function render(id) {
       m.status === 'sending' ? el('span', { class: 'sa-msg__meta', 'data-pending': 'true', text: 'Sending…' }) : null,
       m.status === 'failed' ? el('span', { class: 'sa-msg__meta sa-msg__meta--error', role: 'alert',
         text: `Not sent: ${(m.meta && m.meta.error && m.meta.error.message) || 'refused'}` }) : null,
+      m.status === 'waiting' ? el('span', { class: 'sa-msg__meta sa-msg__meta--error', role: 'status',
+        'data-error': m.meta.error.code,
+        text: `Not sent yet: ${m.meta.error.message || 'refused for now'}${retryCountdown(m.meta.error)}` }) : null,
     ].filter(Boolean));
   } else {
     li.replaceChildren(...assistantView(m));
@@ -344,8 +405,9 @@ function assistantView(m) {
     })));
   }
   if (m.status === 'interrupted' || m.status === 'error') {
+    const error = m.meta && m.meta.error;
     const why = m.status === 'interrupted' ? 'This reply was interrupted.'
-      : `The assistant could not answer: ${(m.meta && m.meta.error && m.meta.error.message) || 'unknown error'}`;
+      : `The assistant could not answer: ${(error && error.message) || 'unknown error'}${state.resend.has(userId) ? retryCountdown(error) : ''}`;
     parts.push(el('div', { class: 'sa-interrupted', role: 'alert' }, el('span', { text: why }),
       el('button', { type: 'button', class: 'sa-btn sa-btn--small', 'data-action': 'retry', onclick: () => retry(userId) }, 'Retry')));
   }
