@@ -71,9 +71,19 @@ def build_llm(settings: Settings) -> tuple[LLM, object]:
         from vertex_interface.local_embedder import LocalEmbedder
 
         embedder = LocalEmbedder()
+        if (
+            "embedding_dimensions" in settings.model_fields_set
+            and settings.embedding_dimensions != embedder.dimensions
+        ):
+            raise ValueError(
+                f"EMBEDDING_DIMENSIONS={settings.embedding_dimensions}, but LLM_BACKEND=local embeds with "
+                f"MiniLM ({embedder.dimensions} dimensions)"
+            )
         return create_llm(config, embedder=embedder), embedder
-    llm = create_llm(config)
-    return llm, LLMEmbedder(llm, dimensions=768)
+    # One setting: the width Vertex is asked for is the width the index (and its DDL) expects.
+    dims = settings.embedding_dimensions
+    llm = create_llm(config, embedding_dimensions=dims)
+    return llm, LLMEmbedder(llm, dimensions=dims)
 
 
 def open_index(settings: Settings, embedder) -> KnowledgeIndex:

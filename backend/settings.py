@@ -90,6 +90,14 @@ class Settings(BaseSettings):
     spanner_project: str | None = Field(None, description="Google Cloud project of the Spanner instance.")
     spanner_instance: str | None = Field(None, description="Spanner instance id.")
     spanner_database: str = Field("sidebar", description="Spanner database id.")
+    embedding_dimensions: int = Field(
+        768,
+        ge=1,
+        le=3072,
+        description="Width of the knowledge embeddings (LLM_BACKEND=vertex): sent to Vertex AI as "
+        "output_dimensionality, rendered into the Spanner DDL (vector_length) by infra/deploy.sh, and "
+        "checked against the live Embedding column at start. MiniLM (LLM_BACKEND=local) is always 384.",
+    )
 
     # --- input limits -------------------------------------------------------------------------
     max_message_chars: int = Field(

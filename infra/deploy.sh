@@ -33,6 +33,8 @@ Required variables:
 Optional:
   SERVICE_NAME=sidebar-assistant  IMAGE_TAG=<git short sha>  MIN_INSTANCES=1  MAX_INSTANCES=10
   SPANNER_DATABASE=sidebar  VERTEX_LOCATION=$REGION  GEMINI_MODEL=gemini-2.5-flash
+  EMBEDDING_DIMENSIONS=768  (Spanner Embedding column width = what the service asks Vertex for)
+  RENDERED_SCHEMA=<path for the rendered Spanner schema>
   BUILDER=cloudbuild|docker  AUTO_APPROVE=0|1  ALLOW_UNAUTHENTICATED=1|0
   RENDERED_SERVICE=<path for the rendered service.yaml>
 EOF
@@ -67,6 +69,7 @@ SERVICE_NAME="${SERVICE_NAME:-sidebar-assistant}"
 MIN_INSTANCES="${MIN_INSTANCES:-1}"
 MAX_INSTANCES="${MAX_INSTANCES:-10}"
 SPANNER_DATABASE="${SPANNER_DATABASE:-sidebar}"
+EMBEDDING_DIMENSIONS="${EMBEDDING_DIMENSIONS:-768}"
 GEMINI_MODEL="${GEMINI_MODEL:-gemini-2.5-flash}"
 BUILDER="${BUILDER:-cloudbuild}"
 AUTO_APPROVE="${AUTO_APPROVE:-0}"
@@ -101,6 +104,8 @@ check MAX_INSTANCES '^[1-9][0-9]*$'
 ((MIN_INSTANCES <= MAX_INSTANCES)) || die "MIN_INSTANCES ($MIN_INSTANCES) > MAX_INSTANCES ($MAX_INSTANCES)"
 check IMAGE_TAG '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$'
 check SPANNER_DATABASE '^[a-z][a-z0-9_-]{1,28}[a-z0-9]$'
+check EMBEDDING_DIMENSIONS '^[1-9][0-9]{0,3}$'
+((EMBEDDING_DIMENSIONS <= 3072)) || die "EMBEDDING_DIMENSIONS ($EMBEDDING_DIMENSIONS) > 3072 (gemini-embedding-001's maximum)"
 check VERTEX_LOCATION '^[a-z]+(-[a-z]+[0-9])?$'
 check GEMINI_MODEL '^[A-Za-z0-9._-]+$'
 check BUILDER '^(cloudbuild|docker)$'
@@ -153,7 +158,7 @@ render_service() {
   rendered="$(cat "$SERVICE_TEMPLATE")"
   for name in SERVICE_NAME REGION MIN_INSTANCES MAX_INSTANCES NETWORK SUBNET SERVICE_ACCOUNT IMAGE \
     PUBLIC_URL CORS_ALLOWED_ORIGINS PROJECT_ID SPANNER_INSTANCE SPANNER_DATABASE VERTEX_LOCATION \
-    GEMINI_MODEL COMMERCE_API_URL; do
+    GEMINI_MODEL EMBEDDING_DIMENSIONS COMMERCE_API_URL; do
     value="${!name}"
     rendered="${rendered//"\${$name}"/"$value"}"
   done
@@ -162,6 +167,47 @@ render_service() {
     die "unfilled placeholders in $SERVICE_TEMPLATE: $(grep -o '\${[A-Z_]*}' <<<"$rendered" | sort -u | tr '\n' ' ')"
   fi
   printf '%s\n' "$rendered" >"$out"
+}
+
+# The Spanner schema for EMBEDDING_DIMENSIONS (ddl.py needs only python3's standard library).
+render_schema() {
+  command -v python3 >/dev/null || die "python3 is required to render the Spanner schema"
+  python3 "$ROOT/store/spanner/ddl.py" "$EMBEDDING_DIMENSIONS" >"$1" || die "rendering the Spanner schema failed"
+}
+
+# Spanner recommends creating a vector index "after most of the rows with embeddings are
+# written": so not with the database (an empty table), but on the first deploy after an ingest.
+ensure_vector_index() {
+  local scope=(--instance "$SPANNER_INSTANCE" --project "$PROJECT_ID") first_cell rows existing ddl
+  first_cell='import json, sys
+try:
+    print(int(json.load(sys.stdin)["rows"][0][0]))
+except Exception:
+    print(-1)'
+  local count_sql="SELECT COUNT(*) FROM KnowledgeChunks"
+  local index_sql="SELECT COUNT(*) FROM INFORMATION_SCHEMA.INDEXES WHERE TABLE_SCHEMA = '' AND INDEX_NAME = 'KnowledgeChunksEmbedding'"
+  if [[ "$DRY_RUN" == 1 ]]; then
+    run gcloud spanner databases execute-sql "$SPANNER_DATABASE" "${scope[@]}" --sql "$index_sql" --format json
+    run gcloud spanner databases execute-sql "$SPANNER_DATABASE" "${scope[@]}" --sql "$count_sql" --format json
+    run gcloud spanner databases ddl update "$SPANNER_DATABASE" "${scope[@]}" --async \
+      --ddl "<python3 store/spanner/ddl.py --vector-index ROWS>"
+    return 0
+  fi
+  existing="$(gcloud spanner databases execute-sql "$SPANNER_DATABASE" "${scope[@]}" --sql "$index_sql" --format json |
+    python3 -c "$first_cell")"
+  if [[ "$existing" -gt 0 ]]; then
+    echo "vector index KnowledgeChunksEmbedding exists"
+    return 0
+  fi
+  rows="$(gcloud spanner databases execute-sql "$SPANNER_DATABASE" "${scope[@]}" --sql "$count_sql" --format json |
+    python3 -c "$first_cell")"
+  if [[ "$rows" -le 0 ]]; then
+    echo "no knowledge chunks yet: searches stay exact; ingest, then deploy again to create the vector index" >&2
+    return 0
+  fi
+  ddl="$(python3 "$ROOT/store/spanner/ddl.py" --vector-index "$rows" | tr -s '\n ' '  ')"
+  gcloud spanner databases ddl update "$SPANNER_DATABASE" "${scope[@]}" --async --ddl "$ddl"
+  echo "vector index KnowledgeChunksEmbedding requested for $rows rows (builds in the background)"
 }
 
 smoke_check() {
@@ -202,8 +248,12 @@ echo "deploying $SERVICE_NAME to $PROJECT_ID/$REGION, image $IMAGE ($mode)"
 if [[ "$SKIP_INFRA" == 0 ]]; then
   need terraform
   step "1/6 infrastructure: terraform apply (infra/terraform)"
+  RENDERED_SCHEMA="${RENDERED_SCHEMA:-$(mktemp -d)/schema.sql}"
+  render_schema "$RENDERED_SCHEMA"
+  echo "Spanner schema for $EMBEDDING_DIMENSIONS-dimensional embeddings: $RENDERED_SCHEMA"
   tf_vars=(-var "project_id=$PROJECT_ID" -var "region=$REGION" -var "service_name=$SERVICE_NAME"
-    -var "spanner_database=$SPANNER_DATABASE")
+    -var "spanner_database=$SPANNER_DATABASE" -var "embedding_dimensions=$EMBEDDING_DIMENSIONS"
+    -var "spanner_schema_file=$RENDERED_SCHEMA")
   approve=()
   [[ "$AUTO_APPROVE" == 1 ]] && approve=(-auto-approve)
   run terraform -chdir="$TF_DIR" init -input=false -backend-config="bucket=$TF_STATE_BUCKET"
@@ -215,6 +265,8 @@ if [[ "$SKIP_INFRA" == 0 ]]; then
 else
   step "1/6 infrastructure: skipped (--skip-infra)"
 fi
+step "1b/6 Spanner vector index (once the knowledge table has rows)"
+ensure_vector_index
 
 # --- 2. secrets must have a value before a revision can start ----------------------------------
 step "2/6 secrets: each must have a version"

@@ -51,5 +51,8 @@ def open_knowledge_index(
     if backend == "spanner":
         from store.spanner.knowledge import SpannerKnowledgeIndex
 
-        return SpannerKnowledgeIndex(_require_spanner(spanner), embedder, chunker=chunker)
+        index = SpannerKnowledgeIndex(_require_spanner(spanner), embedder, chunker=chunker)
+        # Fail at start, not on the first write or query, when the live column's width differs.
+        index.verify_schema()
+        return index
     raise ValueError(f"unknown knowledge backend {backend!r} (expected 'sqlite' or 'spanner')")

@@ -64,3 +64,19 @@ variable "deletion_protection" {
   default     = true
   description = "Protects the Spanner database from `terraform destroy`."
 }
+
+variable "embedding_dimensions" {
+  type        = number
+  default     = 768
+  description = "EMBEDDING_DIMENSIONS: width of the Spanner Embedding column, the same the service asks Vertex AI for."
+  validation {
+    condition     = var.embedding_dimensions >= 1 && var.embedding_dimensions <= 3072
+    error_message = "embedding_dimensions must be within 1..3072 (gemini-embedding-001's maximum)."
+  }
+}
+
+variable "spanner_schema_file" {
+  type        = string
+  default     = ""
+  description = "Rendered schema (infra/deploy.sh: store/spanner/ddl.py for embedding_dimensions); empty: infra/spanner/schema.sql."
+}

@@ -25,8 +25,11 @@ class SpannerConfig:
     database: str = "sidebar"
     emulator_host: str | None = None
     vector_search: Literal["approx", "exact"] = "approx"
+    # Used only when the vector index's num_leaves cannot be read; otherwise derived per tenant.
     num_leaves_to_search: int = 10
     dimensions: int = 384
+    # How long the vector index state and tenant sizes are reused before being looked up again.
+    index_info_ttl_s: float = 300.0
 
     def __post_init__(self) -> None:
         if not self.project:

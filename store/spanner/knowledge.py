@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
+import re
+import threading
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -26,7 +30,7 @@ from store.knowledge.types import (
     validate_tenant,
 )
 from store.spanner.connection import SpannerConfig, SpannerConnectionHandler
-from store.spanner.ddl import CHUNKS_TABLE, DOCUMENTS_TABLE, VECTOR_INDEX
+from store.spanner.ddl import CHUNKS_TABLE, DOCUMENTS_TABLE, ROWS_PER_LEAF, VECTOR_INDEX
 
 _DOC_COLUMNS = (
     "Tenant",
@@ -166,6 +170,56 @@ LIMIT @k"""
     return HybridQuery(sql, params, types)
 
 
+def leaves_to_search(num_leaves: int, tenant_rows: int) -> int:
+    """num_leaves_to_search for one tenant's query, after
+    https://cloud.google.com/spanner/docs/vector-index-best-practices: "We recommend using a number
+    that is 1% the total number of leaves ... If you're using a filter clause, increase this value
+    to widen the search."
+
+    Every query filters on Tenant, applied inside the leaves searched: a tenant holding a share s
+    of the table finds about s of the rows those leaves hold, so the 1% is divided by s (the
+    table size estimated from ROWS_PER_LEAF, the sizing the index was created with). The result
+    reaching num_leaves means the whole index would be searched: exact search over the tenant's
+    key range is then cheaper and has full recall (the caller switches)."""
+    num_leaves = max(int(num_leaves), 1)
+    base = max(1, math.ceil(num_leaves / 100))
+    if tenant_rows <= 0:
+        return num_leaves
+    return min(num_leaves, max(base, math.ceil(base * num_leaves * ROWS_PER_LEAF / tenant_rows)))
+
+
+_VECTOR_LENGTH = re.compile(r"vector_length\s*=>\s*(\d+)", re.I)
+_NUM_LEAVES = re.compile(r"\bnum_leaves\s*=\s*(\d+)", re.I)
+
+
+def embedding_column_problem(
+    spanner_type: str | None, stored_width: int | None, dimensions: int
+) -> str | None:
+    """Why KnowledgeChunks.Embedding cannot take `dimensions`-wide vectors, or None if it can.
+
+    `spanner_type` is INFORMATION_SCHEMA.COLUMNS.SPANNER_TYPE (e.g. `ARRAY<FLOAT32>(vector_length=>768)`;
+    the emulator reports `ARRAY<FLOAT32>` alone); `stored_width` the length of one stored vector."""
+    if spanner_type is None:
+        return (
+            f"{CHUNKS_TABLE}.Embedding does not exist: apply infra/spanner/schema.sql (infra/deploy.sh does)"
+        )
+    if not spanner_type.replace(" ", "").upper().startswith("ARRAY<FLOAT32>"):
+        return f"{CHUNKS_TABLE}.Embedding is {spanner_type}, not ARRAY<FLOAT32>(vector_length=>{dimensions})"
+    declared = _VECTOR_LENGTH.search(spanner_type)
+    if declared and int(declared.group(1)) != dimensions:
+        return (
+            f"{CHUNKS_TABLE}.Embedding is declared with vector_length=>{declared.group(1)} but "
+            f"EMBEDDING_DIMENSIONS={dimensions}: render and apply the DDL for {dimensions} "
+            f"(infra/deploy.sh) or set EMBEDDING_DIMENSIONS={declared.group(1)}"
+        )
+    if stored_width is not None and stored_width != dimensions:
+        return (
+            f"{CHUNKS_TABLE}.Embedding holds {stored_width}-dimensional vectors but "
+            f"EMBEDDING_DIMENSIONS={dimensions}: re-ingest with the new width or set EMBEDDING_DIMENSIONS={stored_width}"
+        )
+    return None
+
+
 def row_to_hit(row: list[Any] | tuple[Any, ...]) -> Hit:
     """Map one result row (columns as in _HIT_COLUMNS) to a Hit."""
     doc_id, position, text, title, url, kind, locale, tags, text_rank, vector_rank, score = row
@@ -201,6 +255,30 @@ class SpannerKnowledgeIndex:
         self.rrf_k = rrf_k
         self._handler = handler or SpannerConnectionHandler.for_config(config)
         self._db = self._handler.get_database(config.database)
+        # Vector index state and tenant sizes, looked up at most every index_info_ttl_s.
+        self._info_lock = threading.Lock()
+        self._index_info: tuple[float, bool, int | None] | None = None
+        self._tenant_rows: dict[str, tuple[float, int]] = {}
+
+    def verify_schema(self) -> None:
+        """Start-up check: the live Embedding column takes this embedder's vectors (a 768-wide
+        column fed 3072-wide vectors would fail every write, and the reverse every query)."""
+        from google.cloud.spanner_v1 import param_types as pt
+
+        rows = self._query(
+            "SELECT SPANNER_TYPE FROM INFORMATION_SCHEMA.COLUMNS "
+            "WHERE TABLE_SCHEMA = '' AND TABLE_NAME = @table AND COLUMN_NAME = 'Embedding'",
+            {"table": CHUNKS_TABLE},
+            {"table": pt.STRING},
+        )
+        spanner_type = str(rows[0][0]) if rows else None
+        stored_width = None
+        if spanner_type is not None:
+            sample = self._query(f"SELECT ARRAY_LENGTH(Embedding) FROM {CHUNKS_TABLE} LIMIT 1", {}, {})
+            stored_width = int(sample[0][0]) if sample and sample[0][0] is not None else None
+        problem = embedding_column_problem(spanner_type, stored_width, self.config.dimensions)
+        if problem:
+            raise KnowledgeError(problem)
 
     # --- writes ---------------------------------------------------------------------------------
 
@@ -346,19 +424,79 @@ class SpannerKnowledgeIndex:
             raise InvalidQueryError("k must be within 1..200")
         if vector is not None and np.asarray(vector).reshape(-1).shape[0] != self.config.dimensions:
             raise InvalidQueryError(f"query vector must have {self.config.dimensions} dimensions")
+        mode, leaves = self.vector_plan(filters.tenant) if vector is not None else ("exact", 0)
         query = build_hybrid_query(
             text,
             vector,
             k,
             filters,
             candidates=max(candidates, k),
-            vector_search=self.config.vector_search,
-            num_leaves_to_search=self.config.num_leaves_to_search,
+            vector_search=mode,
+            num_leaves_to_search=leaves,
             rrf_k=self.rrf_k,
         )
         if query is None:
             return []
         return [row_to_hit(r) for r in self._query(query.sql, query.params, query.param_types)]
+
+    def vector_plan(self, tenant: str) -> tuple[Literal["approx", "exact"], int]:
+        """How the vector branch searches this tenant: ("approx", num_leaves_to_search) through a
+        usable vector index, else ("exact", 0). No index yet (before the first load), one still
+        backfilling, or a tenant so small that the whole index would be searched: exact."""
+        if self.config.vector_search == "exact":
+            return "exact", 0
+        ready, num_leaves = self._vector_index_info()
+        if not ready:
+            return "exact", 0
+        if num_leaves is None:
+            return "approx", self.config.num_leaves_to_search
+        leaves = leaves_to_search(num_leaves, self._tenant_chunk_count(tenant))
+        return ("exact", 0) if leaves >= num_leaves else ("approx", leaves)
+
+    def _vector_index_info(self) -> tuple[bool, int | None]:
+        now = time.monotonic()
+        with self._info_lock:
+            cached = self._index_info
+        if cached is not None and now - cached[0] < self.config.index_info_ttl_s:
+            return cached[1], cached[2]
+        from google.cloud.spanner_v1 import param_types as pt
+
+        rows = self._query(
+            "SELECT INDEX_STATE FROM INFORMATION_SCHEMA.INDEXES "
+            "WHERE TABLE_SCHEMA = '' AND TABLE_NAME = @table AND INDEX_NAME = @index",
+            {"table": CHUNKS_TABLE, "index": VECTOR_INDEX},
+            {"table": pt.STRING, "index": pt.STRING},
+        )
+        # WRITE_ONLY while it backfills: FORCE_INDEX on it would fail.
+        ready = bool(rows) and str(rows[0][0]) == "READ_WRITE"
+        num_leaves = self._vector_index_leaves() if ready else None
+        with self._info_lock:
+            self._index_info = (now, ready, num_leaves)
+        return ready, num_leaves
+
+    def _vector_index_leaves(self) -> int | None:
+        """num_leaves from the index's DDL (GetDatabaseDdl); None if it cannot be read."""
+        try:
+            self._db.reload()
+            statements = list(self._db.ddl_statements)
+        except Exception:  # a missing permission (getDdl) must not stop searches
+            return None
+        for stmt in statements:
+            if f"VECTOR INDEX {VECTOR_INDEX}" in stmt:
+                found = _NUM_LEAVES.search(stmt)
+                return int(found.group(1)) if found else None
+        return None
+
+    def _tenant_chunk_count(self, tenant: str) -> int:
+        now = time.monotonic()
+        with self._info_lock:
+            cached = self._tenant_rows.get(tenant)
+        if cached is not None and now - cached[0] < self.config.index_info_ttl_s:
+            return cached[1]
+        count = self.stats(tenant).chunks
+        with self._info_lock:
+            self._tenant_rows[tenant] = (now, count)
+        return count
 
     def search(self, text: str, k: int, filters: SearchFilters, *, candidates: int = 50) -> list[Hit]:
         vector = self.embedder.embed([text], task_type="RETRIEVAL_QUERY")[0] if text.strip() else None

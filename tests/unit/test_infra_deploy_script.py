@@ -124,6 +124,8 @@ def test_refuses_missing_required_variables(tmp_path, tools, missing):
         ("IMAGE_TAG", "tag with space"),
         ("MIN_INSTANCES", "5"),  # above MAX_INSTANCES (10 is the default; set 3 below)
         ("BUILDER", "kaniko"),
+        ("EMBEDDING_DIMENSIONS", "4096"),  # over gemini-embedding-001's 3072
+        ("EMBEDDING_DIMENSIONS", "768; rm -rf /"),
     ],
 )
 def test_refuses_invalid_values(tmp_path, tools, name, value):
@@ -155,6 +157,12 @@ esac""",
 esac""",
         "curl": 'echo \'{"status":"ready"}\'',
     }
+    # `gcloud spanner databases execute-sql --format json`: the index probe, then the row count.
+    scripts["gcloud"] += """
+case "$*" in
+  *"execute-sql"*INFORMATION_SCHEMA*) echo '{"rows": [["'"${FAKE_INDEXES:-0}"'"]]}' ;;
+  *"execute-sql"*KnowledgeChunks*) echo '{"rows": [["'"${FAKE_CHUNKS:-0}"'"]]}' ;;
+esac"""
     for tool, body in scripts.items():
         path = bin_dir / tool
         path.write_text(f'#!/bin/bash\necho "{tool} $*" >> "{log}"\n{body}\nexit 0\n')
@@ -198,3 +206,52 @@ def test_real_run_refuses_a_terraform_naming_mismatch(tmp_path, cloud):
     out = deploy(tmp_path, cloud, FAKE_SA="someone-else@acme-support-prod.iam.gserviceaccount.com")
     assert out.returncode == 2 and "service account" in out.stderr
     assert not any("builds submit" in c for c in cloud[1].read_text().splitlines())
+
+
+SPANNER_DOCS = (
+    "https://cloud.google.com/spanner/docs/vector-indexes",
+    "https://cloud.google.com/spanner/docs/vector-index-best-practices",
+)
+
+
+def test_dry_run_renders_the_schema_for_embedding_dimensions(tmp_path, tools):
+    """Issue 14 item 2: one setting drives the DDL. Spanner's embedding column is
+    `ARRAY<FLOAT32>(vector_length=>N)`; N must be what the service asks Vertex for, so deploy
+    renders the schema from EMBEDDING_DIMENSIONS, hands it to Terraform and to the service."""
+    schema = tmp_path / "schema.sql"
+    out = deploy(tmp_path, tools, "--dry-run", EMBEDDING_DIMENSIONS="3072", RENDERED_SCHEMA=str(schema))
+    assert out.returncode == 0, out.stderr
+    assert "Embedding ARRAY<FLOAT32>(vector_length=>3072) NOT NULL" in schema.read_text()
+    assert "VECTOR INDEX" not in schema.read_text().replace("--vector-index", "")
+    apply = next(
+        line for line in out.stdout.splitlines() if line.startswith("+ terraform") and " apply " in line
+    )
+    assert "-var embedding_dimensions=3072" in apply and f"-var spanner_schema_file={schema}" in apply
+    env = yaml.safe_load((tmp_path / "service.yaml").read_text())["spec"]["template"]["spec"]["containers"][
+        0
+    ]["env"]
+    assert {"name": "EMBEDDING_DIMENSIONS", "value": "3072"} in env
+    assert not tools[1].exists()
+
+
+@pytest.mark.parametrize(
+    ("chunks", "indexes", "created"), [(0, 0, False), (250_000, 0, True), (250_000, 1, False)]
+)
+def test_vector_index_is_created_after_the_first_load(tmp_path, cloud, chunks, indexes, created):
+    """SPANNER_DOCS[0]: "Create your vector index after most of the rows with embeddings are
+    written to your database." Terraform creates the database without it; a deploy finding
+    chunks and no index creates it, sized from the row count (SPANNER_DOCS[1]: 200-1000 rows per
+    leaf; tree_depth 2 under 10 million rows)."""
+    out = deploy(tmp_path, cloud, AUTO_APPROVE="1", FAKE_CHUNKS=str(chunks), FAKE_INDEXES=str(indexes))
+    assert out.returncode == 0, out.stderr
+    calls = cloud[1].read_text().splitlines()
+    ddl = [c for c in calls if "spanner databases ddl update" in c]
+    if not created:
+        assert ddl == []
+        return
+    (call,) = ddl
+    assert "CREATE VECTOR INDEX KnowledgeChunksEmbedding ON KnowledgeChunks (Embedding)" in call
+    assert "num_leaves = 500" in call and "tree_depth = 2" in call and "--async" in call
+    # After Terraform (the database exists), before the new revision.
+    assert calls.index(call) > next(i for i, c in enumerate(calls) if " apply " in c)
+    assert calls.index(call) < next(i for i, c in enumerate(calls) if "services replace" in c)

@@ -105,7 +105,7 @@ def test_spanner_database_applies_the_store_schema(tf):
     (db,) = resources(tf, "google_spanner_database").values()
     assert "local.spanner_ddl" in db["ddl"]
     assert db["deletion_protection"] == "${var.deletion_protection}"
-    assert "spanner/schema.sql" in locals_of(tf)["spanner_schema"]
+    assert "spanner/schema.sql" in locals_of(tf)["spanner_schema_file"]
     # Terraform's split (drop `--` comments, split on `;`) yields exactly the store's DDL.
     text = re.sub(r"--[^\n]*", "", SCHEMA.read_text())
     statements = [s.strip() for s in text.split(";") if s.strip()]
@@ -113,7 +113,22 @@ def test_spanner_database_applies_the_store_schema(tf):
     def norm(s: str) -> str:
         return " ".join(s.split())
 
-    assert [norm(s) for s in statements] == [norm(s) for s in all_ddl(384, vector_index=True)]
+    assert [norm(s) for s in statements] == [norm(s) for s in all_ddl()]
+
+
+def test_spanner_schema_width_is_a_variable_checked_before_apply(tf):
+    """Issue 14 item 2: the Embedding column is `ARRAY<FLOAT32>(vector_length=>N)` (Spanner DDL)
+    and N is EMBEDDING_DIMENSIONS. deploy.sh passes the schema it rendered for N; a precondition
+    refuses a schema of another width before anything is applied. No vector index in the schema:
+    it is created after the first load (https://cloud.google.com/spanner/docs/vector-indexes)."""
+    variables = {unquote(k): v for block in tf["variable"] for k, v in block.items()}
+    assert variables["embedding_dimensions"]["default"] == 768
+    assert unquote(variables["spanner_schema_file"]["default"]) == ""
+    assert "var.spanner_schema_file" in locals_of(tf)["spanner_schema_file"]
+    (db,) = resources(tf, "google_spanner_database").values()
+    (pre,) = [p for block in db["lifecycle"] for p in block["precondition"]]
+    assert "vector_length=>${var.embedding_dimensions}" in pre["condition"]
+    assert "VECTOR INDEX" not in SCHEMA.read_text().replace("--vector-index", "")
 
 
 def test_service_account_roles_are_least_privilege(tf):

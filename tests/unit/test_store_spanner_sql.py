@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from store.knowledge.types import SearchFilters
-from store.spanner import SpannerConfig, all_ddl, build_hybrid_query, knowledge_ddl, row_to_hit, session_ddl
-from store.spanner.ddl import render_schema_sql, vector_index_ddl
+from store.spanner import SpannerConfig, build_hybrid_query, knowledge_ddl, row_to_hit, session_ddl
+from store.spanner.ddl import DEFAULT_DIMENSIONS, render_schema_sql, vector_index_ddl
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_schema_sql_file_is_generated_from_ddl_module() -> None:
-    assert (REPO / "infra/spanner/schema.sql").read_text() == render_schema_sql(384)
+    assert (REPO / "infra/spanner/schema.sql").read_text() == render_schema_sql(DEFAULT_DIMENSIONS)
 
 
 def test_sessions_table_has_row_deletion_policy_and_ticket_index() -> None:
@@ -34,10 +34,9 @@ def test_chunks_table_has_vector_tokens_and_indexes() -> None:
     assert "INTERLEAVE IN PARENT KnowledgeDocuments ON DELETE CASCADE" in ddl
     assert "CREATE SEARCH INDEX KnowledgeChunksText ON KnowledgeChunks (Text_Tokens, Title_Tokens)" in ddl
     assert "PARTITION BY Tenant" in ddl
-    (vector,) = vector_index_ddl()
+    (vector,) = vector_index_ddl(5000)
     assert vector.startswith("CREATE VECTOR INDEX KnowledgeChunksEmbedding ON KnowledgeChunks (Embedding)")
     assert "distance_type = 'COSINE'" in vector and "WHERE Embedding IS NOT NULL" in vector
-    assert len(all_ddl(vector_index=False)) == len(all_ddl()) - 1
 
 
 def test_hybrid_query_is_one_statement_fusing_both_lists_with_rrf() -> None:
@@ -101,7 +100,7 @@ def test_approximate_branch_orders_by_the_distance_alone_then_limits(filters: Se
     assert "Embedding IS NOT NULL" in sub and "@{FORCE_INDEX=KnowledgeChunksEmbedding}" in sub
     assert (
         "FORCE_INDEX=KnowledgeChunksEmbedding" in q.sql
-        and "WHERE Embedding IS NOT NULL" in vector_index_ddl()[0]
+        and "WHERE Embedding IS NOT NULL" in vector_index_ddl(1)[0]
     )
 
 
