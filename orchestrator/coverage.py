@@ -66,8 +66,19 @@ THIS_PRODUCT = re.compile(
 )
 
 
+# What a catalogue answers about a product (and a Help Center article rarely does).
+PRODUCT_ATTRIBUTE = re.compile(
+    r"\b(stock|available|availability|back in|price|prices|cost|costs|how much|warranty|guarantee|"
+    r"specs?|weight|weigh|heavy|size|sizes|dimensions?|measure\w*|battery|range|made of|material|"
+    r"colou?rs?|ip ?\d\d|ip rating|waterproof|rain|capacity|power|watts?|lumens?|bright\w*|slope|"
+    r"boil\w*|litre|liter|lengths?|fits?|compatible|wi-?fi|ghz|care|clean\w*|wash\w*|max\w*)\b",
+    re.IGNORECASE,
+)
+
+
 def mentions_this_product(text: str) -> bool:
-    return bool(THIS_PRODUCT.search(text or ""))
+    """'what range does this one have?': a catalogue attribute of the product the ticket names."""
+    return bool(THIS_PRODUCT.search(text or "")) and bool(PRODUCT_ATTRIBUTE.search(text or ""))
 
 
 def is_about_this_case(text: str) -> bool:
