@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import threading
@@ -187,6 +188,8 @@ def leaves_to_search(num_leaves: int, tenant_rows: int) -> int:
         return num_leaves
     return min(num_leaves, max(base, math.ceil(base * num_leaves * ROWS_PER_LEAF / tenant_rows)))
 
+
+log = logging.getLogger(__name__)
 
 _VECTOR_LENGTH = re.compile(r"vector_length\s*=>\s*(\d+)", re.I)
 _NUM_LEAVES = re.compile(r"\bnum_leaves\s*=\s*(\d+)", re.I)
@@ -479,7 +482,12 @@ class SpannerKnowledgeIndex:
         try:
             self._db.reload()
             statements = list(self._db.ddl_statements)
-        except Exception:  # a missing permission (getDdl) must not stop searches
+        except Exception as exc:  # a missing permission (getDdl) must not stop searches
+            log.warning(
+                "cannot read the vector index's num_leaves (%s): using num_leaves_to_search=%d",
+                type(exc).__name__,
+                self.config.num_leaves_to_search,
+            )
             return None
         for stmt in statements:
             if f"VECTOR INDEX {VECTOR_INDEX}" in stmt:
