@@ -65,12 +65,41 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+Event = tuple[str, Any]
+
+
+def answers(event: str, data: Any) -> Callable[[str, Any], bool]:
+    """Which server event answers this probe, by correlation, never by arrival order.
+
+    A late event of an earlier turn (a chat:done, a chat:delta) can arrive after any later emit,
+    so "the first event after I sent" is not evidence. Errors carry the event that caused them
+    and the message id the payload named (docs/protocol.md, "chat:error"); acks and turn events
+    carry that id too. A probe without an id is only ever sent on a fresh connection of its own
+    (`Probe.fresh`), where nothing else can arrive.
+    """
+    mid = protocol.cause_id(event, data)
+
+    def match(name: str, d: Any) -> bool:
+        d = d if isinstance(d, dict) else {}
+        if name == protocol.ERROR:
+            return d.get("event") == event[:64] and d.get("id") == mid
+        if event == protocol.JOIN:
+            return name == protocol.STATE
+        if event == protocol.FEEDBACK:
+            return name == protocol.FEEDBACK_ACK and mid is not None and d.get("message_id") == mid
+        if event in (protocol.MESSAGE, protocol.RETRY):
+            return mid is not None and d.get("id") == mid  # chat:ack, or the retried turn's events
+        return False
+
+    return match
+
+
 class Probe:
-    """A Socket.IO client that counts server events, to wait for 'the answer to what I sent'."""
+    """A Socket.IO client that records server events, to wait for the one that answers a probe."""
 
     def __init__(self, url: str, token: str | None) -> None:
         self.sio = socketio.Client(reconnection=False)
-        self.events: list[tuple[str, Any]] = []
+        self.events: list[Event] = []
         self.cond = threading.Condition()
         self.connect_errors: list[Any] = []
         for name in protocol.SERVER_EVENTS:
@@ -83,6 +112,15 @@ class Probe:
             wait_timeout=10,
         )
 
+    @classmethod
+    def fresh(cls, url: str, token: str, ticket_id: str) -> Probe:
+        """A new connection joined to a ticket of its own: no other turn's events reach it."""
+        p = cls(url, token)
+        state = p.send(protocol.JOIN, {"ticket": {"id": ticket_id}})
+        if not state or state[0] != protocol.STATE:
+            raise RuntimeError(f"fresh probe could not join: {state}")
+        return p
+
     def _rec(self, name: str) -> Callable[[Any], None]:
         def record(data: Any = None) -> None:
             with self.cond:
@@ -91,20 +129,33 @@ class Probe:
 
         return record
 
-    def send(self, event: str, data: Any, timeout: float = 5.0) -> list[tuple[str, Any]]:
-        """Emit and return the server events that follow, until the first one that answers it."""
+    def send(self, event: str, data: Any, timeout: float = 10.0) -> Event | None:
+        """Emit and return the server event that answers it (see `answers`), or None."""
+        match = answers(event, data)
         with self.cond:
             start = len(self.events)
         self.sio.emit(event, data)
         deadline = time.monotonic() + timeout
         with self.cond:
-            while len(self.events) == start and time.monotonic() < deadline:
-                self.cond.wait(deadline - time.monotonic())
-            return self.events[start:]
+            while True:
+                for name, d in self.events[start:]:
+                    if match(name, d):
+                        return name, d
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.cond.wait(left)
 
     def close(self) -> None:
         if self.sio.connected:
             self.sio.disconnect()
+
+
+def describe(answer: Event | None) -> str:
+    if answer is None:
+        return "no answer"
+    name, d = answer
+    return d.get("code", name) if name == protocol.ERROR and isinstance(d, dict) else name
 
 
 class Suite:
@@ -255,33 +306,47 @@ def run(fuzz_cases: int) -> dict[str, Any]:
         bob = Probe(url, dev.mint("acme", "bob"))
         eve = Probe(url, dev.mint("evil-corp", "alice"))
         ticket = {"id": "1001", "subject": "Private"}
-        alice_session = alice.send(protocol.JOIN, {"ticket": ticket})[0][1]["session_id"]
-        alice.send(protocol.MESSAGE, {"id": "secret-1", "text": "my private question"})
+        joined = alice.send(protocol.JOIN, {"ticket": ticket})
+        assert joined is not None, "alice could not join"
+        alice_session = joined[1]["session_id"]
+        # Its turn finishes whenever it does; no later verdict may depend on when.
+        alice.sio.emit(protocol.MESSAGE, {"id": "secret-1", "text": "my private question"})
 
         def other_user() -> tuple[bool, str]:
             ev = bob.send(protocol.JOIN, {"ticket": ticket, "session_id": alice_session})
-            return ev[0][0] == protocol.ERROR and ev[0][1]["code"] == "forbidden", str(ev[0])
+            return describe(ev) == "forbidden", describe(ev)
 
         def other_tenant() -> tuple[bool, str]:
             ev = eve.send(protocol.JOIN, {"ticket": ticket})
-            state = ev[0][1]
-            return state.get("session_id") != alice_session and state.get(
+            state = ev[1] if ev and ev[0] == protocol.STATE else {}
+            return state.get("session_id") not in (None, alice_session) and state.get(
                 "thread"
-            ) == [], f"own empty session: {state.get('thread') == []}"
+            ) == [], f"{describe(ev)}, own empty session: {state.get('thread') == []}"
 
         suite.case("isolation", "another user's session id", "forbidden", other_user)
         suite.case("isolation", "same user id in another tenant", "a separate, empty session", other_tenant)
 
         # --- bad input -------------------------------------------------------------------------------
+        fresh_tickets = iter(range(9000, 10_000))
+
         def bad(event: str, data: Any, code: str) -> Callable[[], tuple[bool, str]]:
+            """A payload naming a message id goes on alice's busy connection (its answer is found
+            by that id); one without goes on a fresh connection of its own."""
+
             def check() -> tuple[bool, str]:
-                ev = alice.send(event, data)
-                got = (
-                    ev[0][1].get("code")
-                    if ev and ev[0][0] == protocol.ERROR
-                    else (ev[0][0] if ev else "no answer")
+                fresh = None
+                if protocol.cause_id(event, data) is None:
+                    fresh = Probe.fresh(url, dev.mint("acme", "alice"), f"probe-{next(fresh_tickets)}")
+                probe = fresh or alice
+                try:
+                    got = describe(probe.send(event, data))
+                    connected = probe.sio.connected
+                finally:
+                    if fresh:
+                        fresh.close()
+                return got == code and connected, f"{got}, connected={connected}" + (
+                    " (own connection)" if fresh else ""
                 )
-                return got == code and alice.sio.connected, f"{got}, connected={alice.sio.connected}"
 
             return check
 
@@ -338,17 +403,29 @@ def run(fuzz_cases: int) -> dict[str, Any]:
 
         # --- rate limiting --------------------------------------------------------------------------
         def rate_limit() -> tuple[bool, str]:
-            p = Probe(url, dev.mint("acme", "dave"))
-            p.send(protocol.JOIN, {"ticket": {"id": "55"}})
-            for i in range(10):
-                p.sio.emit(protocol.MESSAGE, {"id": f"r{i}", "text": "hi"})
-            time.sleep(3)
-            acks = {d["id"] for n, d in p.events if n == protocol.ACK}
-            limited = [d for n, d in p.events if n == protocol.ERROR and d.get("code") == "rate_limited"]
+            p = Probe.fresh(url, dev.mint("acme", "dave"), "55")
+            ids = [f"r{i}" for i in range(10)]
+            for mid in ids:
+                p.sio.emit(protocol.MESSAGE, {"id": mid, "text": "hi"})
+            # Each message's own answer, found by its id (however late, in whatever order).
+            verdicts: dict[str, str] = {}
+            deadline = time.monotonic() + 30
+            while len(verdicts) < len(ids) and time.monotonic() < deadline:
+                with p.cond:
+                    for name, d in p.events:
+                        d = d if isinstance(d, dict) else {}
+                        if d.get("id") in ids and d["id"] not in verdicts:
+                            if name == protocol.ACK:
+                                verdicts[d["id"]] = "ack"
+                            elif name == protocol.ERROR and d.get("event") == protocol.MESSAGE:
+                                verdicts[d["id"]] = d.get("code", "?")
+                    p.cond.wait(0.2)
             p.close()
-            return len(acks) == 3 and len(
-                limited
-            ) == 7, f"{len(acks)} acknowledged, {len(limited)} rate_limited"
+            counts = Counter(verdicts.values())
+            unanswered = len(ids) - len(verdicts)
+            return counts == Counter(
+                {"ack": 3, "rate_limited": 7}
+            ), f"{counts['ack']} acknowledged, {counts['rate_limited']} rate_limited, {unanswered} unanswered"
 
         suite.case("rate limit", "10 messages at once, burst 3", "3 accepted, 7 rate_limited", rate_limit)
 
@@ -423,8 +500,7 @@ def shaped(event: str) -> st.SearchStrategy:
 
 
 def fuzz_events(url: str, token: str, cases: int) -> dict[str, Any]:
-    probe = Probe(url, token)
-    probe.send(protocol.JOIN, {"ticket": {"id": "fuzz"}})
+    probe = Probe.fresh(url, token, "fuzz")
     stats: Counter = Counter()
     codes: Counter = Counter()
     events = st.sampled_from([*protocol.CLIENT_EVENTS, "x:unknown"])
@@ -443,12 +519,11 @@ def fuzz_events(url: str, token: str, cases: int) -> dict[str, Any]:
         if not probe.sio.connected:
             stats["disconnects"] += 1
             return
-        answer = probe.send(event, payload, timeout=5)
-        if not answer:
+        answer = probe.send(event, payload, timeout=10)
+        if answer is None:
             stats["no_answer"] += 1
             return
-        name, data = answer[0]
-        codes[data.get("code") if name == protocol.ERROR else name] += 1
+        codes[describe(answer)] += 1
 
     t0 = time.monotonic()
     one()
