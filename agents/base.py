@@ -13,17 +13,19 @@ the choice is deterministic (`offline_tool_call`) and the summary extractive.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
-from store.knowledge import KnowledgeIndex
+from store.knowledge import KnowledgeIndex, Viewer
 from vertex_interface import LLM, CallbackChain, CallTags, LLMError, Source, Unavailable
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{1,39}$"
@@ -130,7 +132,9 @@ class Evidence:
     # (structured agents: the order's status for "where is it?", its tracking for "tracking?").
     # Each must be a verbatim line of `text`, so a citation always points at what it states.
     facts: tuple[str, ...] = ()
-    internal: bool = False  # internal-only (a ticket's internal note)
+    # Internal-only: a ticket's internal notes, an article restricted to a user segment, an
+    # agent-only macro. Cited with an "internal" flag; never inserted into a reply unconfirmed.
+    internal: bool = False
 
     def __post_init__(self) -> None:
         missing = [f for f in self.facts if f not in self.text]
@@ -196,6 +200,26 @@ ToolCallbacks = CallbackChain[ToolRequest, Any]
 AgentCallbacks = CallbackChain[AgentRequest, AgentResult]
 
 
+# The support agent the current turn answers, from the verified token (backend/turns.py sets it
+# around each turn; agent threads inherit it through contextvars.copy_context). Unknown: an agent
+# of unknown groups, who sees no group-restricted content.
+_VIEWER: contextvars.ContextVar[Viewer] = contextvars.ContextVar("agents_viewer", default=Viewer())  # noqa: B039 - frozen value
+
+
+def current_viewer() -> Viewer:
+    return _VIEWER.get()
+
+
+@contextlib.contextmanager
+def viewing_as(viewer: Viewer) -> Iterator[Viewer]:
+    """Searches in this context (and threads started with its copy) are for `viewer`."""
+    token = _VIEWER.set(viewer)
+    try:
+        yield viewer
+    finally:
+        _VIEWER.reset(token)
+
+
 @dataclass
 class AgentContext:
     """Everything an agent may use for one run; nothing else is reachable from an agent."""
@@ -215,6 +239,8 @@ class AgentContext:
     tool_callbacks: ToolCallbacks = field(default_factory=CallbackChain)
     # The support agent asking (fills macros' {{current_user.first_name}}); None when unknown.
     user_name: str | None = None
+    # Whose visibility searches apply (restricted articles, group-restricted macros).
+    viewer: Viewer = field(default_factory=current_viewer)
 
     def tags(self, agent: str) -> CallTags:
         return CallTags(session_id=self.session_id, turn_id=self.turn_id, agent=agent)

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from agents.base import AgentContext, BaseAgent, Evidence, ToolError, ToolUnavailable
+from agents.base import AgentContext, BaseAgent, Evidence, ToolError, ToolUnavailable, current_viewer
 from store.knowledge import KnowledgeIndex
-from store.knowledge.types import RRF_K, Hit, KnowledgeError, SearchFilters
+from store.knowledge.types import RRF_K, Hit, KnowledgeError, SearchFilters, Viewer
 from vertex_interface import LLMError
 
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
@@ -117,6 +117,7 @@ class DocumentMatch:
     chunks: list[str] = field(default_factory=list)
     score: float = 0.0  # best fused score, normalised to 0..1
     similarity: float = 0.0  # cosine between the query and the best chunk (relevance check)
+    internal: bool = False  # an internal document (restricted article, internal notes, agent-only macro)
 
     @property
     def text(self) -> str:
@@ -170,15 +171,18 @@ def search_documents(
     exclude: Sequence[str] = (),
     min_similarity: float = 0.0,
     chunk_k: int = 20,
+    viewer: Viewer | None = None,
 ) -> list[DocumentMatch]:
     """Hybrid search grouped per document, best first; documents whose best chunk is less
     similar to the query than `min_similarity` are dropped (RRF always returns *something*,
-    so relevance needs its own test)."""
+    so relevance needs its own test). Only documents `viewer` may see are searched (the index
+    filters them out, so a restricted article never even ranks); None: the current turn's viewer."""
     if index is None:
         raise ToolUnavailable("the knowledge index is not configured")
     query = check_query(query)
+    audience = (viewer or current_viewer()).audience()
     try:
-        filters = SearchFilters(tenant, kinds=tuple(kinds), locale=locale or None)
+        filters = SearchFilters(tenant, kinds=tuple(kinds), locale=locale or None, audience=audience)
         qvec = _normalise(index.embedder.embed([query], task_type="RETRIEVAL_QUERY"))[0]
         hits: list[Hit] = index.hybrid_search(query, qvec, max(chunk_k, k), filters)
     except KnowledgeError as exc:
@@ -192,7 +196,7 @@ def search_documents(
         match = docs.get(d.id)
         if match is None:
             match = docs[d.id] = DocumentMatch(
-                d.id, d.title, d.url, d.kind, score=min(1.0, hit.score / _BEST_RRF)
+                d.id, d.title, d.url, d.kind, score=min(1.0, hit.score / _BEST_RRF), internal=d.internal
             )
         match.chunks.append(hit.chunk.text)
     ranked = list(docs.values())[: k + 2]  # two spare in case some fail the relevance test
@@ -222,14 +226,20 @@ def section(chunks: Sequence[str], heading: str) -> str | None:
     return None
 
 
-def find_section(index: KnowledgeIndex | None, tenant: str, match: DocumentMatch, heading: str) -> str | None:
+def find_section(
+    index: KnowledgeIndex | None,
+    tenant: str,
+    match: DocumentMatch,
+    heading: str,
+    viewer: Viewer | None = None,
+) -> str | None:
     """`section()` of a matched document; when its chunk did not rank, one full-text search on
     the title plus the heading fetches it (no embedding)."""
     found = section(match.chunks, heading)
     if found is not None or index is None:
         return found
     try:
-        filters = SearchFilters(tenant, kinds=(match.kind,))
+        filters = SearchFilters(tenant, kinds=(match.kind,), audience=(viewer or current_viewer()).audience())
         hits = index.hybrid_search(f"{match.title} {heading}", None, 25, filters)
     except KnowledgeError:
         return None

@@ -46,11 +46,16 @@ class DevTokenAuthenticator:
         self._serializer = URLSafeTimedSerializer(secret, salt=self.salt)
         self.max_age_seconds = max_age_seconds
 
-    def mint(self, tenant: str, user_id: str, user_name: str = "") -> str:
+    def mint(
+        self, tenant: str, user_id: str, user_name: str = "", group_ids: tuple[str, ...] | None = None
+    ) -> str:
         for label, value in (("tenant", tenant), ("user_id", user_id)):
             if not _NAME.match(value):
                 raise ValueError(f"{label} must match {_NAME.pattern}")
-        return self._serializer.dumps({"tenant": tenant, "user_id": user_id, "user_name": user_name[:128]})
+        claims: dict[str, Any] = {"tenant": tenant, "user_id": user_id, "user_name": user_name[:128]}
+        if group_ids is not None:
+            claims["group_ids"] = list(group_ids_of(list(group_ids)) or ())
+        return self._serializer.dumps(claims)
 
     def authenticate(self, auth_payload: Any) -> Principal:
         token = _token_from(auth_payload)
@@ -64,7 +69,30 @@ class DevTokenAuthenticator:
             isinstance(claims.get(k), str) and _NAME.match(claims[k]) for k in ("tenant", "user_id")
         ):
             raise AuthError("invalid token claims")
-        return Principal(claims["tenant"], claims["user_id"], str(claims.get("user_name", "")))
+        return Principal(
+            claims["tenant"],
+            claims["user_id"],
+            str(claims.get("user_name", "")),
+            group_ids_of(claims.get("group_ids")),
+        )
+
+
+_GROUP_ID = re.compile(r"^[0-9]{1,20}$")
+MAX_GROUPS = 500
+
+
+def group_ids_of(value: Any) -> tuple[str, ...] | None:
+    """Zendesk group ids from a verified claim: a list of ids, or of group objects with an `id`
+    (the shape of ZAF's `currentUser.groups`). None when absent or not a list (unknown)."""
+    if not isinstance(value, list):
+        return None
+    out: list[str] = []
+    for item in value[:MAX_GROUPS]:
+        raw = item.get("id") if isinstance(item, dict) else item
+        if isinstance(raw, bool) or not isinstance(raw, int | str) or not _GROUP_ID.match(str(raw)):
+            continue
+        out.append(str(raw))
+    return tuple(dict.fromkeys(out))
 
 
 def load_or_create_secret(data_dir: Path) -> str:

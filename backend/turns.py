@@ -15,10 +15,12 @@ from typing import Any
 import redis
 from opentelemetry import trace
 
+from agents.base import viewing_as
 from backend import protocol
 from backend.observability import correlation
 from backend.sessions import Session, SessionNotFound, SessionStore, ThreadMessage
 from orchestrator.turn import Delta, Done, Principal, Thinking, TurnFailed, TurnHandler, TurnRequest
+from store.knowledge import Viewer
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
@@ -105,8 +107,12 @@ class TurnRunner:
 
     # --- the turn -----------------------------------------------------------------------------
     def _run(self, session_id: str, principal: Principal, message_id: str, attempt: int) -> None:
-        with correlation(
-            tenant=principal.tenant, session_id=session_id, message_id=message_id, attempt=attempt
+        with (
+            correlation(
+                tenant=principal.tenant, session_id=session_id, message_id=message_id, attempt=attempt
+            ),
+            # Knowledge searches of this turn see what this agent may see (restricted articles).
+            viewing_as(Viewer(principal.user_id, principal.group_ids)),
         ):
             try:
                 self._run_turn(session_id, principal, message_id, attempt)

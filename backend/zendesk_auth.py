@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from backend.auth import AuthError, DevTokenAuthenticator, _token_from
+from backend.auth import AuthError, DevTokenAuthenticator, _token_from, group_ids_of
 from orchestrator.turn import Principal
 
 log = logging.getLogger(__name__)
@@ -136,9 +136,12 @@ class ZafIdentity:
     presentations: int = 1
     # False when the token named no agent: the identity is then this page load's alone.
     user_from_token: bool = True
+    # The agent's group ids when the signed token carries them (`context.user.groups`); None:
+    # unknown, so articles restricted to groups are not shown. Never taken from the browser.
+    group_ids: tuple[str, ...] | None = None
 
     def principal(self) -> Principal:
-        return Principal(self.tenant, self.user_id, self.user_name)
+        return Principal(self.tenant, self.user_id, self.user_name, self.group_ids)
 
 
 class PresentationLog(Protocol):
@@ -252,6 +255,7 @@ class ZafTokenVerifier:
             issued_at=min(issued_at, now),
             presentations=max(seen, 1),
             user_from_token=named is not None,
+            group_ids=_groups_of(claims) if named is not None else None,
         )
 
     def _installation_of(self, aud: Any) -> Installation:
@@ -287,6 +291,15 @@ def _user_of(claims: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+def _groups_of(claims: dict[str, Any]) -> tuple[str, ...] | None:
+    """The agent's groups when the signed token carries them. Zendesk documents no group claim,
+    so this reads `context.user.groups` (ids or group objects, ZAF's currentUser shape) and
+    otherwise returns None (unknown)."""
+    context = claims.get("context") if isinstance(claims.get("context"), dict) else {}
+    user = context.get("user") if isinstance(context.get("user"), dict) else {}
+    return group_ids_of(user.get("groups"))
+
+
 class SessionTokens:
     """Short-lived HS256 session tokens for the Socket.IO connect; refreshable up to a hard limit."""
 
@@ -310,6 +323,8 @@ class SessionTokens:
                 "sub": principal.user_id,
                 "tenant": principal.tenant,
                 "name": principal.user_name,
+                # Carried from the verified Zendesk token; absent when unknown.
+                **({"groups": list(principal.group_ids)} if principal.group_ids is not None else {}),
                 "iat": int(now),
                 "exp": int(exp),
                 "auth_time": int(auth_time),
@@ -339,7 +354,9 @@ class SessionTokens:
         tenant, sub = claims.get("tenant"), claims.get("sub")
         if not all(isinstance(v, str) and v and not _SAFE_ID.search(v) for v in (tenant, sub)):
             raise AuthError("invalid token claims")
-        return Principal(tenant, sub, str(claims.get("name", ""))[:128]), claims
+        return Principal(
+            tenant, sub, str(claims.get("name", ""))[:128], group_ids_of(claims.get("groups"))
+        ), claims
 
     def refresh(self, token: str, *, now: float | None = None) -> str:
         """A fresh token for the same principal, until `max_age_seconds` after the Zendesk sign-in.

@@ -680,6 +680,7 @@ class Orchestrator:
             "agent": e.agent,
             "cited": cited,
             "text": e.text[:MAX_CITATION_TEXT],
+            "internal": e.internal,
         }
 
     def _done(

@@ -20,6 +20,9 @@ class Principal:
     tenant: str
     user_id: str
     user_name: str
+    # The agent's Zendesk group ids when the verified token names them; None when unknown (content
+    # restricted to groups is then not shown to this agent).
+    group_ids: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ class KnowledgeBaseAgent(BaseAgent):
             k=int(cfg.get("results", 4)),
             locale=locale,
             min_similarity=floor,
+            viewer=ctx.viewer,
         )
         return [
             Evidence(
@@ -47,6 +48,8 @@ class KnowledgeBaseAgent(BaseAgent):
                 url=m.url or None,
                 score=round(m.score, 4),
                 agent=self.name,
+                # Restricted to a user segment: internal, whoever may see it.
+                internal=m.internal,
             )
             for m in matches
         ]

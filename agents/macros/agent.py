@@ -119,20 +119,24 @@ class MacrosAgent(BaseAgent):
             kinds=("macro",),
             k=int(cfg.get("results", 3)),
             min_similarity=float(cfg.get("min_similarity", 0.3)),
+            viewer=ctx.viewer,
         )
         values = placeholder_values(ctx) if matches else {}
         labels = {str(k): str(v) for k, v in (cfg.get("ticket_field_labels") or {}).items()}
         evidence, filled = [], []
         for m in matches:
-            reply = find_section(ctx.knowledge, ctx.tenant, m, "Reply") or macro_reply(m.text)
+            reply = find_section(ctx.knowledge, ctx.tenant, m, "Reply", ctx.viewer) or macro_reply(m.text)
             text, unfilled = fill_placeholders(reply, ctx, values, labels)
             filled.append(
-                {"id": m.doc_id, "title": m.title, "text": text, "unfilled": unfilled, "url": m.url}
-            )
+                {"id": m.doc_id, "title": m.title, "text": text, "unfilled": unfilled, "url": m.url,
+                 "internal": m.internal}
+            )  # fmt: skip
             evidence.append(
                 Evidence(
                     id=m.doc_id, title=m.title, text=text, kind="macro", url=m.url or None,
                     score=round(m.score, 4), agent=self.name,
+                    # Agent-only: restricted to groups/agents, or its reply is an internal note.
+                    internal=m.internal,
                 )
             )  # fmt: skip
         data = {"macro": filled[0], "alternatives": filled[1:]} if filled else {}

@@ -14,6 +14,7 @@ from agents.common import (
     section,
     strip_heading,
 )
+from store.ingest.records import internal_notes_id
 
 
 class SimilarTicketsAgent(BaseAgent):
@@ -26,19 +27,26 @@ class SimilarTicketsAgent(BaseAgent):
         cfg = self.manifest.config
         current = ctx.ticket.get("id")
         exclude = [f"ticket:{current}"] if current not in (None, "") else []
-        matches = search_documents(
+        k = int(cfg.get("results", 3))
+        found = search_documents(
             ctx.knowledge,
             ctx.tenant,
             query,
             kinds=("ticket",),
-            k=int(cfg.get("results", 3)),
-            exclude=exclude,
+            # Room for each ticket's internal notes beside its public conversation.
+            k=2 * k,
+            exclude=[*exclude, *(internal_notes_id(e) for e in exclude)],
             min_similarity=float(cfg.get("min_similarity", 0.3)),
             chunk_k=40,
+            viewer=ctx.viewer,
         )
+        # Ranking as before over the public conversations; internal notes only for those tickets,
+        # each its own internal evidence — their text never joins a public one.
+        matches = [m for m in found if not m.internal][:k]
+        notes = {m.doc_id: m for m in found if m.internal}
         evidence = []
         for rank, m in enumerate(matches):
-            resolution = find_section(ctx.knowledge, ctx.tenant, m, "Resolution")
+            resolution = find_section(ctx.knowledge, ctx.tenant, m, "Resolution", ctx.viewer)
             # The best-ranked chunk may be conversation; the problem statement reads better.
             problem = lead(section(m.chunks, "Problem") or strip_heading(m.text, m.title), 400)
             resolved = f"Resolved: {lead(resolution, 600)}" if resolution else "Resolved: not recorded"
@@ -57,6 +65,21 @@ class SimilarTicketsAgent(BaseAgent):
                     facts=(resolved,) if resolution and rank == 0 else (),
                 )
             )
+            note = notes.get(internal_notes_id(m.doc_id))
+            if note is not None:
+                text = section(note.chunks, "Internal notes") or strip_heading(note.text, note.title)
+                evidence.append(
+                    Evidence(
+                        id=note.doc_id,
+                        title=note.title,
+                        text=lead(text, 400),
+                        kind="ticket",
+                        url=m.url or None,
+                        score=round(note.score, 4),
+                        agent=self.name,
+                        internal=True,
+                    )
+                )
         return evidence
 
     def offline_tool_call(self, query: str, ctx: AgentContext, attempt: int) -> ToolCall | None:
@@ -71,5 +94,6 @@ class SimilarTicketsAgent(BaseAgent):
             return lead(part, 200)
 
         return model_summary(self, query, evidence, ctx) or "\n".join(
-            f"- {e.title} ({e.id}): {resolved(e)}" for e in evidence[: self.max_evidence]
+            f"- {e.title} ({e.id}): {resolved(e)}"
+            for e in [e for e in evidence if not e.internal][: self.max_evidence]
         )

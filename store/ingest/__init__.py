@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from store.ingest.pipeline import IngestError, IngestReport, ingest_records
-from store.ingest.readers import RawRecord, read_export, read_markdown_dir
+from store.ingest.readers import RawRecord, read_export, read_markdown_dir, read_user_segments
 from store.ingest.records import SOURCES, IngestLimits, RecordError
 from store.ingest.zendesk_api import (
+    UserSegments,
     ZendeskApiError,
     ZendeskClient,
     ZendeskCredentials,
@@ -47,6 +48,7 @@ def ingest_path(
         total=len(records),
         limits=lim,
         default_locale=default_locale,
+        segments=read_user_segments(path) if source == "help-center" else None,
     )
 
 
@@ -69,8 +71,10 @@ def import_from_zendesk(
             raise ValueError(f"source {source!r} cannot be imported live; expected {', '.join(LIVE_SOURCES)}")
     for source in sources:
         removed: list[str] = []
+        segments = None
         if source == "help-center":
             records = article_records(client, locale)
+            segments = UserSegments(client)
         elif source == "macros":
             records = macro_records(client)
         else:
@@ -86,6 +90,7 @@ def import_from_zendesk(
                 limits=limits,
                 default_locale=locale,
                 explicit_deletes=removed,
+                segments=segments,
             )
         )
     return reports

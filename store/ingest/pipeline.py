@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ from store.ingest.records import (
     parse_macro,
     parse_markdown,
     parse_ticket,
+    parse_ticket_documents,
     record_label,
 )
 from store.knowledge.chunking import DocumentTooLargeError
@@ -72,11 +73,34 @@ class IngestReport:
         )
 
 
+Segments = Mapping[str, Mapping[str, Any]]
+
+
+def parse_documents(
+    source: str,
+    record: RawRecord,
+    tenant: str,
+    limits: IngestLimits,
+    default_locale: str,
+    segments: Segments | None = None,
+) -> list[Document]:
+    """Every document of one record: a solved ticket may give two (public, internal notes)."""
+    if source == "tickets":
+        return parse_ticket_documents(record.raw, tenant, limits, default_locale=default_locale)
+    doc = parse_record(source, record, tenant, limits, default_locale, segments)
+    return [doc] if doc is not None else []
+
+
 def parse_record(
-    source: str, record: RawRecord, tenant: str, limits: IngestLimits, default_locale: str
+    source: str,
+    record: RawRecord,
+    tenant: str,
+    limits: IngestLimits,
+    default_locale: str,
+    segments: Segments | None = None,
 ) -> Document | None:
     if source == "help-center":
-        return parse_article(record.raw, tenant, limits)
+        return parse_article(record.raw, tenant, limits, segments=segments)
     if source == "tickets":
         return parse_ticket(record.raw, tenant, limits, default_locale=default_locale)
     if source == "macros":
@@ -99,8 +123,11 @@ def ingest_records(
     total: int | None = None,
     default_locale: str = "en-us",
     explicit_deletes: Iterable[str] = (),
+    segments: Segments | None = None,
 ) -> IngestReport:
     """Upsert every valid record; with `sweep`, delete this source's documents that were not seen.
+
+    `segments`: Help Center user segment definitions by id, for articles restricted to one.
 
     Each document is written atomically (its chunks replace the old ones in one transaction);
     a failing record is reported and the rest continue."""
@@ -132,16 +159,17 @@ def ingest_records(
                 _mark_seen_on_error(record, kind, seen, report)
                 continue
             try:
-                doc = parse_record(source, record, tenant, lim, default_locale)
+                docs = parse_documents(source, record, tenant, lim, default_locale, segments)
             except RecordError as exc:
                 report.errors.append(IngestError(record.ref, str(exc)))
                 _mark_seen_on_error(record, kind, seen, report)
                 continue
-            if doc is None:
+            if not docs:
                 report.ignored += 1
                 continue
-            seen.add(doc.id)
-            batch.append((record.ref, doc))
+            for doc in docs:
+                seen.add(doc.id)
+                batch.append((record.ref, doc))
             if len(batch) >= batch_size:
                 flush()
         flush()
@@ -163,6 +191,8 @@ def _mark_seen_on_error(record: RawRecord, kind: str | None, seen: set[str], rep
     rid = record_label(record.raw)
     if kind and rid:
         seen.add(f"{kind}:{rid}")
+        if kind == "ticket":
+            seen.add(f"ticket:{rid}:internal")  # its internal notes document stays too
     elif record.rel_path:
         seen.add(f"article:md/{record.rel_path.rsplit('.', 1)[0]}")
         if report.sweep_skipped is None:  # front matter may name another id: do not guess

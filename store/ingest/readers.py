@@ -11,6 +11,8 @@ from typing import Any
 from store.ingest.records import IngestLimits, record_label
 
 LIST_KEYS = {"help-center": "articles", "tickets": "tickets", "macros": "macros"}
+# The List User Segments API's shape (`{"user_segments": [...]}`), kept beside an article export.
+USER_SEGMENTS_FILE = "user_segments.json"
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,9 @@ def _decode(data: bytes) -> str:
 def _export_files(path: Path) -> list[Path]:
     if path.is_dir():
         files = sorted(
-            p for p in path.rglob("*") if p.suffix in {".json", ".jsonl", ".ndjson"} and p.is_file()
+            p
+            for p in path.rglob("*")
+            if p.suffix in {".json", ".jsonl", ".ndjson"} and p.is_file() and p.name != USER_SEGMENTS_FILE
         )
         return files
     return [path]
@@ -112,6 +116,23 @@ def _ref(prefix: str, index: int | None, item: Any) -> str:
     rid = record_label(item)
     where = prefix if index is None else f"{prefix} record #{index}"
     return f"{where} (id {rid})" if rid else where
+
+
+def read_user_segments(path: str | Path) -> dict[str, dict[str, Any]]:
+    """User segments by id from `user_segments.json` beside an article export (or in its folder);
+    {} when there is none — articles restricted to a segment are then shown to nobody."""
+    root = Path(path)
+    file = (root if root.is_dir() else root.parent) / USER_SEGMENTS_FILE
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    items = data.get("user_segments") if isinstance(data, dict) else data
+    return {
+        str(s["id"]): s
+        for s in items or []
+        if isinstance(s, dict) and isinstance(s.get("id"), int | str) and not isinstance(s.get("id"), bool)
+    }
 
 
 def read_markdown_dir(path: str | Path, limits: IngestLimits | None = None) -> Iterator[RawRecord]:

@@ -7,10 +7,11 @@ article, an unsolved ticket, an inactive macro), or raises RecordError with a cl
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from store.knowledge.types import Document, InvalidQueryError
+from store.knowledge.types import AUDIENCE_AGENTS, AUDIENCE_EVERYONE, Document, InvalidQueryError
 
 SOURCES = ("help-center", "tickets", "macros", "markdown")
 _SURROGATE_RE = re.compile("[\udc80-\udcff]")
@@ -116,8 +117,75 @@ def _document(**kwargs: Any) -> Document:
         raise RecordError(str(exc)) from exc
 
 
-def parse_article(raw: Any, tenant: str, limits: IngestLimits) -> Document | None:
-    """Help Center API article (`GET /api/v2/help_center/{locale}/articles`)."""
+def _ids(value: Any) -> list[str]:
+    """Zendesk ids (integers, or numeric strings) of a list field; anything else is dropped."""
+    if not isinstance(value, list):
+        return []
+    return [
+        str(v)
+        for v in value
+        if (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, str) and v.isdigit())
+    ]
+
+
+def segment_audience(segment_id: str, segment: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """Which support agents may see content restricted to this Help Center user segment.
+
+    From the User Segments API (https://developer.zendesk.com/api-reference/help_center/help-center-api/user_segments/):
+    `user_type` "signed_in_users" (authenticated users) or "staff" (agents and Help Center
+    managers) both include agents; for `group_ids`, `organization_ids`, `tags` and `or_tags` "an
+    empty array means that access is not restricted by the attribute"; `added_user_ids` are in
+    "regardless of matching tags or other criteria". Zendesk's "Creating user segments" article: for
+    agents the organization is ignored. Agents' tags are not known here, so a tag-restricted segment
+    is shown only to its added users (hidden rather than guessed). An unknown segment (its
+    definition could not be read) is shown to nobody. "segment:<id>" always names the segment."""
+    keys = [f"segment:{segment_id}"]
+    if not isinstance(segment, Mapping) or segment.get("user_type") not in {"signed_in_users", "staff"}:
+        return tuple(keys)
+    keys.extend(f"user:{u}" for u in _ids(segment.get("added_user_ids")))
+    if segment.get("tags") or segment.get("or_tags"):
+        return tuple(keys)
+    groups = _ids(segment.get("group_ids"))
+    if groups:
+        keys.extend(f"group:{g}" for g in groups)
+    else:
+        keys.append(AUDIENCE_AGENTS)
+    return tuple(keys)
+
+
+def article_visibility(
+    raw: Mapping[str, Any], segments: Mapping[str, Mapping[str, Any]] | None
+) -> tuple[bool, tuple[str, ...]]:
+    """(internal, audience) of a Help Center article. Articles API
+    (https://developer.zendesk.com/api-reference/help_center/help-center-api/articles/):
+    `user_segment_id` is "The id of the user segment which defines who can see this article. Set to
+    null to make it accessible to everyone"; on Enterprise `user_segment_ids` lists several ("accessed
+    by users with any of the user segment ids in the array")."""
+    ids = _ids(raw.get("user_segment_ids"))
+    single = raw.get("user_segment_id")
+    if single is not None:
+        if isinstance(single, bool) or not (
+            isinstance(single, int) or (isinstance(single, str) and single.isdigit())
+        ):
+            raise RecordError("field 'user_segment_id' must be an id or null")
+        ids.insert(0, str(single))
+    if not ids:
+        return False, (AUDIENCE_EVERYONE,)
+    keys: list[str] = []
+    for sid in dict.fromkeys(ids):
+        keys.extend(segment_audience(sid, (segments or {}).get(sid)))
+    return True, tuple(keys)
+
+
+def parse_article(
+    raw: Any,
+    tenant: str,
+    limits: IngestLimits,
+    *,
+    segments: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Document | None:
+    """Help Center API article (`GET /api/v2/help_center/{locale}/articles`). `segments`: user
+    segment definitions by id (as text), for articles restricted to one."""
     if not isinstance(raw, dict):
         raise RecordError("article is not a JSON object")
     _check_utf8(raw)
@@ -127,7 +195,10 @@ def parse_article(raw: Any, tenant: str, limits: IngestLimits) -> Document | Non
     title = _require(raw, "title", str)
     body = _require(raw, "body", str)
     _check_sizes(title, body, limits)
+    internal, audience = article_visibility(raw, segments)
     return _document(
+        internal=internal,
+        audience=audience,
         tenant=tenant,
         kind="article",
         external_id=rid,
@@ -150,17 +221,33 @@ def _escape_md(text: str) -> str:
 def parse_ticket(
     raw: Any, tenant: str, limits: IngestLimits, *, default_locale: str = "en-us"
 ) -> Document | None:
+    """The public document of a ticket (see parse_ticket_documents)."""
+    docs = parse_ticket_documents(raw, tenant, limits, default_locale=default_locale)
+    return docs[0] if docs else None
+
+
+def internal_notes_id(ticket_doc_id: str) -> str:
+    """Index id of a ticket's internal notes document: `ticket:<id>:internal`."""
+    return f"{ticket_doc_id}:internal"
+
+
+def parse_ticket_documents(
+    raw: Any, tenant: str, limits: IngestLimits, *, default_locale: str = "en-us"
+) -> list[Document]:
     """Ticket with its comments (`{"id", "subject", "description", "status", "comments": [...]}`).
 
     Only solved/closed tickets are knowledge: their conversation shows how a problem was resolved.
-    Public comments only; the last public agent comment is indexed as the resolution."""
+    The public conversation is one document (the last public agent comment indexed as the
+    resolution); internal notes — comments with `public: false`, "false if an internal note"
+    (https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_comments/) — are a second,
+    internal document (`ticket:<id>:internal`), so their text never mixes into public evidence."""
     if not isinstance(raw, dict):
         raise RecordError("ticket is not a JSON object")
     _check_utf8(raw)
     rid = _ident(raw)
     status = _require(raw, "status", str).lower()
     if status not in _SEARCHABLE_TICKET_STATUSES:
-        return None
+        return []
     subject = _opt_str(raw, "subject").strip() or _opt_str(raw, "raw_subject").strip()
     description = _opt_str(raw, "description")
     comments = raw.get("comments") or []
@@ -172,15 +259,17 @@ def parse_ticket(
         raise RecordError("missing field 'subject'")
     requester = raw.get("requester_id")
     public: list[tuple[str, str]] = []  # (role, text)
+    notes: list[str] = []
     for i, comment in enumerate(comments):
         if not isinstance(comment, dict):
             raise RecordError(f"comment #{i} is not a JSON object")
-        if comment.get("public") is False:
-            continue  # internal notes stay out of customer-facing answers
         text = comment.get("plain_body") or comment.get("body")
         if not isinstance(text, str):
             raise RecordError(f"comment #{i} has no text body")
         if not text.strip():
+            continue
+        if comment.get("public") is False:
+            notes.append(text.strip())  # internal notes: their own, internal document
             continue
         author = comment.get("author_id")
         role = "Customer" if requester is not None and author == requester else "Agent"
@@ -198,19 +287,32 @@ def parse_ticket(
         parts.append(f"## Resolution\n\n{_escape_md(public[resolution_index][1])}")
     body = "\n\n".join(parts)
     _check_sizes(subject, body, limits)
-    return _document(
-        tenant=tenant,
-        kind="ticket",
-        external_id=rid,
-        title=subject,
-        body=body,
-        body_format="markdown",
-        source="tickets",
-        url=_ticket_url(raw, rid),
-        locale=_opt_str(raw, "locale", default_locale),
-        tags=_str_list(raw, "tags"),
-        updated_at=_opt_str(raw, "updated_at"),
-    )
+    common = {
+        "tenant": tenant,
+        "kind": "ticket",
+        "body_format": "markdown",
+        "source": "tickets",
+        "url": _ticket_url(raw, rid),
+        "locale": _opt_str(raw, "locale", default_locale),
+        "tags": _str_list(raw, "tags"),
+        "updated_at": _opt_str(raw, "updated_at"),
+    }
+    docs = [_document(external_id=rid, title=subject, body=body, **common)]
+    if notes:
+        note_body = "## Internal notes\n\n" + "\n\n".join(_escape_md(n) for n in notes)
+        _check_sizes(subject, note_body, limits)
+        docs.append(
+            _document(
+                external_id=internal_notes_id(rid),
+                title=f"{subject} (internal notes)"[: limits.max_title_chars],
+                body=note_body,
+                internal=True,
+                # Agents see a ticket's internal notes; customers never do.
+                audience=(AUDIENCE_AGENTS,),
+                **common,
+            )
+        )
+    return docs
 
 
 def _ticket_url(raw: dict, rid: str) -> str:
@@ -249,6 +351,7 @@ def parse_macro(
         raise RecordError("field 'actions' must be a list")
     replies: list[str] = []
     effects: list[str] = []
+    private_reply = False
     for i, action in enumerate(actions):
         if not isinstance(action, dict) or not isinstance(action.get("field"), str):
             raise RecordError(f"action #{i} must be an object with a 'field'")
@@ -264,7 +367,9 @@ def parse_macro(
                 text = html_to_text(text)
             replies.append(text.strip())
         elif field == "comment_mode_is_public":
-            effects.append("Reply is public" if str(value).lower() == "true" else "Reply is an internal note")
+            public_reply = str(value).lower() == "true"
+            private_reply = not public_reply
+            effects.append("Reply is public" if public_reply else "Reply is an internal note")
         else:
             label = _ACTION_LABELS.get(field, f"Set {field}")
             shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
@@ -276,7 +381,10 @@ def parse_macro(
         parts.append("## Actions\n\n" + "\n".join(f"- {_escape_md(e)}" for e in effects))
     body = "\n\n".join(parts)
     _check_sizes(title, body, limits)
+    restricted, audience = macro_restriction(raw.get("restriction"))
     return _document(
+        internal=restricted or private_reply,
+        audience=audience,
         tenant=tenant,
         kind="macro",
         external_id=rid,
@@ -289,6 +397,25 @@ def parse_macro(
         tags=_str_list(raw, "restriction_tags") if isinstance(raw.get("restriction_tags"), list) else (),
         updated_at=_opt_str(raw, "updated_at"),
     )
+
+
+def macro_restriction(restriction: Any) -> tuple[bool, tuple[str, ...]]:
+    """(restricted, audience) from a macro's `restriction`. Macros API
+    (https://developer.zendesk.com/api-reference/ticketing/business-rules/macros/): "Access to this
+    macro. A null value allows unrestricted access for all users in the account"; otherwise
+    `{"type": "Group", "id", "ids"}` or `{"type": "User", "id"}`. A restriction we cannot read is
+    shown to nobody rather than to everyone."""
+    if restriction is None:
+        return False, (AUDIENCE_EVERYONE,)
+    if not isinstance(restriction, Mapping):
+        raise RecordError("field 'restriction' must be an object or null")
+    kind = str(restriction.get("type") or "").lower()
+    ids = _ids(restriction.get("ids")) or _ids([restriction.get("id")])
+    if kind == "group" and ids:
+        return True, tuple(f"group:{i}" for i in ids)
+    if kind == "user" and ids:
+        return True, tuple(f"user:{i}" for i in ids)
+    return True, ("segment:unreadable-restriction",)
 
 
 _FRONT_MATTER_RE = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)

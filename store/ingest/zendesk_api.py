@@ -10,9 +10,10 @@ if an endpoint answers in the offset style. The incremental export follows `afte
 
 from __future__ import annotations
 
+import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlparse
@@ -20,6 +21,8 @@ from urllib.parse import urljoin, urlparse
 import requests
 
 from store.ingest.readers import RawRecord
+
+log = logging.getLogger(__name__)
 
 # `page[size]` asks for cursor pagination; 100 is the largest page most list endpoints allow.
 CURSOR_PAGE: dict[str, Any] = {"page[size]": 100}
@@ -195,6 +198,39 @@ class ZendeskClient:
                 url, query = page["after_url"], None
             else:
                 url, query = "/api/v2/incremental/tickets/cursor.json", {"cursor": page["after_cursor"]}
+
+
+class UserSegments(Mapping[str, Mapping[str, Any]]):
+    """Help Center user segments by id, read on first use ("Show User Segment",
+    `GET /api/v2/help_center/user_segments/{user_segment_id}`,
+    https://developer.zendesk.com/api-reference/help_center/help-center-api/user_segments/).
+    Only articles restricted to a segment need one; a segment that cannot be read is absent, and
+    its articles are then shown to nobody (records.segment_audience)."""
+
+    def __init__(self, client: ZendeskClient) -> None:
+        self._client = client
+        self._cache: dict[str, Mapping[str, Any] | None] = {}
+
+    def __getitem__(self, segment_id: str) -> Mapping[str, Any]:
+        key = str(segment_id)
+        if key not in self._cache:
+            try:
+                found = self._client.get_json(f"/api/v2/help_center/user_segments/{int(key)}.json")
+                segment = found.get("user_segment") if isinstance(found, dict) else None
+                self._cache[key] = segment if isinstance(segment, dict) else None
+            except (ZendeskApiError, ValueError) as exc:
+                log.warning("user segment %s unreadable (%s): its articles are shown to nobody", key, exc)
+                self._cache[key] = None
+        segment = self._cache[key]
+        if segment is None:
+            raise KeyError(key)
+        return segment
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([k for k, v in self._cache.items() if v is not None])
+
+    def __len__(self) -> int:
+        return sum(1 for v in self._cache.values() if v is not None)
 
 
 def article_records(client: ZendeskClient, locale: str = "en-us") -> Iterator[RawRecord]:

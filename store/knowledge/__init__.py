@@ -15,6 +15,7 @@ from store.knowledge.types import (
     KnowledgeIndex,
     SearchFilters,
     UpsertStats,
+    Viewer,
     fuse,
     query_terms,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "SearchFilters",
     "SqliteKnowledgeIndex",
     "UpsertStats",
+    "Viewer",
     "chunk_document",
     "fuse",
     "html_to_text",

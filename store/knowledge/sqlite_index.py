@@ -51,6 +51,8 @@ CREATE TABLE IF NOT EXISTS documents (
     tags         TEXT NOT NULL,   -- JSON array
     updated_at   TEXT NOT NULL,
     content_hash TEXT NOT NULL,
+    internal     INTEGER NOT NULL DEFAULT 0,
+    audience     TEXT NOT NULL DEFAULT '["everyone"]',   -- JSON array of audience keys
     PRIMARY KEY (tenant, doc_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS documents_by_source ON documents (tenant, source);
@@ -191,6 +193,7 @@ class SqliteKnowledgeIndex:
                 raise KnowledgeError(
                     f"{path} has an older knowledge index layout; delete it and run the ingest again"
                 )
+            self._add_visibility_columns()
         except sqlite3.Error as exc:
             raise KnowledgeError(f"cannot open knowledge index {path}: {exc}") from exc
         self._mirrors: dict[str, _Mirror] = {}
@@ -198,6 +201,21 @@ class SqliteKnowledgeIndex:
         self._fts_names: dict[str, str] = {}
         # (tenant) -> (generation, chunk count, {term: document frequency}); reset on writes.
         self._df_cache: dict[str, tuple[int, int, dict[str, int]]] = {}
+
+    def _add_visibility_columns(self) -> None:
+        """Files written before documents carried visibility get the columns, at their defaults
+        (public, everyone); restricted documents hash differently, so the next ingest rewrites them."""
+        for name, ddl in (
+            ("internal", "internal INTEGER NOT NULL DEFAULT 0"),
+            ("audience", "audience TEXT NOT NULL DEFAULT '[\"everyone\"]'"),
+        ):
+            have = {row[1] for row in self._conn.execute("PRAGMA table_info(documents)")}
+            if name not in have:
+                try:
+                    self._conn.execute(f"ALTER TABLE documents ADD COLUMN {ddl}")
+                except sqlite3.OperationalError as exc:  # another process added it first
+                    if "duplicate column" not in str(exc):
+                        raise
 
     # --- writes ---------------------------------------------------------------------------------
 
@@ -229,7 +247,8 @@ class SqliteKnowledgeIndex:
                 for doc, chunks in chunked:
                     removed.extend(self._delete_doc_rows(tenant, doc.id, fts))
                     self._conn.execute(
-                        "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        "INSERT OR REPLACE INTO documents (tenant, doc_id, kind, source, title, url, locale, "
+                        "tags, updated_at, content_hash, internal, audience) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                         (
                             tenant,
                             doc.id,
@@ -241,6 +260,8 @@ class SqliteKnowledgeIndex:
                             json.dumps(list(doc.tags), ensure_ascii=False),
                             doc.updated_at,
                             doc.content_hash,
+                            int(doc.internal),
+                            json.dumps(list(doc.audience)),
                         ),
                     )
                     ids: list[int] = []
@@ -447,8 +468,8 @@ class SqliteKnowledgeIndex:
         return self.hybrid_search(text, vector, k, filters, candidates=candidates)
 
     def _allowed_docs(self, filters: SearchFilters) -> set[str] | None:
-        """Doc ids passing the kind/locale/tag filters, or None when there are none."""
-        if not (filters.kinds or filters.locale or filters.tags):
+        """Doc ids passing the kind/locale/tag/audience filters, or None when there are none."""
+        if not _filtered(filters):
             return None
         sql, args = _filter_sql(filters, "d")
         rows = self._conn.execute(f"SELECT d.doc_id FROM documents d WHERE {sql}", args).fetchall()
@@ -459,8 +480,7 @@ class SqliteKnowledgeIndex:
         if fts is None:
             return []
         queries = self._fts_queries(fts, filters.tenant, query_terms(text))
-        filtered = bool(filters.kinds or filters.locale or filters.tags)
-        if filtered:
+        if _filtered(filters):
             where, args = _filter_sql(filters, "d")
             sql = (
                 f"SELECT {fts}.rowid FROM {fts} JOIN chunks c ON c.id = {fts}.rowid "
@@ -592,7 +612,7 @@ class SqliteKnowledgeIndex:
         ids = [int(key) for key, *_ in fused]
         marks = ",".join("?" * len(ids))
         rows = self._conn.execute(
-            f"SELECT c.id, c.doc_id, c.position, c.text, d.title, d.url, d.kind, d.locale, d.tags "
+            f"SELECT c.id, c.doc_id, c.position, c.text, d.title, d.url, d.kind, d.locale, d.tags, d.internal "
             f"FROM chunks c JOIN documents d ON d.tenant = c.tenant AND d.doc_id = c.doc_id "
             # "+c.tenant": filter, do not drive the lookup through the (tenant, ...) index, which
             # would scan the whole tenant instead of fetching a few rows by id.
@@ -605,11 +625,13 @@ class SqliteKnowledgeIndex:
             r = by_id.get(int(key))
             if r is None:
                 continue
-            _, doc_id, position, text, title, url, kind, locale, tags = r
+            _, doc_id, position, text, title, url, kind, locale, tags, internal = r
             hits.append(
                 Hit(
                     chunk=ChunkRef(chunk_id(doc_id, position), text, int(position)),
-                    document=DocumentRef(doc_id, title, url, kind, locale, tuple(json.loads(tags))),
+                    document=DocumentRef(
+                        doc_id, title, url, kind, locale, tuple(json.loads(tags)), internal=bool(internal)
+                    ),
                     text_rank=text_rank,
                     vector_rank=vector_rank,
                     score=score,
@@ -676,6 +698,10 @@ def _vector_top(mirror: _Mirror, query: np.ndarray, allowed: set[str] | None, n:
     return [int(mirror.ids[i]) for i in top if np.isfinite(scores[i])]
 
 
+def _filtered(filters: SearchFilters) -> bool:
+    return bool(filters.kinds or filters.locale or filters.tags or filters.audience is not None)
+
+
 def _filter_sql(filters: SearchFilters, alias: str) -> tuple[str, list]:
     clauses = [f"{alias}.tenant = ?"]
     args: list = [filters.tenant]
@@ -690,6 +716,13 @@ def _filter_sql(filters: SearchFilters, alias: str) -> tuple[str, list]:
             f"EXISTS (SELECT 1 FROM json_each({alias}.tags) WHERE value IN ({','.join('?' * len(filters.tags))}))"
         )
         args.extend(filters.tags)
+    if filters.audience is not None:
+        # Like tags: the document is visible when one of its audience keys is the viewer's.
+        clauses.append(
+            f"EXISTS (SELECT 1 FROM json_each({alias}.audience) "
+            f"WHERE value IN ({','.join('?' * len(filters.audience))}))"
+        )
+        args.extend(filters.audience)
     return " AND ".join(clauses), args
 
 

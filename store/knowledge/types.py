@@ -35,6 +35,26 @@ def validate_tenant(tenant: object) -> str:
     return tenant
 
 
+AUDIENCE_EVERYONE = "everyone"
+AUDIENCE_AGENTS = "agents"
+_AUDIENCE_RE = re.compile(r"^(everyone|agents|(group|user|segment):[A-Za-z0-9_.@\-]{1,128})$")
+
+
+def validate_audience(keys: object) -> tuple[str, ...]:
+    """Sorted, de-duplicated audience keys; at least one (a document nobody may see is a bug)."""
+    if isinstance(keys, str) or not isinstance(keys, tuple | list | set | frozenset):
+        raise InvalidQueryError("audience must be a sequence of keys, not a string")
+    out = tuple(sorted({str(k) for k in keys}))
+    if not out:
+        raise InvalidQueryError("audience needs at least one key")
+    bad = [k for k in out if not _AUDIENCE_RE.match(k)]
+    if bad:
+        raise InvalidQueryError(
+            f"invalid audience key(s) {bad[:3]}: everyone, agents, group:/user:/segment:<id>"
+        )
+    return out
+
+
 def validate_kind(kind: object) -> str:
     if not isinstance(kind, str) or not _KIND_RE.match(kind):
         raise InvalidQueryError(f"invalid document kind {kind!r}: lower-case identifier, max 32 chars")
@@ -66,6 +86,12 @@ class Document:
     updated_at: str = ""
     # "html" bodies are converted to text before chunking; "markdown" is rendered first.
     body_format: str = "text"
+    # Internal-only content (an article restricted to a user segment, a solved ticket's internal
+    # notes, an agent-only macro): never to be sent to a customer without the agent confirming.
+    internal: bool = False
+    # Who may be shown it at all: audience keys (AUDIENCE_EVERYONE, "agents", "group:<id>",
+    # "user:<id>", "segment:<id>"); a search only returns documents sharing a key with the viewer.
+    audience: tuple[str, ...] = (AUDIENCE_EVERYONE,)
 
     def __post_init__(self) -> None:
         validate_tenant(self.tenant)
@@ -80,6 +106,8 @@ class Document:
             raise InvalidQueryError("document source is required (help-center, tickets, ...)")
         object.__setattr__(self, "locale", (self.locale or "").lower())
         object.__setattr__(self, "tags", tuple(sorted({str(t) for t in self.tags})))
+        object.__setattr__(self, "internal", bool(self.internal))
+        object.__setattr__(self, "audience", validate_audience(self.audience))
 
     @property
     def id(self) -> str:
@@ -90,26 +118,61 @@ class Document:
         """Stable over everything that is indexed, so unchanged documents can be skipped."""
         payload = asdict(self)
         payload.pop("updated_at")  # a touched-but-identical article need not be re-embedded
+        # Visibility joined the hash later: left out at its default, so public documents keep the
+        # hash they were indexed with (no re-embedding), and any restriction forces a rewrite.
+        if not payload["internal"]:
+            payload.pop("internal")
+        if tuple(payload["audience"]) == (AUDIENCE_EVERYONE,):
+            payload.pop("audience")
         payload["chunker"] = CHUNKER_VERSION
         raw = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
+class Viewer:
+    """The support agent a search is for. `group_ids` None: unknown (not in the verified token),
+    so content restricted to groups stays hidden; () means known to be in no group."""
+
+    user_id: str = ""
+    group_ids: tuple[str, ...] | None = None
+
+    def audience(self) -> tuple[str, ...]:
+        """Audience keys this agent may see. Help Center user segments
+        (https://developer.zendesk.com/api-reference/help_center/help-center-api/user_segments/):
+        `user_type` "signed_in_users" and "staff" both include agents; `group_ids` need a shared
+        group; organizations are ignored for agents; tag-restricted segments stay hidden because an
+        agent's tags are not known here (see records.segment_audience)."""
+        keys = [AUDIENCE_EVERYONE, AUDIENCE_AGENTS]
+        if self.user_id:
+            keys.append(f"user:{self.user_id}")
+        keys.extend(f"group:{g}" for g in self.group_ids or ())
+        return tuple(keys)
+
+
+@dataclass(frozen=True)
 class SearchFilters:
-    """Restricts a search. `tenant` is mandatory; `kinds`/`tags` match any of the given values."""
+    """Restricts a search. `tenant` is mandatory; `kinds`/`tags` match any of the given values.
+
+    `audience`: only documents sharing one of these keys (a Viewer's `audience()`); None applies no
+    visibility filter (ingest, benchmarks) — everything a support agent asks passes one."""
 
     tenant: str
     kinds: tuple[str, ...] = ()
     locale: str | None = None
     tags: tuple[str, ...] = ()
+    audience: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         validate_tenant(self.tenant)
-        if isinstance(self.kinds, str) or isinstance(self.tags, str):
-            raise InvalidQueryError("kinds and tags must be sequences of strings, not a string")
+        if isinstance(self.kinds, str) or isinstance(self.tags, str) or isinstance(self.audience, str):
+            raise InvalidQueryError("kinds, tags and audience must be sequences of strings, not a string")
         object.__setattr__(self, "kinds", tuple(validate_kind(k) for k in self.kinds))
         object.__setattr__(self, "tags", tuple(str(t) for t in self.tags))
+        if self.audience is not None:
+            if not self.audience:
+                raise InvalidQueryError("an audience filter needs at least one key (None: no filter)")
+            object.__setattr__(self, "audience", validate_audience(self.audience))
         if self.locale is not None:
             if not isinstance(self.locale, str) or not self.locale:
                 raise InvalidQueryError("locale filter must be a non-empty string or None")
@@ -131,6 +194,7 @@ class DocumentRef:
     kind: str
     locale: str
     tags: tuple[str, ...] = ()
+    internal: bool = False
 
 
 @dataclass(frozen=True)

@@ -60,9 +60,11 @@ def knowledge_ddl(dimensions: int = DEFAULT_DIMENSIONS) -> list[str]:
   UpdatedAt STRING(64) NOT NULL,
   ContentHash STRING(64) NOT NULL,
   IndexedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
+  Internal BOOL NOT NULL DEFAULT (FALSE),
+  Audience ARRAY<STRING(MAX)> NOT NULL DEFAULT (['everyone']),
 ) PRIMARY KEY (Tenant, DocId)""",
         f"CREATE INDEX KnowledgeDocumentsBySource ON {DOCUMENTS_TABLE} (Tenant, Source) STORING (ContentHash)",
-        # Kind/Locale/Tags are copied onto chunks so both search branches filter without a join.
+        # Kind/Locale/Tags/Audience are copied onto chunks so both search branches filter without a join.
         f"""CREATE TABLE {CHUNKS_TABLE} (
   Tenant STRING(128) NOT NULL,
   DocId STRING(256) NOT NULL,
@@ -72,6 +74,7 @@ def knowledge_ddl(dimensions: int = DEFAULT_DIMENSIONS) -> list[str]:
   Kind STRING(32) NOT NULL,
   Locale STRING(32) NOT NULL,
   Tags ARRAY<STRING(MAX)> NOT NULL,
+  Audience ARRAY<STRING(MAX)> NOT NULL DEFAULT (['everyone']),
   Embedding ARRAY<FLOAT32>(vector_length=>{int(dimensions)}) NOT NULL,
   Text_Tokens TOKENLIST AS (TOKENIZE_FULLTEXT(Text)) HIDDEN,
   Title_Tokens TOKENLIST AS (TOKENIZE_FULLTEXT(Title)) HIDDEN,
@@ -79,8 +82,19 @@ def knowledge_ddl(dimensions: int = DEFAULT_DIMENSIONS) -> list[str]:
   INTERLEAVE IN PARENT {DOCUMENTS_TABLE} ON DELETE CASCADE""",
         # PARTITION BY Tenant: every full-text query must pin one tenant, and only reads its part.
         f"""CREATE SEARCH INDEX {SEARCH_INDEX} ON {CHUNKS_TABLE} (Text_Tokens, Title_Tokens)
-  STORING (Kind, Locale, Tags)
+  STORING (Kind, Locale, Tags, Audience)
   PARTITION BY Tenant""",
+    ]
+
+
+def visibility_migration_ddl() -> list[str]:
+    """For a database created before documents carried visibility: the columns, at the defaults
+    (public, everyone) — run it, then re-ingest (restricted documents hash differently, so the
+    ingest rewrites exactly those). The search index then filters Audience from the base table."""
+    return [
+        f"ALTER TABLE {DOCUMENTS_TABLE} ADD COLUMN Internal BOOL NOT NULL DEFAULT (FALSE)",
+        f"ALTER TABLE {DOCUMENTS_TABLE} ADD COLUMN Audience ARRAY<STRING(MAX)> NOT NULL DEFAULT (['everyone'])",
+        f"ALTER TABLE {CHUNKS_TABLE} ADD COLUMN Audience ARRAY<STRING(MAX)> NOT NULL DEFAULT (['everyone'])",
     ]
 
 
@@ -95,13 +109,13 @@ def vector_index_options(rows: int) -> dict[str, int]:
 
 
 def vector_index_ddl(rows: int) -> list[str]:
-    """CREATE VECTOR INDEX sized for `rows` chunks. Kind/Locale/Tags are STORED: "If a column
+    """CREATE VECTOR INDEX sized for `rows` chunks. Kind/Locale/Tags/Audience are STORED: "If a column
     value is stored in the vector index, then Spanner performs filtering at the index's leaf
     level" (https://cloud.google.com/spanner/docs/vector-indexes). The emulator rejects it."""
     options = ", ".join(f"{k} = {v}" for k, v in vector_index_options(rows).items())
     return [
         f"""CREATE VECTOR INDEX {VECTOR_INDEX} ON {CHUNKS_TABLE} (Embedding)
-  STORING (Kind, Locale, Tags)
+  STORING (Kind, Locale, Tags, Audience)
   WHERE Embedding IS NOT NULL
   OPTIONS (distance_type = 'COSINE', {options})"""
     ]

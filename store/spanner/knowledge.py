@@ -45,8 +45,21 @@ _DOC_COLUMNS = (
     "UpdatedAt",
     "ContentHash",
     "IndexedAt",
+    "Internal",
+    "Audience",
 )
-_CHUNK_COLUMNS = ("Tenant", "DocId", "Position", "Title", "Text", "Kind", "Locale", "Tags", "Embedding")
+_CHUNK_COLUMNS = (
+    "Tenant",
+    "DocId",
+    "Position",
+    "Title",
+    "Text",
+    "Kind",
+    "Locale",
+    "Tags",
+    "Audience",
+    "Embedding",
+)
 _HIT_COLUMNS = (
     "DocId",
     "Position",
@@ -56,6 +69,7 @@ _HIT_COLUMNS = (
     "Kind",
     "Locale",
     "Tags",
+    "Internal",
     "TextRank",
     "VectorRank",
     "Score",
@@ -82,6 +96,8 @@ def _filter_clauses(filters: SearchFilters) -> list[str]:
         clauses.append("Locale = @locale")
     if filters.tags:
         clauses.append("ARRAY_INCLUDES_ANY(Tags, @tags)")
+    if filters.audience is not None:
+        clauses.append("ARRAY_INCLUDES_ANY(Audience, @audience)")
     return clauses
 
 
@@ -116,6 +132,8 @@ def build_hybrid_query(
         params["locale"], types["locale"] = filters.locale, pt.STRING
     if filters.tags:
         params["tags"], types["tags"] = list(filters.tags), pt.Array(pt.STRING)
+    if filters.audience is not None:
+        params["audience"], types["audience"] = list(filters.audience), pt.Array(pt.STRING)
 
     branches: list[str] = []
     if vector is not None:
@@ -162,7 +180,7 @@ def build_hybrid_query(
   FROM Ranked
   GROUP BY DocId, Position
 )
-SELECT f.DocId, f.Position, ch.Text, d.Title, d.Url, d.Kind, d.Locale, d.Tags, f.TextRank, f.VectorRank, f.Score
+SELECT f.DocId, f.Position, ch.Text, d.Title, d.Url, d.Kind, d.Locale, d.Tags, d.Internal, f.TextRank, f.VectorRank, f.Score
 FROM Fused AS f
 JOIN {CHUNKS_TABLE} AS ch ON ch.Tenant = @tenant AND ch.DocId = f.DocId AND ch.Position = f.Position
 JOIN {DOCUMENTS_TABLE} AS d ON d.Tenant = @tenant AND d.DocId = f.DocId
@@ -225,10 +243,10 @@ def embedding_column_problem(
 
 def row_to_hit(row: list[Any] | tuple[Any, ...]) -> Hit:
     """Map one result row (columns as in _HIT_COLUMNS) to a Hit."""
-    doc_id, position, text, title, url, kind, locale, tags, text_rank, vector_rank, score = row
+    doc_id, position, text, title, url, kind, locale, tags, internal, text_rank, vector_rank, score = row
     return Hit(
         chunk=ChunkRef(chunk_id(doc_id, int(position)), text, int(position)),
-        document=DocumentRef(doc_id, title, url, kind, locale, tuple(tags or ())),
+        document=DocumentRef(doc_id, title, url, kind, locale, tuple(tags or ()), internal=bool(internal)),
         text_rank=None if text_rank is None else int(text_rank),
         vector_rank=None if vector_rank is None else int(vector_rank),
         score=float(score),
@@ -332,6 +350,8 @@ class SpannerKnowledgeIndex:
                                 doc.updated_at,
                                 doc.content_hash,
                                 COMMIT_TIMESTAMP,
+                                doc.internal,
+                                list(doc.audience),
                             )
                         ],
                     )
@@ -348,6 +368,7 @@ class SpannerKnowledgeIndex:
                                 doc.kind,
                                 doc.locale,
                                 list(doc.tags),
+                                list(doc.audience),
                                 [float(x) for x in vec],
                             )
                             for pos, (text, vec) in enumerate(zip(chunks, doc_vectors, strict=True))
