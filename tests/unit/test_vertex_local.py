@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from collections.abc import Sequence
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
 from pydantic import BaseModel
 
+from store.knowledge.chunking import html_blocks
 from vertex_interface import (
     CallTags,
     LLMConfig,
@@ -237,25 +236,9 @@ def test_a_list_intro_carries_its_list_and_questions_are_never_quoted(llm: Local
 ARTICLES = Path(__file__).resolve().parents[2] / "store" / "demo_data" / "help_center" / "articles.json"
 
 
-class _Text(HTMLParser):
-    """Article HTML to plain text with one block element per line (what a chunker would hand us)."""
-
-    BLOCKS = frozenset({"p", "li", "h1", "h2", "h3", "h4", "tr", "br", "div"})
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.parts: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list) -> None:
-        if tag in self.BLOCKS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-    def text(self) -> str:
-        lines = (" ".join(line.split()) for line in html.unescape("".join(self.parts)).splitlines())
-        return "\n".join(line for line in lines if line)
+def article_text(body: str) -> str:
+    """Article HTML as the ingest chunker hands it over: one block per line, table rows with headers."""
+    return "\n".join(b.text for b in html_blocks(body))
 
 
 def demo_sources(titles: list[str]) -> list[Source]:
@@ -265,11 +248,8 @@ def demo_sources(titles: list[str]) -> list[Source]:
         pytest.skip(f"demo Help Center changed; articles not found: {missing}")
     out = []
     for i, title in enumerate(titles, start=1):
-        parser = _Text()
-        parser.feed(articles[title]["body"])
-        out.append(
-            Source(i, title, parser.text(), url=articles[title]["html_url"], id=str(articles[title]["id"]))
-        )
+        text = article_text(articles[title]["body"])
+        out.append(Source(i, title, text, url=articles[title]["html_url"], id=str(articles[title]["id"])))
     return out
 
 
