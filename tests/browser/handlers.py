@@ -29,11 +29,35 @@ DRAFT_ANSWER = (
 )
 
 
+INTERNAL_ANSWER = (
+    "Refunds reach the card within 5 to 7 business days [1]. "
+    "The warehouse approved an exception for a similar case [2], see the staff guide [3]."
+)
+INTERNAL_CITATIONS = [
+    {"n": 1, "id": "article:1", "title": "Refund timing", "url": "https://example.invalid/hc/1",
+     "kind": "article", "cited": True, "internal": False},
+    {"n": 2, "id": "ticket:41007:internal", "title": "Parcel lost (internal notes)",
+     "url": "https://example.invalid/agent/tickets/41007", "kind": "ticket", "cited": True, "internal": True},
+    {"n": 3, "id": "article:9", "title": "Staff guide: refund exceptions", "url": "https://example.invalid/hc/9",
+     "kind": "article", "cited": True, "internal": True},
+]  # fmt: skip
+
+
 class BrowserHandler(EchoHandler):
     """`hostile …` answers with script-laden Markdown and citations; `draft …` with a labelled
     draft reply; anything else is echoed."""
 
     def handle(self, request: TurnRequest) -> Iterator[TurnEvent]:
+        if request.text.startswith("internal"):
+            yield Delta(INTERNAL_ANSWER)
+            yield Done(
+                text=INTERNAL_ANSWER,
+                citations=INTERNAL_CITATIONS,
+                routing={"action": "route", "router": "test", "routes": ["knowledge_base"]},
+                timings={},
+                cost={},
+            )
+            return
         if request.text.startswith("draft"):
             yield Delta(DRAFT_ANSWER)
             yield Done(

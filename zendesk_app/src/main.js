@@ -25,6 +25,7 @@ const state = {
   agents: [], // [{name, title}]: the enabled agents, offered when a reply is flagged "wrong sources"
   refusals: 0,
   resend: new Map(), // id -> timer: a message or retry refused for now, sent again after retry_after
+  confirmInsert: new Set(), // reply ids whose "Insert into reply" waits for the agent to confirm internal content
 };
 const elements = new Map();
 
@@ -399,8 +400,10 @@ function assistantView(m) {
     parts.push(el('ol', { class: 'sa-sources', 'aria-label': 'Sources' }, ...cites.map((c) => {
       const href = safeUrl(c.url);
       const title = String(c.title || c.url || 'Untitled');
-      return el('li', { value: Number(c.n) || undefined },
+      return el('li', { value: Number(c.n) || undefined, 'data-internal': c.internal === true ? 'true' : undefined },
         el('span', { class: `sa-kind sa-kind--${KIND_LABEL[c.kind] ? c.kind : 'other'}`, text: KIND_LABEL[c.kind] || 'Source' }),
+        // Internal notes, restricted articles, agent-only macros: never for the customer's eyes.
+        c.internal === true ? el('span', { class: 'sa-internal', title: 'Internal: not visible to customers', text: 'Internal' }) : null,
         href ? el('a', { href, target: '_blank', rel: 'noopener noreferrer', text: title }) : el('span', { text: title }));
     })));
   }
@@ -428,6 +431,7 @@ function actions(m) {
       'aria-pressed': fb.rating === 'down' ? 'true' : 'false', 'aria-expanded': fb.open ? 'true' : 'false',
       onclick: () => openDown(m.id) }, thumb(true)));
   const wrap = el('div', {}, bar);
+  if (state.confirmInsert.has(m.id)) wrap.append(confirmInsertPanel(m));
   if (fb.open) wrap.append(downForm(m.id));
   if (fb.saved) wrap.append(el('p', { class: 'sa-hint', role: 'status', 'data-feedback': 'saved', text: 'Thanks — feedback saved.' }));
   return wrap;
@@ -529,7 +533,36 @@ function flash(button, text) {
   setTimeout(() => { button.textContent = old; }, 1500);
 }
 
-async function insertIntoReply(m, button) {
+// Citations of internal content the answer draws on (the server marks them `internal`).
+function internalCitations(m) {
+  return (m.citations || []).filter((c) => c && c.internal === true && c.cited !== false);
+}
+
+function confirmInsertPanel(m) {
+  const cites = internalCitations(m);
+  const names = cites.map((c) => String(c.title || c.id || 'Untitled')).join('; ');
+  return el('div', { class: 'sa-confirm', role: 'group', 'aria-label': 'Confirm insert', 'data-confirm': 'insert' },
+    el('p', { class: 'sa-confirm__text', text: `This answer uses internal content customers must not see (${names}). Check the reply before sending. Insert anyway?` }),
+    el('button', { type: 'button', class: 'sa-btn sa-btn--small sa-btn--primary', 'data-action': 'confirm-insert',
+      onclick: (e) => insertIntoReply(m, e.currentTarget, true) }, 'Insert anyway'),
+    el('button', { type: 'button', class: 'sa-btn sa-btn--small', 'data-action': 'cancel-insert',
+      onclick: () => { state.confirmInsert.delete(m.id); render(m.id); } }, 'Cancel'));
+}
+
+async function insertIntoReply(m, button, confirmed = false) {
+  if (internalCitations(m).length && !(confirmed && state.confirmInsert.has(m.id))) {
+    // Nothing reaches the reply until the agent confirms, in this sidebar, for this answer.
+    state.confirmInsert.add(m.id);
+    render(m.id);
+    const confirm = elements.get(m.id) && elements.get(m.id).querySelector('[data-action="confirm-insert"]');
+    if (confirm) confirm.focus();
+    return;
+  }
+  if (confirmed) {
+    state.confirmInsert.delete(m.id);
+    render(m.id);
+    button = elements.get(m.id).querySelector('[data-action="insert"]') || button;
+  }
   const markdown = replyMarkdown(m.text, m.citations);
   try {
     try {

@@ -87,7 +87,8 @@ export function renderMarkdown(target, text, citations) {
 const LABEL = /^(?:Offline mode:[^\n]*|Draft reply \([^\n]*\):)\s*\n*/;
 
 export function replyMarkdown(text, citations) {
-  const publicCites = (citations || []).filter((c) => (c.kind || 'article') === 'article' && safeUrl(c.url));
+  // Restricted (internal) articles are never linked: the customer could not open them anyway.
+  const publicCites = (citations || []).filter((c) => (c.kind || 'article') === 'article' && c.internal !== true && safeUrl(c.url));
   const keep = new Set(publicCites.map((c) => Number(c.n)));
   const body = (text || '').replace(LABEL, '').replace(MARKER, (m, n) => (keep.has(Number(n)) ? m : '')).replace(/[ \t]+\n/g, '\n').trim();
   if (!publicCites.length) return body;
