@@ -138,6 +138,12 @@ class Metrics:
         )
         self.tokens = Counter("sidebar_llm_tokens_total", "LLM tokens.", ["direction"], registry=r)
         self.cost = Counter("sidebar_llm_cost_usd_total", "LLM cost in USD.", registry=r)
+        # A model missing from LLMConfig.prices adds $0 to the cost above: this says how much is missing.
+        self.unpriced = Counter(
+            "sidebar_llm_unpriced_calls_total",
+            "LLM calls to a model with no price (recorded at $0; see the log for the model).",
+            registry=r,
+        )
         self.connections = Gauge(
             "sidebar_connections", "Open Socket.IO connections on this instance.", registry=r
         )
@@ -195,6 +201,7 @@ class Metrics:
             self.tokens.labels("input").inc(float(cost.get("input_tokens", 0) or 0))
             self.tokens.labels("output").inc(float(cost.get("output_tokens", 0) or 0))
             self.cost.inc(float(cost.get("cost_usd", 0) or 0))
+            self.unpriced.inc(float(cost.get("unpriced_calls", 0) or 0))
 
     def observe_shadow(self, live: str, shadow: Mapping[str, Any]) -> None:
         candidate = str(shadow.get("router") or "unknown")

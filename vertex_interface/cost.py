@@ -4,10 +4,15 @@ Each model call costs ``(prompt + context) x input price + output x output price
 the constant part (system instruction, history, question) and *context* the variable retrieved
 sources. A ``UsageLedger`` collects one record per call, tagged with session, turn and agent, and rolls
 them up per model turn (a record), per agent turn, per orchestrator turn and per session.
+
+A call to a model with no price in ``LLMConfig.prices`` is recorded at $0 but never silently: the
+first such call per model logs a warning, and every one counts in ``UsageTotals.unpriced_calls``
+(exported as ``sidebar_llm_unpriced_calls_total``).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import defaultdict
@@ -16,6 +21,25 @@ from dataclasses import asdict, dataclass, field
 
 from .config import ModelPrice
 from .types import CallKind, CallTags, Usage
+
+log = logging.getLogger(__name__)
+
+_warned_unpriced: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def warn_unpriced(model: str) -> bool:
+    """Log, once per process and model, that a model has no price (returns whether it logged)."""
+    with _warned_lock:
+        if model in _warned_unpriced:
+            return False
+        _warned_unpriced.add(model)
+    log.warning(
+        "no price for model %r: its calls are recorded at $0 and counted in "
+        "sidebar_llm_unpriced_calls_total; add it to LLMConfig.prices",
+        model,
+    )
+    return True
 
 
 def cost_usd(price: ModelPrice | None, input_tokens: int, output_tokens: int) -> float:
@@ -40,6 +64,8 @@ class UsageTotals:
     context_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    # Calls whose model had no price: their share of cost_usd is a missing number, not $0.
+    unpriced_calls: int = 0
 
     @property
     def prompt_tokens(self) -> int:
@@ -52,6 +78,7 @@ class UsageTotals:
             self.context_tokens + usage.context_tokens,
             self.output_tokens + usage.output_tokens,
             self.cost_usd + usage.cost_usd,
+            self.unpriced_calls + (0 if usage.priced else 1),
         )
 
     def as_dict(self) -> dict[str, float | int]:
@@ -69,6 +96,8 @@ class UsageLedger:
         self._lock = threading.Lock()
 
     def record(self, record: UsageRecord) -> None:
+        if not record.usage.priced:
+            warn_unpriced(record.usage.model)
         with self._lock:
             self._records.append(record)
 

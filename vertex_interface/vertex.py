@@ -20,8 +20,8 @@ from pydantic import BaseModel
 
 from .base import BaseLLM, ModelCallbacks
 from .breaker import BreakerBoard
-from .config import LLMConfig
-from .cost import UsageLedger
+from .config import RETIRED_GEMINI_MODELS, LLMConfig, model_family
+from .cost import UsageLedger, warn_unpriced
 from .errors import Blocked, InvalidOutput, LLMError, RateLimited, Timeout, Unavailable
 from .json_output import JsonProblem, parse_and_validate, repair_prompt
 from .prompting import render_sources
@@ -213,6 +213,18 @@ class VertexLLM(BaseLLM):
                 f"{limits.max_dimensions} dimensions"
             )
         self.embedding_dimensions = dims
+        retired = RETIRED_GEMINI_MODELS.get(model_family(config.gemini_model))
+        if retired:
+            log.warning(
+                "GEMINI_MODEL=%s was retired on %s (Vertex AI 'Model versions and lifecycle'): "
+                "calls will fail with 404; move to a current model",
+                config.gemini_model,
+                retired,
+            )
+        # Said at start-up, not first at the first answer: a default without a price is a bug.
+        for model in (config.gemini_model, config.embedding_model):
+            if config.price(model) is None:
+                warn_unpriced(model)
         self._client = client if client is not None else self._make_client(config, credentials)
         self._sleep = sleep
         self.breakers = BreakerBoard(config.breaker, clock=clock)
@@ -300,6 +312,10 @@ class VertexLLM(BaseLLM):
             cfg["system_instruction"] = request.system
         if request.config is not None:
             cfg.update(request.config.model_dump(exclude_none=True))
+        thinking = self.config.thinking_config(request.model)
+        if thinking is not None:
+            # Every call: left unset, a model thinks as much as its default allows (latency, cost).
+            cfg["thinking_config"] = gt.ThinkingConfig(**thinking)
         if schema is not None:
             cfg["response_mime_type"] = "application/json"
             cfg["response_schema"] = schema

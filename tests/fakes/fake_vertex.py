@@ -277,6 +277,59 @@ def _embedding_limit_error(req: RecordedRequest) -> Reply | None:
     return None
 
 
+# --- thinking (https://docs.cloud.google.com/gemini-enterprise-agent-platform/models/thinking) -------
+
+# Gemini 3+ take thinkingLevel (per-model values); Gemini 2.5 take thinkingBudget (per-model ranges,
+# -1 dynamic); "settings are mutually exclusive": a request with both is refused.
+THINKING_LEVELS = {
+    "gemini-3.8-flash": {"LOW", "MEDIUM", "HIGH"},
+    "gemini-3.7-flash": {"LOW", "MEDIUM", "HIGH"},
+    "gemini-3.6-flash": {"MINIMAL", "LOW", "MEDIUM", "HIGH"},
+    "gemini-3.5-flash-lite": {"MINIMAL", "LOW", "MEDIUM", "HIGH"},
+}
+# (least budget with thinking on, most, whether 0 turns thinking off)
+THINKING_BUDGETS = {
+    "gemini-2.5-pro": (128, 32_768, False),
+    "gemini-2.5-flash": (1, 24_576, True),
+    "gemini-2.5-flash-lite": (512, 24_576, True),
+}
+
+
+def proto_json_keys(obj: Any) -> Any:
+    """Field names as Vertex's JSON parser reads them: "Parsers accept both the lowerCamelCase name
+    ... and the original proto field name" (https://protobuf.dev/programming-guides/proto3/#json).
+    google-genai sends some nested fields (thinkingConfig's) under their proto names."""
+    if isinstance(obj, dict):
+        return {
+            re.sub(r"_([a-z])", lambda m: m.group(1).upper(), k): proto_json_keys(v) for k, v in obj.items()
+        }
+    if isinstance(obj, list):
+        return [proto_json_keys(v) for v in obj]
+    return obj
+
+
+def _thinking_error(req: RecordedRequest) -> Reply | None:
+    if req.action not in ("generateContent", "streamGenerateContent"):
+        return None
+    thinking = proto_json_keys(((req.body or {}).get("generationConfig") or {}).get("thinkingConfig") or {})
+    level, budget = thinking.get("thinkingLevel"), thinking.get("thinkingBudget")
+    if level is not None and budget is not None:
+        return error_reply(400, "thinking_level and thinking_budget cannot both be set", "INVALID_ARGUMENT")
+    model = req.model.removesuffix("-001")
+    if level is not None:
+        if model.startswith("gemini-2."):
+            return error_reply(400, f"{model} does not support thinking_level", "INVALID_ARGUMENT")
+        if model in THINKING_LEVELS and level not in THINKING_LEVELS[model]:
+            return error_reply(400, f"thinking_level {level} is not supported by {model}", "INVALID_ARGUMENT")
+    if budget is not None and model in THINKING_BUDGETS and budget != -1:
+        low, high, can_turn_off = THINKING_BUDGETS[model]
+        if not (low <= budget <= high or (budget == 0 and can_turn_off)):
+            return error_reply(
+                400, f"thinking_budget {budget} is out of range for {model}", "INVALID_ARGUMENT"
+            )
+    return None
+
+
 # --- server ----------------------------------------------------------------------------------------
 
 
@@ -358,8 +411,11 @@ class FakeVertex:
 
     # internals used by the handler
     def _record_and_pick(self, req: RecordedRequest) -> Reply:
+        refused = _thinking_error(req)  # refused before any scripted reply, as Vertex would
         with self._lock:
             self.requests.append(req)
+            if refused is not None:
+                return refused
             queue = self._scripts[req.action]
             if queue:
                 return queue.popleft()

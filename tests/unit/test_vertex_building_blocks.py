@@ -162,7 +162,7 @@ def test_before_callback_veto_sends_nothing_and_after_sees_request_and_response(
     source = Source(1, "Returns", "Returns are free.")
     resp = llm.generate("Are returns free?", sources=[source], tags=CallTags("s1", "t1", "synth"))
     req, result = seen[-1]
-    assert req.kind == "generate" and req.model == "gemini-2.5-flash" and req.backend == "vertex"
+    assert req.kind == "generate" and req.model == "gemini-3.5-flash-lite" and req.backend == "vertex"
     assert req.sources == (source,) and req.tags.agent == "synth"
     assert result is resp
 

@@ -19,6 +19,7 @@ from tests.fakes.fake_vertex import (
     fake_token_count,
     json_reply,
     offline_credentials,
+    proto_json_keys,
     stream_reply,
     text_reply,
 )
@@ -86,12 +87,17 @@ def test_generate_sends_system_config_and_history_to_the_vertex_path(fake: FakeV
     )
     req = fake.calls("generateContent")[-1]
     assert req.path == (
-        "/v1beta1/projects/demo-project/locations/europe-west4/publishers/google/models/gemini-2.5-flash:generateContent"
+        "/v1beta1/projects/demo-project/locations/europe-west4/publishers/google/models/gemini-3.5-flash-lite:generateContent"
     )
     assert req.headers["authorization"] == "Bearer test-token"
     body = req.body
     assert body["systemInstruction"]["parts"] == [{"text": "You are a support assistant."}]
-    assert body["generationConfig"] == {"temperature": 0.2, "maxOutputTokens": 256, "stopSequences": ["END"]}
+    assert proto_json_keys(body["generationConfig"]) == {
+        "temperature": 0.2,
+        "maxOutputTokens": 256,
+        "stopSequences": ["END"],
+        "thinkingConfig": {"thinkingLevel": "MINIMAL"},
+    }
     assert [c["role"] for c in body["contents"]] == ["user", "model", "user"]
     # Sources ride as their own part right before the last question, numbered for citation.
     last_parts = body["contents"][-1]["parts"]
@@ -111,6 +117,7 @@ def test_generate_sends_system_config_and_history_to_the_vertex_path(fake: FakeV
     assert resp.backend == "vertex" and not resp.offline
     assert resp.usage.input_tokens == 120 and resp.usage.output_tokens == 8
     assert 0 < resp.usage.context_tokens < 120
+    # gemini-3.5-flash-lite: $0.30 / $2.50 per 1M tokens (https://cloud.google.com/vertex-ai/generative-ai/pricing).
     assert resp.usage.cost_usd == pytest.approx((120 * 0.30 + 8 * 2.50) / 1e6)
     assert resp.safety[0].category == "HARM_CATEGORY_HATE_SPEECH"
     assert resp.safety[0].probability == "NEGLIGIBLE" and resp.safety[0].score == pytest.approx(0.02)
@@ -328,3 +335,126 @@ def test_unknown_paths_get_404(fake: FakeVertex) -> None:
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(req, timeout=5)
     assert info.value.code == 404
+
+
+# --- thinking ----------------------------------------------------------------------------------------
+# REST reference, GenerationConfig.ThinkingConfig
+# (https://cloud.google.com/vertex-ai/docs/reference/rest/v1/GenerationConfig#ThinkingConfig):
+# generationConfig.thinkingConfig carries thinkingBudget ("the thinking budget in tokens"; "0 is
+# DISABLED. -1 is AUTOMATIC. The default values and allowed ranges are model dependent") or
+# thinkingLevel (MINIMAL | LOW | MEDIUM | HIGH). Keys are compared as Vertex's JSON parser reads them
+# (proto3 JSON, https://protobuf.dev/programming-guides/proto3/#json: "Parsers accept both the
+# lowerCamelCase name ... and the original proto field name"); google-genai sends thinkingConfig's
+# inner keys under their proto names.
+THINKING_PAGE = "https://docs.cloud.google.com/gemini-enterprise-agent-platform/models/thinking"
+
+
+def thinking_of(req) -> dict | None:
+    return proto_json_keys(req.body["generationConfig"]).get("thinkingConfig")
+
+
+def test_every_generate_stream_and_json_call_carries_the_thinking_level_for_gemini_3(
+    fake: FakeVertex,
+) -> None:
+    """Thinking (THINKING_PAGE): "Gemini 3 models introduce the thinking_level parameter"; Gemini
+    3.5 Flash-Lite supports "MINIMAL, LOW, MEDIUM, HIGH", and its model page advises
+    "thinking_level.MINIMAL for latency-sensitive ... tasks". Every call sends it, and never a
+    thinkingBudget beside it ("settings are mutually exclusive")."""
+    fake.script("generateContent", text_reply("ok"), json_reply({"agent": "knowledge", "confidence": 0.5}))
+    fake.script("streamGenerateContent", stream_reply(["o", "k"]))
+    llm = make_llm(fake)
+    llm.generate("hi")
+    list(llm.stream("hi"))
+    llm.generate_json("route", schema=RouteDecision)
+    bodies = fake.calls("generateContent") + fake.calls("streamGenerateContent")
+    assert len(bodies) == 3
+    for req in bodies:
+        assert req.model == "gemini-3.5-flash-lite"
+        assert thinking_of(req) == {"thinkingLevel": "MINIMAL"}
+
+
+def test_gemini_2_5_calls_carry_generation_config_thinking_config_thinking_budget(fake: FakeVertex) -> None:
+    """REST reference: generationConfig.thinkingConfig.thinkingBudget, "the thinking budget in
+    tokens". Thinking (THINKING_PAGE): Gemini 2.5 models are controlled with thinking_budget.
+    GEMINI_THINKING_BUDGET reaches generate, stream and generate_json alike."""
+    fake.script("generateContent", text_reply("ok"), json_reply({"agent": "knowledge", "confidence": 0.5}))
+    fake.script("streamGenerateContent", stream_reply(["o", "k"]))
+    llm = make_llm(fake, gemini_model="gemini-2.5-flash", thinking_budget=512)
+    llm.generate("hi")
+    list(llm.stream("hi"))
+    llm.generate_json("route", schema=RouteDecision)
+    bodies = fake.calls("generateContent") + fake.calls("streamGenerateContent")
+    assert [thinking_of(r) for r in bodies] == [{"thinkingBudget": 512}] * 3
+
+
+@pytest.mark.parametrize(
+    ("model", "sent"),
+    [
+        ("gemini-2.5-flash", {"thinkingBudget": 0}),
+        ("gemini-2.5-flash-lite", {"thinkingBudget": 0}),
+        ("gemini-2.5-pro", {"thinkingBudget": 128}),
+    ],
+)
+def test_unset_budget_sends_the_least_thinking_the_model_accepts(
+    fake: FakeVertex, model: str, sent: dict
+) -> None:
+    """Thinking (THINKING_PAGE), Gemini 2.5 budgets: 2.5 Flash and Flash-Lite turn thinking off
+    with 0; 2.5 Pro "cannot turn off thinking", its minimum budget is 128. Unset, the sidebar asks
+    for the least each model accepts."""
+    fake.script("generateContent", text_reply("ok"))
+    make_llm(fake, gemini_model=model).generate("hi")
+    assert thinking_of(fake.calls("generateContent")[-1]) == sent
+
+
+def test_gemini_3_with_level_unset_sends_the_budget_alone(fake: FakeVertex) -> None:
+    """REST reference: thinkingBudget "-1 is AUTOMATIC"; Gemini 3 accepts thinking_budget for
+    backwards compatibility, and a request carries one of the two settings, never both. With
+    neither configured nothing is sent and the model uses its documented default."""
+    fake.script("generateContent", text_reply("ok"), text_reply("ok"))
+    make_llm(fake, thinking_level=None, thinking_budget=-1).generate("hi")
+    assert thinking_of(fake.calls("generateContent")[-1]) == {"thinkingBudget": -1}
+    make_llm(fake, thinking_level=None).generate("hi")
+    assert thinking_of(fake.calls("generateContent")[-1]) is None
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"gemini_model": "gemini-2.5-pro", "thinking_budget": 0},
+        {"gemini_model": "gemini-2.5-flash-lite", "thinking_budget": 100},
+        {"gemini_model": "gemini-2.5-flash", "thinking_budget": 30_000},
+        {"gemini_model": "gemini-3.8-flash", "thinking_level": "minimal"},
+    ],
+)
+def test_thinking_values_outside_the_documented_ones_are_refused_before_any_call(overrides: dict) -> None:
+    """Thinking (THINKING_PAGE): 2.5 Pro 128..32,768 ("cannot turn off thinking"), 2.5 Flash-Lite
+    512..24,576 or 0, 2.5 Flash up to 24,576; Gemini 3.8 Flash supports "LOW, MEDIUM, HIGH". A value
+    outside these would fail every call, so the configuration is refused at start-up."""
+    with pytest.raises(ValueError, match="GEMINI_THINKING_"):
+        LLMConfig(backend="vertex", project="demo-project", **overrides)
+
+
+@pytest.mark.parametrize(
+    ("model", "thinking"),
+    [
+        ("gemini-3.5-flash-lite", {"thinkingLevel": "LOW", "thinkingBudget": 0}),
+        ("gemini-2.5-flash", {"thinking_level": "LOW"}),
+        ("gemini-2.5-pro", {"thinkingBudget": 0}),
+    ],
+)
+def test_fake_vertex_refuses_what_the_thinking_docs_refuse(
+    fake: FakeVertex, model: str, thinking: dict
+) -> None:
+    """Thinking (THINKING_PAGE): level and budget are mutually exclusive, "Gemini 2.5 series models
+    don't support thinkingLevel", 2.5 Pro cannot turn thinking off. The fake answers these with 400
+    as Vertex does, so the tests above cannot pass on a request Vertex would refuse."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    url = f"{fake.base_url}/v1beta1/projects/p/locations/l/publishers/google/models/{model}:generateContent"
+    body = json.dumps({"contents": [], "generationConfig": {"thinkingConfig": thinking}}).encode()
+    request = urllib.request.Request(url, data=body, headers={"content-type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=5)
+    assert refused.value.code == 400

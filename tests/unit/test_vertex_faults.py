@@ -264,7 +264,7 @@ def test_breaker_opens_fails_fast_and_half_open_probe_closes_it(fake: FakeVertex
     for _ in range(2):
         with pytest.raises(Unavailable):
             llm.generate("hi")
-    breaker = llm.breakers.for_model("gemini-2.5-flash")
+    breaker = llm.breakers.for_model(llm.config.gemini_model)
     assert breaker.state is BreakerState.OPEN
     with pytest.raises(Unavailable, match="circuit"):
         llm.generate("hi")
@@ -289,7 +289,7 @@ def test_rate_limits_do_not_trip_the_breaker(fake: FakeVertex) -> None:
     fake.script("generateContent", rate_limited(1))
     with pytest.raises(RateLimited):
         llm.generate("hi")
-    assert llm.breakers.for_model("gemini-2.5-flash").state is BreakerState.CLOSED
+    assert llm.breakers.for_model(llm.config.gemini_model).state is BreakerState.CLOSED
 
 
 def test_empty_answer_is_invalid_output_but_json_mode_repairs_it(fake: FakeVertex) -> None:
