@@ -35,6 +35,10 @@ def llm_config(settings: Settings) -> LLMConfig:
         location=settings.google_cloud_location,
         gemini_model=settings.gemini_model,
         embedding_model=settings.embedding_model,
+        thinking_level=None
+        if settings.gemini_thinking_level == "default"
+        else settings.gemini_thinking_level,
+        thinking_budget=settings.gemini_thinking_budget,
     )
 
 

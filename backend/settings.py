@@ -206,9 +206,23 @@ class Settings(BaseSettings):
     google_cloud_project: str | None = Field(None, description="Project for Vertex AI calls.")
     google_cloud_location: str = Field("us-central1", description="Vertex AI region.")
     gemini_model: str = Field(
-        "gemini-2.5-flash", description="Gemini model for generation and controlled generation."
+        "gemini-3.5-flash-lite",
+        description="Gemini model for generation and controlled generation (a current GA model: see "
+        "docs/vertex_interface.md, model lifecycle).",
     )
     embedding_model: str = Field("text-embedding-005", description="Vertex embedding model.")
+    gemini_thinking_level: Literal["minimal", "low", "medium", "high", "default"] = Field(
+        "minimal",
+        description="Thinking level sent on every Gemini 3+ call (`default`: the model's own). `minimal` "
+        "answers fastest; each model accepts only the levels its documentation lists.",
+    )
+    gemini_thinking_budget: int | None = Field(
+        None,
+        ge=-1,
+        le=32768,
+        description="Thinking tokens for Gemini 2.5 models (-1: dynamic, 0: off where allowed; unset: the "
+        "least the model allows), and for Gemini 3+ when GEMINI_THINKING_LEVEL=default.",
+    )
 
     @field_validator("log_level")
     @classmethod

@@ -32,7 +32,8 @@ Required variables:
   COMMERCE_API_URL      order/product API base URL
 Optional:
   SERVICE_NAME=sidebar-assistant  IMAGE_TAG=<git short sha>  MIN_INSTANCES=1  MAX_INSTANCES=10
-  SPANNER_DATABASE=sidebar  VERTEX_LOCATION=$REGION  GEMINI_MODEL=gemini-2.5-flash
+  SPANNER_DATABASE=sidebar  VERTEX_LOCATION=$REGION  GEMINI_MODEL=gemini-3.5-flash-lite
+  GEMINI_THINKING_LEVEL=minimal  (minimal|low|medium|high|default; what the model accepts)
   EMBEDDING_DIMENSIONS=768  (Spanner Embedding column width = what the service asks Vertex for)
   RENDERED_SCHEMA=<path for the rendered Spanner schema>
   BUILDER=cloudbuild|docker  AUTO_APPROVE=0|1  ALLOW_UNAUTHENTICATED=1|0
@@ -70,7 +71,9 @@ MIN_INSTANCES="${MIN_INSTANCES:-1}"
 MAX_INSTANCES="${MAX_INSTANCES:-10}"
 SPANNER_DATABASE="${SPANNER_DATABASE:-sidebar}"
 EMBEDDING_DIMENSIONS="${EMBEDDING_DIMENSIONS:-768}"
-GEMINI_MODEL="${GEMINI_MODEL:-gemini-2.5-flash}"
+# A current GA model (gemini-2.5-flash was retired on 2026-10-16: docs/vertex_interface.md).
+GEMINI_MODEL="${GEMINI_MODEL:-gemini-3.5-flash-lite}"
+GEMINI_THINKING_LEVEL="${GEMINI_THINKING_LEVEL:-minimal}"
 BUILDER="${BUILDER:-cloudbuild}"
 AUTO_APPROVE="${AUTO_APPROVE:-0}"
 ALLOW_UNAUTHENTICATED="${ALLOW_UNAUTHENTICATED:-1}"
@@ -108,6 +111,7 @@ check EMBEDDING_DIMENSIONS '^[1-9][0-9]{0,3}$'
 ((EMBEDDING_DIMENSIONS <= 3072)) || die "EMBEDDING_DIMENSIONS ($EMBEDDING_DIMENSIONS) > 3072 (gemini-embedding-001's maximum)"
 check VERTEX_LOCATION '^[a-z]+(-[a-z]+[0-9])?$'
 check GEMINI_MODEL '^[A-Za-z0-9._-]+$'
+check GEMINI_THINKING_LEVEL '^(minimal|low|medium|high|default)$'
 check BUILDER '^(cloudbuild|docker)$'
 if [[ -z "$ROLLBACK" ]]; then
   check PUBLIC_URL '^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?$'
@@ -158,7 +162,7 @@ render_service() {
   rendered="$(cat "$SERVICE_TEMPLATE")"
   for name in SERVICE_NAME REGION MIN_INSTANCES MAX_INSTANCES NETWORK SUBNET SERVICE_ACCOUNT IMAGE \
     PUBLIC_URL CORS_ALLOWED_ORIGINS PROJECT_ID SPANNER_INSTANCE SPANNER_DATABASE VERTEX_LOCATION \
-    GEMINI_MODEL EMBEDDING_DIMENSIONS COMMERCE_API_URL; do
+    GEMINI_MODEL GEMINI_THINKING_LEVEL EMBEDDING_DIMENSIONS COMMERCE_API_URL; do
     value="${!name}"
     rendered="${rendered//"\${$name}"/"$value"}"
   done
