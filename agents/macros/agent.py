@@ -90,11 +90,7 @@ def fill_placeholders(
         field = re.fullmatch(r"ticket\.ticket_field_(\d+)", key)
         value = values.get(key)
         if value is None and field:
-            # The sidebar sends custom fields by label ({"Order number": ...}), the API by id.
-            raw = ticket_field(ctx.ticket, field.group(1))
-            label = (field_labels or {}).get(field.group(1))
-            if raw in (None, "") and label:
-                raw = ticket_field(ctx.ticket, label)
+            raw = _field_value(ctx.ticket, field.group(1), (field_labels or {}).get(field.group(1)))
             value = str(raw) if raw not in (None, "") else None
         if value is None:
             unfilled.append(m.group(0))
@@ -102,6 +98,41 @@ def fill_placeholders(
         return value
 
     return PLACEHOLDER_RE.sub(sub, text), sorted(set(unfilled))
+
+
+def _field_value(ticket: Mapping[str, Any], field_id: str, label: str | None) -> Any:
+    """A custom field's value however it was sent: by id (REST), as ``custom_field_<id>`` (ZAF
+    without a label), or by its label ({"Order number": …}, the sidebar), any letter case."""
+    for key in (field_id, f"custom_field_{field_id}", label):
+        if key:
+            raw = ticket_field(ticket, key)
+            if raw not in (None, ""):
+                return raw
+    fields = ticket.get("custom_fields") or ticket.get("fields")
+    if label and isinstance(fields, Mapping):
+        wanted = " ".join(label.lower().split())
+        for key, raw in fields.items():
+            if " ".join(str(key).lower().split()) == wanted and raw not in (None, ""):
+                return raw
+    return None
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def quotable_text(text: str) -> str:
+    """The filled macro without any sentence that still holds a placeholder.
+
+    Answers quote evidence verbatim: "order {{ticket.ticket_field_…}} is cancelled" must never reach
+    an agent or a customer. The whole macro (placeholders and all) stays in the agent's data for
+    insertion, where Zendesk fills what we could not.
+    """
+    lines = []
+    for line in text.splitlines():
+        kept = [s for s in _SENTENCE_END.split(line) if not PLACEHOLDER_RE.search(s)]
+        if any(k.strip() for k in kept) or not line.strip():
+            lines.append(" ".join(kept))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 class MacrosAgent(BaseAgent):
@@ -131,9 +162,12 @@ class MacrosAgent(BaseAgent):
                 {"id": m.doc_id, "title": m.title, "text": text, "unfilled": unfilled, "url": m.url,
                  "internal": m.internal}
             )  # fmt: skip
+            quoted = quotable_text(text) if unfilled else text
+            if not quoted:
+                continue  # nothing left to quote; the macro is still offered in data
             evidence.append(
                 Evidence(
-                    id=m.doc_id, title=m.title, text=text, kind="macro", url=m.url or None,
+                    id=m.doc_id, title=m.title, text=quoted, kind="macro", url=m.url or None,
                     score=round(m.score, 4), agent=self.name,
                     # Agent-only: restricted to groups/agents, or its reply is an internal note.
                     internal=m.internal,

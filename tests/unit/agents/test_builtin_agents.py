@@ -9,7 +9,7 @@ import pytest
 from agents.base import AgentContext, ToolCall, ToolRequest
 from agents.common import question_only, search_documents
 from agents.http import BreakerRegistry, HttpClientConfig
-from agents.macros.agent import fill_placeholders  # type: ignore[import-not-found]
+from agents.macros.agent import fill_placeholders, quotable_text  # type: ignore[import-not-found]
 from store.demo import DEMO_DATA_DIR
 from tests.fakes.fake_commerce import FakeCommerce
 from tests.unit.agents.conftest import sidebar_ticket
@@ -168,6 +168,35 @@ def test_macro_fills_fields_the_sidebar_sends_by_title(registry, make_ctx):
     assert all("{{ticket.ticket_field_360011112221}}" not in m["text"] for m in filled)
     assert any("BO-100123" in m["text"] for m in filled)
     assert all(m["text"].startswith("Hi Noor") for m in filled)
+
+
+def test_fields_sent_by_zaf_name_or_in_another_case_are_filled(make_ctx):
+    labels = {str(ORDER_FIELD): "Order number"}
+    template = "Order {{ticket.ticket_field_360011112221}} is cancelled."
+    for fields in ({f"custom_field_{ORDER_FIELD}": "BO-100501"}, {"order NUMBER": "BO-100501"}):
+        ctx = make_ctx({"id": "5", "custom_fields": fields}, services={})
+        assert fill_placeholders(template, ctx, {}, labels) == ("Order BO-100501 is cancelled.", [])
+
+
+def test_quotable_text_drops_sentences_with_unfilled_placeholders():
+    text = (
+        "Hi Ada,\n\nYour order {{ticket.ticket_field_360011112221}} is cancelled. The refund follows in "
+        "3–5 business days.\n\nBest,\n{{current_user.first_name}}"
+    )
+    assert quotable_text(text) == "Hi Ada,\n\nThe refund follows in 3–5 business days.\n\nBest,"
+    assert quotable_text("{{ticket.id}}") == ""
+
+
+def test_a_macro_with_an_unfillable_field_is_never_quoted_raw(registry, make_ctx):
+    """No order number on the ticket: the evidence (what answers quote) leaves the sentence out;
+    the macro offered for insertion keeps it, for Zendesk to fill."""
+    ticket = {"id": "78", "requester": {"name": "Noor de Vries"}, "custom_fields": {}}
+    result = registry.get("macros").run(
+        "customer asks where the order is, it is in transit", make_ctx(ticket, user_name="Sam")
+    )
+    filled = [result.data["macro"], *result.data["alternatives"]]
+    assert any("{{ticket.ticket_field_360011112221}}" in m["text"] for m in filled)
+    assert result.evidence and all("{{" not in e.text for e in result.evidence)
 
 
 def test_unrelated_question_has_no_macro(registry, make_ctx):
