@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from store.factory import open_knowledge_index, open_session_archive
-from store.knowledge import Document, InvalidQueryError, KnowledgeError, KnowledgeIndex, SearchFilters
+from store.knowledge import Document, InvalidQueryError, KnowledgeError, KnowledgeIndex, SearchFilters, Viewer
 from store.knowledge.types import rrf_score
 from store.sessions import SessionArchive, SessionRecord
 from store.spanner import SpannerConfig
@@ -246,6 +246,53 @@ def test_filters_by_kind_locale_and_tags(index: KnowledgeIndex, tenant: str) -> 
         search(index, q, SearchFilters(tenant, kinds=("article",), tags=("refunds",)), k=10)[0].document.id
         == "article:1"
     )
+
+
+def restricted_corpus(tenant: str) -> list[Document]:
+    """Visibility as ingest derives it from Zendesk (store/ingest/records.py): a public article; an
+    article whose `user_segment_id` names a staff segment ("staff: only agents and Help Center
+    managers"); one whose segment has `group_ids` ("The ids of the groups that have access");
+    a macro restricted to one user (Macros API `restriction` `{"type": "User", "id"}`); a solved
+    ticket's internal notes (`public: false`, "false if an internal note").
+    https://developer.zendesk.com/api-reference/help_center/help-center-api/articles/,
+    https://developer.zendesk.com/api-reference/help_center/help-center-api/user_segments/,
+    https://developer.zendesk.com/api-reference/ticketing/business-rules/macros/,
+    https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_comments/"""
+    return [
+        doc(tenant, "article", "1", "Refund timing", "Refunds reach the card within 5 to 7 business days."),
+        doc(tenant, "article", "2", "Refund exceptions (staff)", "Refunds after 30 days need a team lead.",
+            internal=True, audience=("agents", "segment:11")),
+        doc(tenant, "article", "3", "Refund overrides (tier 2)", "Tier 2 may refund after 60 days.",
+            internal=True, audience=("group:900", "segment:12")),
+        doc(tenant, "macro", "5", "Refund by hand", "Refund issued by hand by the finance lead.",
+            internal=True, audience=("user:7",)),
+        doc(tenant, "ticket", "77:internal", "Parcel lost (internal notes)", "Warehouse approved the refund.",
+            internal=True, audience=("agents",)),
+    ]  # fmt: skip
+
+
+def test_search_returns_only_what_the_viewer_may_see(index: KnowledgeIndex, tenant: str) -> None:
+    index.upsert(tenant, restricted_corpus(tenant))
+    q = "refund after days approved"
+
+    def visible(viewer: Viewer, **modes: bool) -> dict[str, bool]:
+        hits = search(index, q, SearchFilters(tenant, audience=viewer.audience()), k=10, **modes)
+        return {h.document.id: h.document.internal for h in hits}
+
+    everyone_sees = {"article:1": False, "article:2": True, "ticket:77:internal": True}
+    assert visible(Viewer("42", None)) == everyone_sees  # groups unknown: no group-restricted
+    assert visible(Viewer("42", ("17",))) == everyone_sees
+    assert visible(Viewer("42", ("900",))) == {**everyone_sees, "article:3": True}
+    assert visible(Viewer("7", ())) == {**everyone_sees, "macro:5": True}
+    # Both branches filter on their own (a text-only or vector-only search leaks nothing either).
+    for modes in ({"use_vector": False}, {"use_text": False}):
+        assert "article:3" not in visible(Viewer("42", None), **modes)
+        assert "macro:5" not in visible(Viewer("42", None), **modes)
+    # No audience filter: everything, with its flag (ingest, benchmarks).
+    unfiltered = {h.document.id: h.document.internal for h in search(index, q, SearchFilters(tenant), k=10)}
+    assert unfiltered == {**everyone_sees, "article:3": True, "macro:5": True}
+    with pytest.raises(InvalidQueryError):
+        SearchFilters(tenant, audience=())
 
 
 def test_reupsert_is_incremental_and_replaces_chunks(index: KnowledgeIndex, tenant: str) -> None:
