@@ -69,6 +69,7 @@ def generate(out: Path) -> dict[str, int]:
     write_json(out / "help_center" / "categories.json", hc["categories"])
     write_json(out / "help_center" / "sections.json", hc["sections"])
     write_json(out / "help_center" / "articles.json", hc["articles"])
+    write_json(out / "help_center" / "user_segments.json", hc["user_segments"])
     write_json(
         out / "tickets" / "tickets.json",
         {"tickets": tickets, "count": len(tickets), "ticket_fields": TICKET_FIELDS},

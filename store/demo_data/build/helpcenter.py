@@ -66,6 +66,25 @@ def build_help_center(authors: list[int]) -> dict[str, Any]:
                 "theme_template": "section_page",
             }
         )
+    segments = []
+    for seg in structure.get("user_segments", []):
+        created = EPOCH - timedelta(days=700)
+        segments.append(
+            {
+                "id": seg["id"],
+                "name": seg["name"],
+                "user_type": seg["user_type"],
+                "group_ids": list(seg.get("group_ids", [])),
+                "organization_ids": [],
+                "tags": [],
+                "or_tags": [],
+                "added_user_ids": [],
+                "built_in": bool(seg.get("built_in", False)),
+                "created_at": iso(created),
+                "updated_at": iso(created),
+            }
+        )
+    segment_ids = {seg["key"]: seg["id"] for seg in structure.get("user_segments", [])}
     seen: set[int] = set()
     keys: dict[str, int] = {}
     positions: dict[str, int] = {}
@@ -105,7 +124,7 @@ def build_help_center(authors: list[int]) -> dict[str, Any]:
                 "outdated": False,
                 "outdated_locales": [],
                 "permission_group_id": 360000009001,
-                "user_segment_id": None,
+                "user_segment_id": segment_ids[a["user_segment"]] if a.get("user_segment") else None,
                 "label_names": list(a.get("labels", [])),
                 "content_tag_ids": [],
                 "body": a["body"].strip(),
@@ -116,6 +135,7 @@ def build_help_center(authors: list[int]) -> dict[str, Any]:
         "categories": {"categories": categories, "count": len(categories), "next_page": None},
         "sections": {"sections": sections, "count": len(sections), "next_page": None},
         "articles": {"articles": articles, "count": len(articles), "next_page": None},
+        "user_segments": {"user_segments": segments, "count": len(segments), "next_page": None},
         "keys": keys,
         "urls": {k: next(a["html_url"] for a in articles if a["id"] == i) for k, i in keys.items()},
         "titles": {a["key"]: a["title"] for a in sources},
