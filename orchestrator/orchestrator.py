@@ -416,9 +416,15 @@ class Orchestrator:
     def _fallback_stage(
         self, decision: RoutingDecision, results: list[AgentResult], ref: Reference
     ) -> list[Route]:
-        """The routed agents found nothing usable: ask the knowledge base in the same turn."""
+        """The routed agents found nothing that answers: ask the knowledge base in the same turn.
+
+        A record agent that found the order but states no fact for this question ("where does
+        she start the return?") did not answer it either: its lines only say what the record
+        holds, and the question was about a policy."""
         kb = self.a.config.knowledge_agent
-        if kb not in self.a.by_name or kb in decision.agents or any(r.usable for r in results):
+        if kb not in self.a.by_name or kb in decision.agents:
+            return []
+        if any(r.usable and any(e.facts for e in r.evidence) for r in results):
             return []
         return [self._new_route(kb, ref.apply(self.req.text))]
 
