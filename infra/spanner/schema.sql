@@ -30,8 +30,6 @@ CREATE TABLE KnowledgeDocuments (
   UpdatedAt STRING(64) NOT NULL,
   ContentHash STRING(64) NOT NULL,
   IndexedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
-  Internal BOOL NOT NULL DEFAULT (FALSE),
-  Audience ARRAY<STRING(MAX)> NOT NULL DEFAULT (['everyone']),
 ) PRIMARY KEY (Tenant, DocId);
 
 CREATE INDEX KnowledgeDocumentsBySource ON KnowledgeDocuments (Tenant, Source) STORING (ContentHash);
@@ -45,7 +43,6 @@ CREATE TABLE KnowledgeChunks (
   Kind STRING(32) NOT NULL,
   Locale STRING(32) NOT NULL,
   Tags ARRAY<STRING(MAX)> NOT NULL,
-  Audience ARRAY<STRING(MAX)> NOT NULL DEFAULT (['everyone']),
   Embedding ARRAY<FLOAT32>(vector_length=>768) NOT NULL,
   Text_Tokens TOKENLIST AS (TOKENIZE_FULLTEXT(Text)) HIDDEN,
   Title_Tokens TOKENLIST AS (TOKENIZE_FULLTEXT(Title)) HIDDEN,
@@ -53,5 +50,11 @@ CREATE TABLE KnowledgeChunks (
   INTERLEAVE IN PARENT KnowledgeDocuments ON DELETE CASCADE;
 
 CREATE SEARCH INDEX KnowledgeChunksText ON KnowledgeChunks (Text_Tokens, Title_Tokens)
-  STORING (Kind, Locale, Tags, Audience)
+  STORING (Kind, Locale, Tags)
   PARTITION BY Tenant;
+
+ALTER TABLE KnowledgeDocuments ADD COLUMN Internal BOOL NOT NULL DEFAULT (FALSE);
+
+ALTER TABLE KnowledgeDocuments ADD COLUMN Audience ARRAY<STRING(MAX)> NOT NULL DEFAULT (['everyone']);
+
+ALTER TABLE KnowledgeChunks ADD COLUMN Audience ARRAY<STRING(MAX)> NOT NULL DEFAULT (['everyone']);

@@ -60,11 +60,9 @@ def knowledge_ddl(dimensions: int = DEFAULT_DIMENSIONS) -> list[str]:
   UpdatedAt STRING(64) NOT NULL,
   ContentHash STRING(64) NOT NULL,
   IndexedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
-  Internal BOOL NOT NULL DEFAULT (FALSE),
-  Audience ARRAY<STRING(MAX)> NOT NULL DEFAULT (['everyone']),
 ) PRIMARY KEY (Tenant, DocId)""",
         f"CREATE INDEX KnowledgeDocumentsBySource ON {DOCUMENTS_TABLE} (Tenant, Source) STORING (ContentHash)",
-        # Kind/Locale/Tags/Audience are copied onto chunks so both search branches filter without a join.
+        # Kind/Locale/Tags are copied onto chunks so both search branches filter without a join.
         f"""CREATE TABLE {CHUNKS_TABLE} (
   Tenant STRING(128) NOT NULL,
   DocId STRING(256) NOT NULL,
@@ -74,7 +72,6 @@ def knowledge_ddl(dimensions: int = DEFAULT_DIMENSIONS) -> list[str]:
   Kind STRING(32) NOT NULL,
   Locale STRING(32) NOT NULL,
   Tags ARRAY<STRING(MAX)> NOT NULL,
-  Audience ARRAY<STRING(MAX)> NOT NULL DEFAULT (['everyone']),
   Embedding ARRAY<FLOAT32>(vector_length=>{int(dimensions)}) NOT NULL,
   Text_Tokens TOKENLIST AS (TOKENIZE_FULLTEXT(Text)) HIDDEN,
   Title_Tokens TOKENLIST AS (TOKENIZE_FULLTEXT(Title)) HIDDEN,
@@ -82,15 +79,18 @@ def knowledge_ddl(dimensions: int = DEFAULT_DIMENSIONS) -> list[str]:
   INTERLEAVE IN PARENT {DOCUMENTS_TABLE} ON DELETE CASCADE""",
         # PARTITION BY Tenant: every full-text query must pin one tenant, and only reads its part.
         f"""CREATE SEARCH INDEX {SEARCH_INDEX} ON {CHUNKS_TABLE} (Text_Tokens, Title_Tokens)
-  STORING (Kind, Locale, Tags, Audience)
+  STORING (Kind, Locale, Tags)
   PARTITION BY Tenant""",
     ]
 
 
-def visibility_migration_ddl() -> list[str]:
-    """For a database created before documents carried visibility: the columns, at the defaults
-    (public, everyone) — run it, then re-ingest (restricted documents hash differently, so the
-    ingest rewrites exactly those). The search index then filters Audience from the base table."""
+def visibility_ddl() -> list[str]:
+    """Document visibility (internal content, who may see it), appended after the tables rather
+    than written into them: Terraform's google_spanner_database applies DDL appended to its list
+    to an existing database, while editing an earlier statement would replace the database. New
+    and existing databases get the same columns; rows written before them read the defaults
+    (public, everyone) until the next ingest rewrites the restricted ones (their hashes differ).
+    Audience is copied onto chunks, so both search branches filter it without a join."""
     return [
         f"ALTER TABLE {DOCUMENTS_TABLE} ADD COLUMN Internal BOOL NOT NULL DEFAULT (FALSE)",
         f"ALTER TABLE {DOCUMENTS_TABLE} ADD COLUMN Audience ARRAY<STRING(MAX)> NOT NULL DEFAULT (['everyone'])",
@@ -122,8 +122,9 @@ def vector_index_ddl(rows: int) -> list[str]:
 
 
 def all_ddl(dimensions: int = DEFAULT_DIMENSIONS) -> list[str]:
-    """Everything a new database gets; the vector index comes after the first load."""
-    return session_ddl() + knowledge_ddl(dimensions)
+    """Everything a new database gets; the vector index comes after the first load. Later
+    additions are appended (never edited into earlier statements): see visibility_ddl."""
+    return session_ddl() + knowledge_ddl(dimensions) + visibility_ddl()
 
 
 def render_schema_sql(dimensions: int = DEFAULT_DIMENSIONS) -> str:

@@ -131,8 +131,9 @@ def test_user_text_cannot_inject_into_the_query() -> None:
 
 def test_row_to_hit_maps_columns() -> None:
     hit = row_to_hit(
-        ["article:1", 2, "text", "Title", "https://u", "article", "en-us", ["a"], None, 3, 0.0159]
+        ["article:1", 2, "text", "Title", "https://u", "article", "en-us", ["a"], True, None, 3, 0.0159]
     )
+    assert hit.document.internal is True
     assert hit.chunk.id == "article:1#2" and hit.chunk.position == 2 and hit.chunk.text == "text"
     assert hit.document.id == "article:1" and hit.document.tags == ("a",) and hit.document.url == "https://u"
     assert hit.text_rank is None and hit.vector_rank == 3 and hit.score == pytest.approx(0.0159)
@@ -173,3 +174,18 @@ def test_connection_handler_shares_one_client_per_instance_across_threads() -> N
     _, db, other = results[0]
     assert db.name.endswith("/instances/cache/databases/sidebar") and other.name.endswith("/databases/other")
     SpannerConnectionHandler.reset()
+
+
+def test_the_viewers_audience_filters_both_branches() -> None:
+    """A restricted article (Articles API `user_segment_id`,
+    https://developer.zendesk.com/api-reference/help_center/help-center-api/articles/) must not be
+    found through either branch: ANN ("Spanner performs filtering at the index's leaf level" for a
+    STORED column) or full-text. Audience is typed ARRAY<STRING> like Tags."""
+    from google.cloud.spanner_v1 import param_types as pt
+
+    filters = SearchFilters("acme", audience=("everyone", "agents", "group:900"))
+    q = build_hybrid_query("refund", np.ones(4, dtype=np.float32), 5, filters)
+    assert q.sql.count("ARRAY_INCLUDES_ANY(Audience, @audience)") == 2
+    assert q.params["audience"] == ["agents", "everyone", "group:900"]
+    assert q.param_types["audience"] == pt.Array(pt.STRING)
+    assert "@audience" not in build_hybrid_query("refund", None, 5, SearchFilters("acme")).sql

@@ -162,7 +162,7 @@ def test_new_databases_get_no_vector_index_and_it_is_sized_from_the_loaded_rows(
     (ddl,) = vector_index_ddl(250_000)
     assert f"num_leaves = {250_000 // ROWS_PER_LEAF}" in ddl and "tree_depth = 2" in ddl
     # The filter columns are stored: "Spanner performs filtering at the index's leaf level".
-    assert "STORING (Kind, Locale, Tags)" in ddl
+    assert "STORING (Kind, Locale, Tags, Audience)" in ddl
 
 
 def test_vector_index_is_created_only_once_rows_exist() -> None:
@@ -234,3 +234,17 @@ def test_index_state_is_looked_up_again_after_the_ttl() -> None:
     cached.hybrid_search("a", vector, 5, SearchFilters("acme"))
     cached.hybrid_search("a", vector, 5, SearchFilters("acme"))
     assert sum("INFORMATION_SCHEMA.INDEXES" in q for q in db.sql) == 3
+
+
+def test_visibility_columns_are_appended_never_edited_into_the_tables() -> None:
+    """An existing database is updated by statements appended to its DDL list (Spanner's updateDdl
+    "Updates the schema of a Cloud Spanner database by creating/altering/dropping tables, columns",
+    https://cloud.google.com/spanner/docs/reference/rest/v1/projects.instances.databases/updateDdl);
+    rewriting an earlier CREATE TABLE cannot be applied to a live database. The visibility columns
+    are ALTER TABLE … ADD COLUMN with defaults (public, everyone) at the end of the schema."""
+    from store.spanner.ddl import visibility_ddl
+
+    statements = all_ddl(768)
+    assert statements[-len(visibility_ddl()) :] == visibility_ddl()
+    assert not any("Audience" in s or "Internal" in s for s in statements[: -len(visibility_ddl())])
+    assert all(s.startswith("ALTER TABLE") and "NOT NULL DEFAULT" in s for s in visibility_ddl())
