@@ -213,6 +213,7 @@ def content_terms(text: str) -> set[str]:
     return {_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOPWORDS and len(w) > 1}
 
 
+_PUBLISHED_KINDS = frozenset({"article", "macro"})
 _GERMAN_HINT = re.compile(
     r"\b(?:der|die|das|und|ist|sind|wie|wann|was|wer|ich|nicht|für|mit|bei|nach|muss|kann|zahlen|"
     r"kunde|kunden|erstattung|rücksendung|versand|lieferung)\b|[äöüß]",
@@ -468,8 +469,11 @@ class ExtractiveResponder:
             return []
         # Topical sentences about the question's neighbours are not an answer: below a clearly
         # relevant score, the sources must also mention most of what the question is about.
+        # Only for published text (articles, macros): a record the agent fetched for this ticket
+        # (an order, a customer) is about the question even when it shares no word with it.
         if (
             best < threshold + self.settings.coverage_bypass_margin
+            and all(s.kind in _PUBLISHED_KINDS for s in sources)
             and term_coverage(question, sources) < self.settings.min_term_coverage
         ):
             return []
