@@ -173,7 +173,8 @@ def article_visibility(
         return False, (AUDIENCE_EVERYONE,)
     keys: list[str] = []
     for sid in dict.fromkeys(ids):
-        keys.extend(segment_audience(sid, (segments or {}).get(sid)))
+        # `is not None`, not truthiness: a lazily read mapping (UserSegments) is empty until asked.
+        keys.extend(segment_audience(sid, segments.get(sid) if segments is not None else None))
     return True, tuple(keys)
 
 

@@ -344,3 +344,46 @@ def test_zaf_groups_come_from_the_signed_token_only() -> None:
     assert verifier.verify(signed).principal().group_ids == ("900", "901")
     plain = sign_zaf_token(key, subdomain="acme", installation_id="1", user_id="7", user_name="Ann")
     assert verifier.verify(plain).principal().group_ids is None
+
+
+def test_a_turn_runs_as_its_principal_so_searches_see_what_that_agent_may_see() -> None:
+    """backend/turns.py: the turn thread (and the agent threads it copies its context into) search
+    as the signed-in agent — their groups from the verified token."""
+    from backend.turns import TurnRunner
+
+    class Store:
+        instance_id = "i"
+
+        def untrack_turn(self, *a) -> None: ...
+
+    seen: list[Viewer] = []
+    runner = TurnRunner(Store(), handler=None, emit=lambda *a: None, turn_timeout=5)  # type: ignore[arg-type]
+    runner._run_turn = lambda *a: seen.append(current_viewer())  # type: ignore[method-assign]
+    runner._run("s", Principal("acme", "7", "Ann", ("900",)), "m1", 1)
+    runner._run("s", Principal("acme", "8", "Bo"), "m2", 1)
+    assert seen == [Viewer("7", ("900",)), Viewer("8", None)]
+    assert current_viewer() == Viewer()
+
+
+def test_live_import_reads_each_segment_once_and_hides_articles_of_an_unreadable_one() -> None:
+    """ "Show User Segment" (GET /api/v2/help_center/user_segments/{user_segment_id},
+    https://developer.zendesk.com/api-reference/help_center/help-center-api/user_segments/) answers
+    `{"user_segment": {...}}`."""
+    from store.ingest.zendesk_api import UserSegments, ZendeskApiError
+
+    calls: list[str] = []
+
+    class Client:
+        def get_json(self, path: str, params=None) -> dict:
+            calls.append(path)
+            if path.endswith("/12.json"):
+                return {"user_segment": TIER2}
+            raise ZendeskApiError("403 Forbidden")
+
+    segments = UserSegments(Client())  # type: ignore[arg-type]
+    tier2 = parse_article(article(user_segment_id=12), "acme", LIM, segments=segments)
+    again = parse_article(article(id=2, user_segment_id=12), "acme", LIM, segments=segments)
+    hidden = parse_article(article(id=3, user_segment_id=77), "acme", LIM, segments=segments)
+    assert tier2.audience == again.audience == ("group:900", "group:901", "segment:12")
+    assert hidden.internal and hidden.audience == ("segment:77",)
+    assert calls == ["/api/v2/help_center/user_segments/12.json", "/api/v2/help_center/user_segments/77.json"]
