@@ -120,7 +120,8 @@ def reply_paragraphs(answer: str, sources: Sequence[Source]) -> list[str]:
         if not numbers:
             continue  # the label, or a note
         if any(
-            kinds.get(n) is not None and (kinds[n].kind == "ticket" or kinds[n].internal) for n in numbers
+            kinds.get(n) is not None and (kinds[n].kind in _NOT_IN_REPLIES or kinds[n].internal)
+            for n in numbers
         ):
             continue
         text = _CITE_MARK.sub("", para).strip()
@@ -353,6 +354,8 @@ class Orchestrator:
                 for_problem = None
             if for_problem is not None and for_problem.action == "route":
                 agents += for_problem.agents
+            if ticket_order_numbers(self.req.ticket):
+                agents.append(self.a.config.order_agent)  # a reply on an order states where it is
             agents.append(self.a.config.knowledge_agent)
         routes = []
         for name in dict.fromkeys(agents):
