@@ -13,6 +13,15 @@ from agents.language import detect_language
 MIN_SIMILARITY_OTHER_LANGUAGE = 0.08
 
 
+def article_text(chunks: list[str], title: str, limit: int) -> str:
+    """The article's best-matching chunks (best first, up to `limit`), headings dropped.
+
+    The answer sentence is often not in the chunk that ranked best (a table row two sections
+    down, the sentence after a heading the question echoed), so synthesis gets a few."""
+    parts = [strip_heading(c, title) for c in chunks[: max(1, limit)]]
+    return "\n\n".join(dict.fromkeys(p for p in parts if p))
+
+
 def _asked(query: str) -> str:
     """The support agent's own words: what routing appended (ticket subject, references) dropped."""
     return query.split(" — ticket:", 1)[0].split(" (about:", 1)[0]
@@ -43,7 +52,7 @@ class KnowledgeBaseAgent(BaseAgent):
             Evidence(
                 id=m.doc_id,
                 title=m.title,
-                text=strip_heading(m.text, m.title),
+                text=article_text(m.chunks, m.title, int(cfg.get("chunks_per_article", 3))),
                 kind="article",
                 url=m.url or None,
                 score=round(m.score, 4),
