@@ -51,7 +51,7 @@ from orchestrator.drafting import compose_draft, is_draft_request
 from orchestrator.guardrails import PromptLeakFilter, detect_injection, render_ticket, retrieval_only
 from orchestrator.routing.base import Route, Router, RoutingContext, RoutingDecision, RoutingError, timed
 from orchestrator.routing.gemini import PROMPT as CONTROLLER_PROMPT
-from orchestrator.routing.queries import enhance, order_numbers, ticket_text
+from orchestrator.routing.queries import MIN_SELF_CONTAINED_WORDS, enhance, order_numbers, ticket_text
 from orchestrator.routing.shadow import ShadowRouter
 from orchestrator.turn import Delta, Done, Thinking, TurnEvent, TurnFailed, TurnRequest
 from store.knowledge import KnowledgeIndex
@@ -440,6 +440,12 @@ class Orchestrator:
             return follow.focus
         if ref.asked_again or (ref.about and ref.reason != "refers to the previous question"):
             return ref.apply(self.req.text)
+        # "is this covered?", "what should he try first?": a short question leans on the ticket
+        # for its subject, as its retrieval queries do (routing/queries.py `enhance`).
+        subject = str(self.req.ticket.get("subject") or "").strip()
+        words = len(re.findall(r"[A-Za-z0-9']+", self.req.text))
+        if subject and words < MIN_SELF_CONTAINED_WORDS and subject.lower() not in self.req.text.lower():
+            return f"{self.req.text} — {subject}"
         return self.req.text
 
     def _with_prior(self, stage: list[Route], prior: list[AgentResult]) -> list[Route]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from agents.base import AgentContext, BaseAgent, Evidence, ToolCall
@@ -15,6 +16,31 @@ from agents.common import (
     strip_heading,
 )
 from store.ingest.records import internal_notes_id
+
+# "how did we handle this before?", "what worked last time?": then the best match's resolution is
+# the answer. For any other question (a policy the router also sent here) it is only context:
+# stating it first would bury the policy under another customer's reply.
+_PAST_CASES = re.compile(
+    r"\b(before|previous(ly)?|past|similar|last time|usually|normally|typically|other agents|"
+    r"have we|did we|how was|how were|how did|what worked|precedent|cases?|seen this|dealt with|handled?)\b",
+    re.IGNORECASE,
+)
+# Pleasantries around a resolution reply say nothing about what was done.
+_PLEASANTRY = re.compile(
+    r"^(?:(?:hi|hello|hey|dear)\s+[^,.!]{1,30}[,!]\s*)|"
+    r"(?:\s*(?:kind regards|best regards|regards|best|cheers|thanks|thank you|all the best|have a (?:great|nice|lovely) day)"
+    r"[,!.]?(?:\s+[A-Z][a-z]+)?[.!]?\s*)+$",
+    re.IGNORECASE,
+)
+
+
+def asks_about_past_cases(query: str) -> bool:
+    return bool(_PAST_CASES.search(query or ""))
+
+
+def strip_pleasantries(text: str) -> str:
+    out = _PLEASANTRY.sub("", text.strip())
+    return _PLEASANTRY.sub("", out).strip() or text.strip()
 
 
 class SimilarTicketsAgent(BaseAgent):
@@ -49,7 +75,11 @@ class SimilarTicketsAgent(BaseAgent):
             resolution = find_section(ctx.knowledge, ctx.tenant, m, "Resolution", ctx.viewer)
             # The best-ranked chunk may be conversation; the problem statement reads better.
             problem = lead(section(m.chunks, "Problem") or strip_heading(m.text, m.title), 400)
-            resolved = f"Resolved: {lead(resolution, 600)}" if resolution else "Resolved: not recorded"
+            resolved = (
+                f"Resolved: {lead(strip_pleasantries(resolution), 600)}"
+                if resolution
+                else "Resolved: not recorded"
+            )
             evidence.append(
                 Evidence(
                     id=m.doc_id,
@@ -62,7 +92,7 @@ class SimilarTicketsAgent(BaseAgent):
                     # What was done is the answer; the problem only says why the ticket matched
                     # (quoting it back to the agent answers nothing). The best match only: three
                     # resolutions in a row bury the answer.
-                    facts=(resolved,) if resolution and rank == 0 else (),
+                    facts=(resolved,) if resolution and rank == 0 and asks_about_past_cases(query) else (),
                 )
             )
             note = notes.get(internal_notes_id(m.doc_id))
