@@ -209,8 +209,51 @@ def _stem(word: str) -> str:
     return word
 
 
+# How agents write vs. how articles do: folded to one word (or phrase) on both sides before words
+# are compared, so "pw" meets "password" and "send it back" meets "return".
+_SYNONYMS: tuple[tuple[str, str], ...] = (
+    (r"pw|pwd|passwd", "password"),
+    (r"cust|custs|kd", "customer"),
+    (r"dnr", "delivered not received"),
+    (r"std", "standard"),
+    (r"acct", "account"),
+    (r"addr", "address"),
+    (r"qty", "quantity"),
+    (r"(?:send|sent|post|posted|ship|mail)(?: it| them| this| that| the \w+)? back", "return"),
+    (r"money back|reimburse\w*|pay (?:that|it|this|them) back|refunded", "refund"),
+    (r"postage|delivery costs?|shipping costs?|carriage", "shipping"),
+    (r"vouchers?|discount codes?|coupons?", "promo code"),
+    (r"the states|the us|usa|america", "united states"),
+    (r"uk|britain|great britain|england", "united kingdom"),
+    (r"guarantee[ds]?", "warranty"),
+    (r"wire transfers?|bank wires?", "bank transfer"),
+    (r"swap(?:ped|s)?", "exchange"),
+    (r"present", "gift"),
+    (r"put (?:it |the \w+ )?on hold|hold", "pause"),
+    (r"iphones?|ipads?", "ios"),
+    (r"wipe|factory defaults?|back to defaults", "factory reset"),
+    (r"courier", "carrier"),
+    (r"import charges?|import fees?|customs fees?|customs charges?", "duties"),
+)
+_SYNONYM_RE = re.compile(r"\b(?:" + "|".join(f"(?:{a})" for a, _ in _SYNONYMS) + r")\b")
+_SYNONYM_PARTS = [(re.compile(rf"^(?:{a})$"), b) for a, b in _SYNONYMS]
+
+
+def _fold(match: re.Match[str]) -> str:
+    found = match.group(0)
+    for pattern, canonical in _SYNONYM_PARTS:
+        if pattern.match(found):
+            return canonical
+    return found
+
+
+def fold_synonyms(text: str) -> str:
+    """Lower-cased text with agents' shorthand and paraphrases folded to the articles' words."""
+    return _SYNONYM_RE.sub(_fold, text.lower())
+
+
 def content_terms(text: str) -> set[str]:
-    return {_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOPWORDS and len(w) > 1}
+    return {_stem(w) for w in _WORD.findall(fold_synonyms(text)) if w not in _STOPWORDS and len(w) > 1}
 
 
 _PUBLISHED_KINDS = frozenset({"article", "macro"})

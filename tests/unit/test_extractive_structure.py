@@ -11,6 +11,8 @@ from vertex_interface.extractive import (
     NOTHING_FOUND,
     OFFLINE_LABEL,
     asked_value_types,
+    content_terms,
+    fold_synonyms,
     split_sentences,
     value_types,
 )
@@ -178,3 +180,13 @@ def test_a_question_about_something_no_source_mentions_is_declined(llm: LocalLLM
         == NOTHING_FOUND
     )
     assert "WELCOME10" in llm.generate("what discount does the welcome code give?", sources=[discounts]).text
+
+
+def test_agents_shorthand_is_folded_to_the_articles_words() -> None:
+    assert fold_synonyms("min length for a new pw?") == "min length for a new password?"
+    assert "return" in fold_synonyms("do they need to post it back")
+    assert "warranty" in content_terms("basic guarantee on a floor lamp?")
+    assert "united" in content_terms("free delivery to the states")
+    # Words are folded whole: "pwned" and "hold" inside another word stay as they are.
+    assert "pwned" in content_terms("pwned")
+    assert "household" in content_terms("household items")
