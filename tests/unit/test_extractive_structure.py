@@ -188,5 +188,5 @@ def test_agents_shorthand_is_folded_to_the_articles_words() -> None:
     assert "warranty" in content_terms("basic guarantee on a floor lamp?")
     assert "united states" in fold_synonyms("free delivery to the states")
     # Words are folded whole: "pwned" and "hold" inside another word stay as they are.
-    assert "pwned" in content_terms("pwned")
-    assert "household" in content_terms("household items")
+    assert fold_synonyms("pwned") == "pwned"
+    assert fold_synonyms("household items") == "household items"
