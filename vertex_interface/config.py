@@ -197,6 +197,13 @@ class LocalResponderConfig(BaseModel):
         le=1,
         description="Added to relevance_threshold for sentences quoted after facts (they must add something).",
     )
+    idf_weight: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of IDF (over the candidate sentences) in each question word's lexical weight; "
+        "0 counts every word alike.",
+    )
 
 
 class LLMConfig(BaseModel):

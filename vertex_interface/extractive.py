@@ -449,12 +449,32 @@ class ExtractiveResponder:
         s_vecs = self._docs.get(texts)
         semantic = np.clip(s_vecs @ q_vec, 0.0, 1.0)
         q_terms = content_terms(question)
+        s_terms = [content_terms(t) for t in texts]
+        weights = self._term_weights(q_terms, s_terms)
+        total = sum(weights.values())
         lexical = np.array(
-            [len(q_terms & content_terms(t)) / len(q_terms) if q_terms else 0.0 for t in texts],
+            [sum(weights[t] for t in q_terms & terms) / total if total else 0.0 for terms in s_terms],
             dtype=np.float32,
         )
         w = self.settings.semantic_weight
         return w * semantic + (1 - w) * lexical
+
+    def _term_weights(self, q_terms: set[str], s_terms: Sequence[set[str]]) -> dict[str, float]:
+        """Each question word's weight: its IDF over the candidate sentences, blended with 1.
+
+        "order" is in half the sentences, "pickup point" in one: matching the rare word says more.
+        A word in no sentence weighs as one in a single sentence (it is missing either way).
+        """
+        alpha = self.settings.idf_weight
+        n = len(s_terms)
+        if alpha == 0 or n == 0:
+            return dict.fromkeys(q_terms, 1.0)
+        top = np.log(1 + n)
+        weights = {}
+        for t in q_terms:
+            df = max(sum(1 for terms in s_terms if t in terms), 1)
+            weights[t] = (1 - alpha) + alpha * float(np.log(1 + n / df) / top)
+        return weights
 
     def value_penalty(self, question: str, spans: Sequence[Span]) -> np.ndarray:
         """``value_type_penalty`` for each span lacking the kind of value the question asks for."""
