@@ -150,6 +150,8 @@ class OrchestratorConfig:
     # The agent holding the ticket's product: "what range does this one have?" on a ticket
     # that names a product (its SKU field) is a catalogue question.
     product_agent: str = "product_catalog"
+    # Canned replies: a draft request reads them next to the policy.
+    macros_agent: str = "macros"
 
 
 @dataclass
@@ -356,7 +358,9 @@ class Orchestrator:
                 agents += for_problem.agents
             if ticket_order_numbers(self.req.ticket):
                 agents.append(self.a.config.order_agent)  # a reply on an order states where it is
-            agents.append(self.a.config.knowledge_agent)
+            # The team's canned replies for this kind of problem, filled from the ticket, and
+            # the policy behind them.
+            agents += [self.a.config.macros_agent, self.a.config.knowledge_agent]
         routes = []
         for name in dict.fromkeys(agents):
             if name not in self.a.by_name:
