@@ -189,7 +189,7 @@ class LocalResponderConfig(BaseModel):
         6, ge=0, le=30, description="A picked sentence shorter than this is quoted with the one before it."
     )
     max_sentences_with_facts: int = Field(
-        2, ge=0, le=20, description="Most sentences quoted from other sources after an agent's facts."
+        3, ge=0, le=20, description="Most sentences quoted from other sources after an agent's facts."
     )
     facts_extra_margin: float = Field(
         0.0,
