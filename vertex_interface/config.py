@@ -166,7 +166,7 @@ class LocalResponderConfig(BaseModel):
         0.15, ge=0, le=1, description="Bonus (× title-question similarity) when ranking a source's sentences."
     )
     semantic_weight: float = Field(
-        0.7, ge=0, le=1, description="Weight of MiniLM cosine vs. lexical overlap in the score."
+        0.8, ge=0, le=1, description="Weight of MiniLM cosine vs. lexical overlap in the score."
     )
     value_type_penalty: float = Field(
         0.1,
