@@ -134,6 +134,9 @@ def read_ticket(zaf: dict[str, Any]) -> dict[str, Any]:
             "name": clip(requester.get("name"), CLIP["requester"]),
             "email": clip(requester.get("email"), CLIP["requester"]),
         },
+        # ticket.js: `requester.id ?? null` and the requester's ZAF locale (clipped to 16)
+        "requester_id": requester.get("id"),
+        "locale": clip(requester.get("locale"), 16) or None,
         "comments": comments,
         "custom_fields": custom,
     }

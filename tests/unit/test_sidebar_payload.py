@@ -48,6 +48,7 @@ def _keys(block_start: str) -> list[str]:
     """Top-level keys of the JS object literal that starts at ``block_start`` (``key: value`` and
     shorthand ``key`` entries alike)."""
     body = SRC[SRC.index(block_start) + len(block_start) :]
+    body = re.sub(r"//[^\n]*", "", body)  # line comments may hold anything (parentheses, commas)
     depth, top = 1, []
     for ch in body:
         if ch in "{([":
