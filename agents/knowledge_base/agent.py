@@ -64,9 +64,10 @@ class KnowledgeBaseAgent(BaseAgent):
         ]
 
     def offline_tool_call(self, query: str, ctx: AgentContext, attempt: int) -> ToolCall | None:
-        locale = ctx.ticket.get("locale") if isinstance(ctx.ticket.get("locale"), str) else None
-        if detect_language(_asked(query)) == "de":
-            locale = "de"  # a German question is answered from the German articles first
+        # The language of the support agent's question decides which articles are searched first,
+        # not the requester's locale: an English question on a German customer's ticket wants the
+        # English article (drafting in the customer's language is a separate step).
+        locale = "de" if detect_language(_asked(query)) == "de" else None
         if attempt == 1:
             args: dict[str, Any] = {"query": query}
             if locale:

@@ -88,7 +88,9 @@ const LABEL = /^(?:Offline mode:[^\n]*|Draft reply \([^\n]*\):)\s*\n*/;
 
 export function replyMarkdown(text, citations) {
   // Restricted (internal) articles are never linked: the customer could not open them anyway.
-  const publicCites = (citations || []).filter((c) => (c.kind || 'article') === 'article' && c.internal !== true && safeUrl(c.url));
+  // Only public articles the text actually cites ([n] in it) are listed under the reply.
+  const cites = (c) => new RegExp(`\\[${Number(c.n)}\\]`).test(text || '');
+  const publicCites = (citations || []).filter((c) => (c.kind || 'article') === 'article' && c.internal !== true && safeUrl(c.url) && cites(c));
   const keep = new Set(publicCites.map((c) => Number(c.n)));
   const body = (text || '').replace(LABEL, '').replace(MARKER, (m, n) => (keep.has(Number(n)) ? m : '')).replace(/[ \t]+\n/g, '\n').trim();
   if (!publicCites.length) return body;
