@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from agents.base import AgentContext, BaseAgent, Evidence, ToolCall
 from agents.common import lead, model_summary, question_only, search_documents, strip_heading
 from agents.language import detect_language
+from vertex_interface.extractive import fold_synonyms
 
 # The offline embedder is English-only: a German question scores ~0.15–0.3 against the right
 # German article, so within that language the floor is lower (hybrid rank still orders them).
@@ -20,6 +22,14 @@ def article_text(chunks: list[str], title: str, limit: int) -> str:
     down, the sentence after a heading the question echoed), so synthesis gets a few."""
     parts = [strip_heading(c, title) for c in chunks[: max(1, limit)]]
     return "\n\n".join(dict.fromkeys(p for p in parts if p))
+
+
+def with_article_words(query: str) -> str:
+    """The query plus the articles' words for the agent's shorthand ("send it back" → return,
+    "pw" → password, "import fees" → duties): full-text search only matches words it sees."""
+    words = set(re.findall(r"[a-z0-9]+", query.lower()))
+    extra = [w for w in dict.fromkeys(re.findall(r"[a-z0-9]+", fold_synonyms(query))) if w not in words]
+    return f"{query} ({' '.join(extra)})" if extra else query
 
 
 def _asked(query: str) -> str:
@@ -41,7 +51,7 @@ class KnowledgeBaseAgent(BaseAgent):
         matches = search_documents(
             ctx.knowledge,
             ctx.tenant,
-            query,
+            with_article_words(query),
             kinds=("article",),
             k=int(cfg.get("results", 4)),
             locale=locale,
