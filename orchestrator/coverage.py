@@ -29,7 +29,10 @@ POLICY_CUE = re.compile(
     r"what happens (if|when)|what do we do (if|when)|"
     r"(is|are) (this|it|that|they|these) covered|covered (by|under)|"
     r"last day|too late|in time|(come|go|send|sent|be sent|be) back|"
-    r"why (did|was|were|is|has) (he|she|they|it|we|the customer)\b[\w\s]{0,20}\b(pay|paid|charg\w*)|"
+    r"why (did|was|were|is|has|does) (he|she|they|it|we|the customer)\b[\w\s]{0,20}\b"
+    r"(pay|paid|charg\w*|get|got|receiv\w*|see|show)|"
+    r"(how|where) (do|does|can|should|would|will) (she|he|they|i|we|the customer|cust|customers|you) "
+    r"(start|begin|get|request|return|cancel|change|claim|apply|find|send|register|reset|rebook|book)|"
     r"should (ups|dhl|dpd|postnl|the carrier|the courier|they|we) (have )?(charg\w*|collect\w*)|"
     r"darf|dürfen|kann (sie|er|man)|wie lange|frist|kostenlos)\b",
     re.IGNORECASE,
