@@ -45,7 +45,16 @@ CATEGORIES = (
     "draft",  # "what should I tell the customer?"
 )
 Category = Literal[
-    "policy", "order", "product", "customer", "ticket", "multi_turn", "two_source", "german", "unanswerable", "draft"
+    "policy",
+    "order",
+    "product",
+    "customer",
+    "ticket",
+    "multi_turn",
+    "two_source",
+    "german",
+    "unanswerable",
+    "draft",
 ]
 
 

@@ -160,7 +160,9 @@ def test_quick_rejoin_still_learns_the_reply_was_cut_off(cluster, tokens):
     tab = SidebarClient()
     tab.connect(a.url, token)
     tab.join(TICKET)
-    tab.emit(protocol.MESSAGE, {"id": "k1", "text": "a long question that takes a while to answer completely"})
+    tab.emit(
+        protocol.MESSAGE, {"id": "k1", "text": "a long question that takes a while to answer completely"}
+    )
     tab.wait_for(protocol.DELTA, lambda d: d["id"] == "k1")
     a.stop(signal.SIGKILL)
     tab.disconnect(abort=True)
@@ -171,5 +173,8 @@ def test_quick_rejoin_still_learns_the_reply_was_cut_off(cluster, tokens):
     err = again.wait_for(protocol.ERROR, lambda d: d.get("id") == "k1", timeout=15)
     assert (err["code"], err["retryable"]) == ("interrupted", True)
     again.emit(protocol.RETRY, {"id": "k1"})
-    assert again.wait_for(protocol.DONE, lambda d: d["id"] == "k1", timeout=30)["message"]["status"] == "complete"
+    assert (
+        again.wait_for(protocol.DONE, lambda d: d["id"] == "k1", timeout=30)["message"]["status"]
+        == "complete"
+    )
     again.disconnect()
