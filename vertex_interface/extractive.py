@@ -65,6 +65,8 @@ _FILLER_WORDS = (
     # the situation's when and what-happened, not the subject: "bought 2 weeks ago"
     "bought buy ordered order purchased paid ago yesterday today tomorrow week weeks day days month "
     "months year years hour hours minute minutes last next "
+    # degree and attempt words: they qualify the subject, they are not it ("max time", "try first")
+    "about worth going time max maximum min minimum basic first try should oldest newest latest "
     "kann man muss soll will wir uns noch schon mal bitte"
 )
 _FILLER = frozenset(_FILLER_WORDS.split())

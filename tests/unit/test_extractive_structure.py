@@ -190,3 +190,16 @@ def test_agents_shorthand_is_folded_to_the_articles_words() -> None:
     # Words are folded whole: "pwned" and "hold" inside another word stay as they are.
     assert fold_synonyms("pwned") == "pwned"
     assert fold_synonyms("household items") == "household items"
+
+
+def test_degree_and_attempt_words_are_not_the_subject() -> None:
+    # "max time … pause" asks about pausing; "max" and "time" appear in no article, and counting
+    # them as the subject made an answerable question look unanswerable.
+    from vertex_interface.extractive import subject_terms
+
+    assert subject_terms("going travelling, max time she can pause the subscription?") == {
+        "travell",
+        "pause",
+        "subscription",
+    }
+    assert subject_terms("what should he try first? firmware stuck") == {"firmware", "stuck"}
