@@ -329,7 +329,10 @@ _QUESTION_TYPES: tuple[tuple[re.Pattern[str], frozenset[str]], ...] = (
             r"\bhow (?:long|soon|quickly|fast|late|early)\b|\bhow many (?:business |working )?"
             r"(?:days|weeks|months|years|hours|minutes)\b|\bhow much time\b|\bwithin how\b|"
             r"\bwie (?:lange|schnell|bald|viele (?:tage|werktage|wochen|monate|jahre|stunden|minuten))\b|"
-            r"\bwie viel zeit\b|\bbis wann\b|\bab wann\b",
+            r"\bwie viel zeit\b|\bbis wann\b|\bab wann\b|"
+            # "can he still…", "too late to…", "last day…": asks whether a window is still open
+            r"\b(?:can|could|is|are) \w+ still\b|\bstill (?:within|in time)\b|\btoo late\b|\blast day\b|"
+            r"\bnoch (?:rechtzeitig|möglich)\b|\bzu spät\b",
             re.IGNORECASE,
         ),
         frozenset({"duration", "time"}),

@@ -203,3 +203,11 @@ def test_degree_and_attempt_words_are_not_the_subject() -> None:
         "subscription",
     }
     assert subject_terms("what should he try first? firmware stuck") == {"firmware", "stuck"}
+
+
+def test_still_and_too_late_questions_ask_for_a_time_window() -> None:
+    # "can he still…" is answered by the window (a duration), not by a sentence that only names the topic.
+    assert "duration" in asked_value_types("can he still send it back?")
+    assert "duration" in asked_value_types("is it too late to fix the house number?")
+    assert "duration" in asked_value_types("what's the last day the tent can come back?")
+    assert not asked_value_types("the parcel is still missing, what now?")
