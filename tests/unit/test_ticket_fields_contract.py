@@ -45,7 +45,7 @@ def _payload_for(demo, pick) -> tuple[dict[str, Any], dict[str, Any]]:
     return zaf, sidebar_payload(zaf)
 
 
-def test_the_requesters_locale_reaches_the_knowledge_base(demo):
+def test_the_requesters_locale_is_sent_and_the_questions_language_picks_articles(demo):
     zaf, payload = _payload_for(
         demo, lambda t, users: users.get(t.get("requester_id"), {}).get("locale") == "de"
     )
@@ -53,8 +53,13 @@ def test_the_requesters_locale_reaches_the_knowledge_base(demo):
     assert payload.get("locale") == "de", "ticket.js does not send the requester's locale"
     ctx = AgentContext(tenant="demo", ticket=payload, knowledge=None, llm=None)
     agent = object.__new__(KnowledgeBaseAgent)  # offline_tool_call reads only the context
-    call = agent.offline_tool_call("Can I return an opened kettle?", ctx, 1)
+    # The support agent's question picks the articles' language: a German question on this
+    # ticket reads the German articles; an English one every language (English first by rank).
+    # The requester's locale is what a reply to the customer would be written in.
+    call = agent.offline_tool_call("Kann man einen geöffneten Wasserkocher zurückgeben?", ctx, 1)
     assert call is not None and call.arguments.get("locale") == "de"
+    call = agent.offline_tool_call("Can I return an opened kettle?", ctx, 1)
+    assert call is not None and call.arguments.get("locale") is None
 
 
 def test_the_requester_id_reaches_the_order_lookup(demo):

@@ -55,12 +55,16 @@ def test_ticket_locale_searches_that_language(registry, make_ctx):
     assert all("/hc/de/" in (e.url or "") for e in result.evidence)
 
 
-def test_locale_without_articles_retries_in_every_language(registry, make_ctx):
-    result = registry.get("knowledge_base").run(
-        "How long do refunds take?", make_ctx({"id": "5", "locale": "fr"})
-    )
-    assert [c.arguments.get("locale") for c in result.tool_calls] == ["fr", None]
+def test_the_questions_language_picks_the_articles_not_the_requesters_locale(registry, make_ctx):
+    """An English question on a French customer's ticket wants the English article (the
+    customer's language matters for the reply, not for what the support agent reads)."""
+    agent = registry.get("knowledge_base")
+    result = agent.run("How long do refunds take?", make_ctx({"id": "5", "locale": "fr"}))
+    assert [c.arguments.get("locale") for c in result.tool_calls] == [None]
     assert result.status == "ok" and all("/hc/en-us/" in (e.url or "") for e in result.evidence)
+    german = agent.run("Wie lange dauert die Erstattung?", make_ctx({"id": "5", "locale": "fr"}))
+    assert german.tool_calls[0].arguments.get("locale") == "de"
+    assert german.status == "ok" and any("/hc/de/" in (e.url or "") for e in german.evidence)
 
 
 def test_retry_uses_the_question_without_ticket_boilerplate(registry, make_ctx):
