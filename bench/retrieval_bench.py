@@ -248,7 +248,8 @@ def write_reports(report: dict[str, Any], out: Path) -> None:
         "# Retrieval benchmark",
         "",
         f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['ram_gib']} GiB RAM, Python {m['python']}, numpy {m['numpy']}; "
-        f"shared — load average {m['loadavg_1m_at_start']} at start, {m.get('loadavg_1m_at_end')} at end. "
+        f"shared — load average {m.get('loadavg_1m_at_start', m.get('loadavg_at_start'))} at start, "
+        f"{m.get('loadavg_1m_at_end')} at end. "
         f"Run at {report['started']}, took {report['seconds']} s.",
         "",
         "## Quality (demo tenant, document-level)",
