@@ -86,22 +86,13 @@ _SKU = re.compile(r"\b[A-Z]{2}-\d{3}\b")
 
 
 def ticket_skus(ticket: Mapping[str, Any]) -> list[str]:
-    """Product SKUs the ticket carries (its custom fields, subject, description)."""
-    fields = ticket.get("custom_fields")
-    values = (
-        fields.values()
-        if isinstance(fields, Mapping)
-        else [f.get("value") for f in fields or [] if isinstance(f, Mapping)]
-    )
-    text = " ".join([ticket_text(ticket), *(str(v) for v in values if v)])
-    return list(dict.fromkeys(_SKU.findall(text)))
+    """Product SKUs the ticket carries (custom fields in either shape, subject, description)."""
+    return list(dict.fromkeys(_SKU.findall(ticket_text(ticket))))
 
 
 def ticket_order_numbers(ticket: Mapping[str, Any]) -> list[str]:
     """Order numbers the ticket carries (custom fields in either shape, subject, description)."""
-    fields = ticket.get("custom_fields")
-    values = list(fields.values()) if isinstance(fields, Mapping) else []
-    return order_numbers(ticket_text(ticket), *(str(v) for v in values if v))
+    return order_numbers(ticket_text(ticket))
 
 
 # A reply states what was done and the policy; the ticket's own lines (the customer wrote them),
