@@ -239,37 +239,61 @@ class ChunkRecord:
 
 @runtime_checkable
 class KnowledgeIndex(Protocol):
-    """Chunked, embedded documents with hybrid search. Implementations must be thread-safe."""
+    """Chunked, embedded documents of many tenants with hybrid (full-text + vector) search.
 
+    Two implementations share this contract and one behavioural suite
+    (tests/integration/test_store_backends.py): :class:`store.knowledge.sqlite_index.SqliteKnowledgeIndex`
+    (SQLite FTS5 + numpy, the local twin) and :class:`store.spanner.knowledge.SpannerKnowledgeIndex`
+    (Spanner full-text search + vector distance). Pick one with ``store.factory.open_knowledge_index``.
+
+    Every method takes its tenant explicitly (a :class:`SearchFilters` or an argument) and never
+    reads or writes another tenant's rows. Implementations must be thread-safe: the orchestrator's
+    agents search one index from several threads at once while ingest may be writing.
+
+    Errors: a backend that cannot be reached or returns a corrupt row raises :class:`KnowledgeError`;
+    invalid arguments (missing or malformed tenant, bad filter) raise :class:`InvalidQueryError`
+    before any I/O.
+    """
+
+    #: Embeds documents at upsert and queries in :meth:`search`; its dimension is the index's.
     embedder: Embedder
 
     def upsert(self, tenant: str, documents: list[Document]) -> UpsertStats:
-        """Chunk, embed and store; unchanged documents (same content hash) are skipped.
+        """Chunk, embed and store `documents` for `tenant`.
 
-        Each document's chunks replace its old ones in one transaction."""
+        Unchanged documents (same content hash) are skipped without embedding. Each changed
+        document's chunks replace its old ones in one transaction, so a reader sees either the
+        old or the new version, never a mix. Returns how many were added, updated and skipped."""
 
     def delete(self, tenant: str, doc_ids: list[str]) -> int:
-        """Remove documents and their chunks; returns how many existed."""
+        """Remove documents and their chunks; returns how many of `doc_ids` existed."""
 
     def document_hashes(self, tenant: str, *, source: str | None = None) -> dict[str, str]:
-        """doc id -> content hash, for incremental re-ingest."""
+        """doc id -> content hash of the tenant's documents (of one `source`), for incremental re-ingest."""
 
     def hybrid_search(
         self, text: str, vector: np.ndarray | None, k: int, filters: SearchFilters, *, candidates: int = 50
     ) -> list[Hit]:
-        """Full-text top-`candidates` and vector top-`candidates`, fused with RRF(k=60).
+        """Full-text top-`candidates` and vector top-`candidates`, fused with RRF (k=60); at most `k` hits.
 
-        Empty `text` means vector-only; `vector=None` means full-text only."""
+        Empty `text` means vector-only; `vector=None` means full-text only. Only chunks passing
+        `filters` (tenant always; kinds, locale, tags, audience when given) are candidates, so a
+        restricted article never reaches a viewer outside its audience. Results are best first and
+        deterministic for equal scores (see :func:`fuse`)."""
 
     def search(self, text: str, k: int, filters: SearchFilters, *, candidates: int = 50) -> list[Hit]:
-        """Embed `text` (RETRIEVAL_QUERY) with the index's embedder, then hybrid_search."""
+        """Embed `text` (task RETRIEVAL_QUERY) with :attr:`embedder`, then :meth:`hybrid_search`.
 
-    def stats(self, tenant: str) -> IndexStats: ...
+        The convenience every agent uses; raises what the embedder or hybrid_search raises."""
+
+    def stats(self, tenant: str) -> IndexStats:
+        """How many documents and chunks the tenant has (readiness pages, benchmarks)."""
 
     def ping(self) -> None:
-        """Raise KnowledgeError when the index is unreachable."""
+        """Raise :class:`KnowledgeError` when the index is unreachable (used by ``/readyz``)."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release connections; the index is unusable afterwards."""
 
 
 def chunk_id(doc_id: str, position: int) -> str:
