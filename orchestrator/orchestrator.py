@@ -184,8 +184,8 @@ class Assistant:
 
 class Orchestrator:
     def __init__(self, assistant: Assistant, request: TurnRequest) -> None:
-        self.a = assistant
-        self.req = request
+        self.assistant = assistant
+        self.request = request
         self.turn_id = f"{request.message_id}:{uuid.uuid4().hex[:6]}"
         self.started = time.perf_counter()
         self.timings: dict[str, float] = {}
@@ -196,7 +196,7 @@ class Orchestrator:
 
     # --- the turn -----------------------------------------------------------------------------
     def run(self) -> Iterator[TurnEvent]:
-        req = self.req
+        req = self.request
         injected = detect_injection(" ".join(str(req.ticket.get(k, "")) for k in ("subject", "description")))
         if injected:
             log.warning("ticket %s contains instruction-like text; treated as data", req.ticket.get("id"))
@@ -235,7 +235,7 @@ class Orchestrator:
             yield self._done(text, [], decision, history, {})
             return
 
-        names = ", ".join(self.a.by_name[r.agent].manifest.title for r in decision.routes)
+        names = ", ".join(self.assistant.by_name[r.agent].manifest.title for r in decision.routes)
         yield Thinking(f"Looking in: {names}")
         t = time.perf_counter()
         results: list[AgentResult] = []
@@ -243,13 +243,13 @@ class Orchestrator:
             if i:
                 stage = self._with_prior(stage, results)
             results += yield from self._run_stage(stage, results)
-            if self.req.cancel.is_set():
+            if self.request.cancel.is_set():
                 return
         fallback = self._fallback_stage(decision, results, ref)
         if fallback:
             decision.meta["fallback"] = fallback[0].agent
             results += yield from self._run_stage(fallback, results)
-            if self.req.cancel.is_set():
+            if self.request.cancel.is_set():
                 return
         self._mark("agents", t)
 
@@ -264,7 +264,7 @@ class Orchestrator:
                     sources, history, question=question, draft=draft
                 )
         else:
-            searched = ", ".join(self.a.by_name[r.agent].manifest.title for r in decision.routes)
+            searched = ", ".join(self.assistant.by_name[r.agent].manifest.title for r in decision.routes)
             text, cited = f"I couldn't find anything relevant to this question in: {searched}.", set()
             declined = True
             yield from self._stream_text(text)
@@ -295,31 +295,31 @@ class Orchestrator:
         if orders:
             hints["order_numbers"] = orders
         ctx = RoutingContext(
-            query=query or self.req.text,
-            ticket=self.req.ticket,
-            manifests=self.a.manifests,
+            query=query or self.request.text,
+            ticket=self.request.ticket,
+            manifests=self.assistant.manifests,
             history=history,
-            tenant=self.req.principal.tenant,
-            session_id=self.req.session_id,
+            tenant=self.request.principal.tenant,
+            session_id=self.request.session_id,
             turn_id=self.turn_id,
             hints=hints,
         )
         try:
-            decision = timed(self.a.router, ctx)
+            decision = timed(self.assistant.router, ctx)
         except RoutingError as exc:
-            if self.a.fallback_router is None:
+            if self.assistant.fallback_router is None:
                 raise TurnFailed("routing_failed", "The assistant could not decide how to answer.") from exc
             log.warning(
                 "router %s failed (%s); falling back to %s",
-                self.a.router.name,
+                self.assistant.router.name,
                 exc,
-                self.a.fallback_router.name,
+                self.assistant.fallback_router.name,
             )
-            decision = timed(self.a.fallback_router, ctx)
-            decision.meta["fallback_from"] = self.a.router.name
+            decision = timed(self.assistant.fallback_router, ctx)
+            decision.meta["fallback_from"] = self.assistant.router.name
             decision.meta["fallback_reason"] = str(exc)[:300]
         # Whatever a router said, only enabled agents run.
-        decision.stages = [[r for r in s if r.agent in self.a.by_name] for s in decision.stages]
+        decision.stages = [[r for r in s if r.agent in self.assistant.by_name] for s in decision.stages]
         decision.stages = [s for s in decision.stages if s]
         if decision.action == "route" and not decision.stages:
             decision.action, decision.response = (
@@ -329,17 +329,17 @@ class Orchestrator:
         return decision
 
     def _new_route(self, agent: str, query: str, ref: Reference | None = None) -> Route:
-        manifest = self.a.by_name[agent].manifest
+        manifest = self.assistant.by_name[agent].manifest
         hints = {"order_numbers": ref.order_numbers} if ref and ref.order_numbers else {}
-        return Route(agent=agent, enhanced_query=enhance(query, manifest, self.req.ticket, hints))
+        return Route(agent=agent, enhanced_query=enhance(query, manifest, self.request.ticket, hints))
 
     def _route_draft(
         self, decision: RoutingDecision, follow: FollowUp, history: list[dict[str, Any]]
     ) -> RoutingDecision:
         """ "What should I tell the customer?": the facts a reply needs are those of the customer's
         problem, so route the ticket's own ask too, and read the ticket."""
-        problem = ticket_problem(self.req.ticket)
-        agents = [self.a.config.ticket_agent]
+        problem = ticket_problem(self.request.ticket)
+        agents = [self.assistant.config.ticket_agent]
         if problem:
             try:
                 for_problem = self._route(follow, history, query=problem)
@@ -347,16 +347,20 @@ class Orchestrator:
                 for_problem = None
             if for_problem is not None and for_problem.action == "route":
                 agents += for_problem.agents
-            if ticket_order_numbers(self.req.ticket):
-                agents.append(self.a.config.order_agent)  # a reply on an order states where it is
+            if ticket_order_numbers(self.request.ticket):
+                agents.append(self.assistant.config.order_agent)  # a reply on an order states where it is
             # The team's canned replies for this kind of problem, filled from the ticket, and
             # the policy behind them.
-            agents += [self.a.config.macros_agent, self.a.config.knowledge_agent]
+            agents += [self.assistant.config.macros_agent, self.assistant.config.knowledge_agent]
         routes = []
         for name in dict.fromkeys(agents):
-            if name not in self.a.by_name:
+            if name not in self.assistant.by_name:
                 continue
-            query = self.req.text if name == self.a.config.ticket_agent else (problem or self.req.text)
+            query = (
+                self.request.text
+                if name == self.assistant.config.ticket_agent
+                else (problem or self.request.text)
+            )
             routes.append(self._new_route(name, query))
         if not routes:
             return decision
@@ -372,30 +376,30 @@ class Orchestrator:
         search there (an agent with a ticket open asked something: answer it or say nothing was
         found). Only conversational turns (thanks, greetings) keep a direct response.
         """
-        text = ref.apply(self.req.text) if ref.asked_again else self.req.text
-        kb, ticket_agent = self.a.config.knowledge_agent, self.a.config.ticket_agent
+        text = ref.apply(self.request.text) if ref.asked_again else self.request.text
+        kb, ticket_agent = self.assistant.config.knowledge_agent, self.assistant.config.ticket_agent
         must = []
         if is_ticket_question(text):
             must.append(ticket_agent)
         if is_policy_question(text):
             must.append(kb)
-            if is_about_this_case(text) and not ref.found and ticket_order_numbers(self.req.ticket):
-                must.append(self.a.config.order_agent)
-        if is_order_question(text) and (ticket_order_numbers(self.req.ticket) or ref.order_numbers):
-            must.append(self.a.config.order_agent)
+            if is_about_this_case(text) and not ref.found and ticket_order_numbers(self.request.ticket):
+                must.append(self.assistant.config.order_agent)
+        if is_order_question(text) and (ticket_order_numbers(self.request.ticket) or ref.order_numbers):
+            must.append(self.assistant.config.order_agent)
         # What the question points back at is looked up again where it lives.
         if ref.order_numbers:
-            must.append(self.a.config.order_agent)
+            must.append(self.assistant.config.order_agent)
         if ref.skus:
-            must.append(self.a.config.product_agent)
-        if ticket_skus(self.req.ticket) and mentions_this_product(text) and not is_ticket_question(text):
-            must.append(self.a.config.product_agent)
-        lookups = {ticket_agent} | {n for n, a in self.a.by_name.items() if a.manifest.kind == "api"}
+            must.append(self.assistant.config.product_agent)
+        if ticket_skus(self.request.ticket) and mentions_this_product(text) and not is_ticket_question(text):
+            must.append(self.assistant.config.product_agent)
+        lookups = {ticket_agent} | {n for n, a in self.assistant.by_name.items() if a.manifest.kind == "api"}
         if decision.action == "route" and not set(decision.agents) <= lookups:
             must.append(kb)  # similar tickets / macros alone rarely state the policy itself
         if decision.action == "clarify" or (decision.action == "respond" and not is_conversational(text)):
             must.append(kb)
-        must = [m for m in dict.fromkeys(must) if m in self.a.by_name and m not in decision.agents]
+        must = [m for m in dict.fromkeys(must) if m in self.assistant.by_name and m not in decision.agents]
         if must and decision.action in ("route", "clarify", "respond"):
             added = [self._new_route(m, text, ref) for m in must]
             stages = [list(s) for s in decision.stages] if decision.action == "route" else []
@@ -419,29 +423,29 @@ class Orchestrator:
         A record agent that found the order but states no fact for this question ("where does
         she start the return?") did not answer it either: its lines only say what the record
         holds, and the question was about a policy."""
-        kb = self.a.config.knowledge_agent
-        if kb not in self.a.by_name or kb in decision.agents:
+        kb = self.assistant.config.knowledge_agent
+        if kb not in self.assistant.by_name or kb in decision.agents:
             return []
         if any(r.usable and any(e.facts for e in r.evidence) for r in results):
             return []
-        return [self._new_route(kb, ref.apply(self.req.text))]
+        return [self._new_route(kb, ref.apply(self.request.text))]
 
     def _synthesis_question(self, follow: FollowUp, ref: Reference, draft: bool) -> str:
         """What the sentences are ranked against offline: the customer's problem for a draft,
         the topic for a pointer at an earlier source, named entities for 'it'."""
         if draft:
-            return ticket_problem(self.req.ticket) or self.req.text
+            return ticket_problem(self.request.ticket) or self.request.text
         if follow.focus:
             return follow.focus
         if ref.asked_again or (ref.about and ref.reason != "refers to the previous question"):
-            return ref.apply(self.req.text)
+            return ref.apply(self.request.text)
         # "is this covered?", "what should he try first?": a short question leans on the ticket
         # for its subject, as its retrieval queries do (routing/queries.py `enhance`).
-        subject = str(self.req.ticket.get("subject") or "").strip()
-        words = len(re.findall(r"[A-Za-z0-9']+", self.req.text))
-        if subject and words < MIN_SELF_CONTAINED_WORDS and subject.lower() not in self.req.text.lower():
-            return f"{self.req.text} — {subject}"
-        return self.req.text
+        subject = str(self.request.ticket.get("subject") or "").strip()
+        words = len(re.findall(r"[A-Za-z0-9']+", self.request.text))
+        if subject and words < MIN_SELF_CONTAINED_WORDS and subject.lower() not in self.request.text.lower():
+            return f"{self.request.text} — {subject}"
+        return self.request.text
 
     def _with_prior(self, stage: list[Route], prior: list[AgentResult]) -> list[Route]:
         """Later stages see the facts earlier agents found (e.g. the ordered product)."""
@@ -455,29 +459,31 @@ class Orchestrator:
     # --- agents -------------------------------------------------------------------------------
     def _run_stage(self, stage: list[Route], prior: list[AgentResult]) -> Iterator[TurnEvent]:
         lines: queue.SimpleQueue[Thinking] = queue.SimpleQueue()
-        running: dict[Future, tuple[Route, BaseAgent, AgentContext, float]] = {}
-        bounded_prior = _bounded(prior, self.a.config.prior_summary_chars)
+        running: dict[Future[AgentResult], _InFlight] = {}
+        bounded_prior = _bounded(prior, self.assistant.config.prior_summary_chars)
         for route in stage:
-            agent = self.a.by_name[route.agent]
+            agent = self.assistant.by_name[route.agent]
             title = agent.manifest.title
             ctx = AgentContext(
-                tenant=self.req.principal.tenant,
-                ticket=self.req.ticket,
-                knowledge=self.a.knowledge,
-                llm=self.a.llm,
+                tenant=self.request.principal.tenant,
+                ticket=self.request.ticket,
+                knowledge=self.assistant.knowledge,
+                llm=self.assistant.llm,
                 think=lambda text, title=title: lines.put(Thinking(f"{title}: {text}", agent=title)),
                 cancel=threading.Event(),
-                session_id=self.req.session_id,
+                session_id=self.request.session_id,
                 turn_id=self.turn_id,
-                user_name=self.req.principal.user_name,
-                services=self.a.services,
+                user_name=self.request.principal.user_name,
+                services=self.assistant.services,
                 prior=bounded_prior,
-                tool_callbacks=self.a.tool_callbacks,
+                tool_callbacks=self.assistant.tool_callbacks,
             )
-            deadline = time.monotonic() + min(agent.manifest.timeout_s, self.a.config.max_agent_timeout_s)
+            deadline = time.monotonic() + min(
+                agent.manifest.timeout_s, self.assistant.config.max_agent_timeout_s
+            )
             yield Thinking(f"{title}: searching for “{route.enhanced_query[:120]}”", agent=title)
             # copy_context: agent threads log with the turn's correlation ids.
-            if not self.a.slots[agent.name].acquire(blocking=False):
+            if not self.assistant.slots[agent.name].acquire(blocking=False):
                 # Its earlier calls are still stuck: don't queue behind them (nor make others wait).
                 busy = AgentResult(
                     agent=agent.name, summary="", status="unavailable", error="too many calls still running"
@@ -485,15 +491,10 @@ class Orchestrator:
                 future = Future()
                 future.set_result(busy)
             else:
-                future = self.a.executor.submit(
-                    contextvars.copy_context().run, self._call_agent_in_slot, agent, route.enhanced_query, ctx
+                future = self.assistant.executor.submit(
+                    contextvars.copy_context().run, self._call_agent, agent, route.enhanced_query, ctx
                 )
-            running[future] = (
-                route,
-                agent,
-                ctx,
-                deadline,
-            )
+            running[future] = _InFlight(route, agent, ctx, deadline)
 
         results: dict[str, AgentResult] = {}
         pending = set(running)
@@ -502,26 +503,25 @@ class Orchestrator:
             while not lines.empty():
                 yield lines.get()
             for fut in done:
-                route, agent, _, _ = running[fut]
-                results[route.agent] = fut.result()
+                results[running[fut].route.agent] = fut.result()
             now = time.monotonic()
             for fut in list(pending):
-                route, agent, ctx, deadline = running[fut]
-                if now >= deadline or self.req.cancel.is_set():
-                    ctx.cancel.set()  # the agent stops at its next check; its late result is ignored
+                call = running[fut]
+                if now >= call.deadline or self.request.cancel.is_set():
+                    call.ctx.cancel.set()  # the agent stops at its next check; its late result is ignored
                     pending.discard(fut)
-                    status = "cancelled" if self.req.cancel.is_set() else "timeout"
-                    results[route.agent] = AgentResult(
-                        agent=route.agent,
+                    status = "cancelled" if self.request.cancel.is_set() else "timeout"
+                    results[call.route.agent] = AgentResult(
+                        agent=call.route.agent,
                         summary="",
                         status=status,
-                        error=f"no answer within {agent.manifest.timeout_s:g}s",
+                        error=f"no answer within {call.agent.manifest.timeout_s:g}s",
                     )
         while not lines.empty():
             yield lines.get()
         ordered = [results[r.agent] for r in stage]
         for r in ordered:
-            title = self.a.by_name[r.agent].manifest.title
+            title = self.assistant.by_name[r.agent].manifest.title
             if r.status == "ok":
                 yield Thinking(
                     f"{title}: found {len(r.evidence)} result{'s' if len(r.evidence) != 1 else ''}",
@@ -533,31 +533,26 @@ class Orchestrator:
                 yield Thinking(f"{title} {UNAVAILABLE.get(r.status, r.status)}", agent=title)
         return ordered
 
-    def _call_agent_in_slot(self, agent: BaseAgent, query: str, ctx: AgentContext) -> AgentResult:
-        try:
-            return self._call_agent(agent, query, ctx)
-        finally:
-            self.a.slots[agent.name].release()
-
     def _call_agent(self, agent: BaseAgent, query: str, ctx: AgentContext) -> AgentResult:
+        """One agent call on a pool thread, in the agent's slot (acquired by `_run_stage`, released
+        here), inside an `agent` span and the agent callbacks. Never raises: an agent failing never
+        sinks the turn; it becomes an `error` result."""
+        request = AgentRequest(agent.name, query)
         with _tracer.start_as_current_span("agent", attributes={"agent": agent.name}) as span:
-            result = self._call_agent_inner(agent, query, ctx)
+            try:
+                self.assistant.agent_callbacks.run_before(request)
+                result = agent.run(query, ctx)
+                self.assistant.agent_callbacks.run_after(request, result)
+            except Exception as exc:
+                log.exception("agent %s failed", agent.name)
+                result = AgentResult(agent=agent.name, summary="", status="error", error=type(exc).__name__)
+            finally:
+                self.assistant.slots[agent.name].release()
+            for e in result.evidence:
+                if not e.agent:
+                    object.__setattr__(e, "agent", agent.name)
             span.set_attributes({"status": result.status, "results": len(result.evidence)})
             return result
-
-    def _call_agent_inner(self, agent: BaseAgent, query: str, ctx: AgentContext) -> AgentResult:
-        request = AgentRequest(agent.name, query)
-        try:
-            self.a.agent_callbacks.run_before(request)
-            result = agent.run(query, ctx)
-            self.a.agent_callbacks.run_after(request, result)
-        except Exception as exc:  # one agent failing never sinks the turn
-            log.exception("agent %s failed", agent.name)
-            result = AgentResult(agent=agent.name, summary="", status="error", error=type(exc).__name__)
-        for e in result.evidence:
-            if not e.agent:
-                object.__setattr__(e, "agent", agent.name)
-        return result
 
     # --- synthesis ----------------------------------------------------------------------------
     def _evidence(self, follow: FollowUp, results: list[AgentResult]) -> list[Evidence]:
@@ -579,7 +574,7 @@ class Orchestrator:
                 )
         # Round-robin across agents so one agent's long list cannot crowd out the others.
         lists = [list(r.evidence) for r in results if r.status == "ok"]
-        while any(lists) and len(out) < self.a.config.max_sources:
+        while any(lists) and len(out) < self.assistant.config.max_sources:
             for lst in lists:
                 while lst:
                     e = lst.pop(0)
@@ -587,7 +582,7 @@ class Orchestrator:
                         seen.add(e.id)
                         out.append(e)
                         break
-        return out[: self.a.config.max_sources]
+        return out[: self.assistant.config.max_sources]
 
     def _synthesise(
         self,
@@ -598,25 +593,27 @@ class Orchestrator:
         draft: bool = False,
     ) -> Iterator[TurnEvent]:
         """Stream the answer; returns (text, cited source numbers, declined)."""
-        ask = f"Question: {self.req.text}"
-        if question != self.req.text:
+        ask = f"Question: {self.request.text}"
+        if question != self.request.text:
             ask += f"\n(Resolved: {question})"
         if draft:
             ask += "\n" + DRAFT_INSTRUCTION
         contents = [
             *self._history_messages(history),
-            Message("user", f"{render_ticket(self.req.ticket)}\n\n{ask}"),
+            Message("user", f"{render_ticket(self.request.ticket)}\n\n{ask}"),
         ]
-        local = self.a.llm.backend == "local"
+        local = self.assistant.llm.backend == "local"
         if local:
             # The extractive responder ranks sentences against the question itself.
             contents = [Message("user", question)]
-        tags = CallTags(session_id=self.req.session_id, turn_id=self.turn_id, agent="synthesis")
+        tags = CallTags(session_id=self.request.session_id, turn_id=self.turn_id, agent="synthesis")
         text, cited, first, declined = "", set(), True, False
         # Offline, a draft is composed from the quoted facts once they are known, then streamed.
         hold = draft and local
         try:
-            for delta in self.a.llm.stream(contents, system=SYNTHESIS_PROMPT, sources=sources, tags=tags):
+            for delta in self.assistant.llm.stream(
+                contents, system=SYNTHESIS_PROMPT, sources=sources, tags=tags
+            ):
                 if delta.is_final:
                     assert delta.response is not None
                     text = delta.response.text
@@ -643,11 +640,11 @@ class Orchestrator:
         if hold:
             paragraphs = reply_paragraphs(text, sources)
             if paragraphs or not declined:
-                body = compose_draft(self.req.ticket, self.req.principal.user_name, paragraphs)
+                body = compose_draft(self.request.ticket, self.request.principal.user_name, paragraphs)
                 text = f"{DRAFT_LABEL}\n\n{body}" if body else text
                 declined = False if body else declined
             yield from self._stream_text(text)
-        if self.a.leak_filter.leaks(text):
+        if self.assistant.leak_filter.leaks(text):
             log.warning("synthesis output quoted a protected prompt; replaced")
             text = "I can't share that. Ask me about the ticket and I'll answer from the sources."
             yield Delta("\n\n" + text)
@@ -673,7 +670,7 @@ class Orchestrator:
 
     def _unavailable_note(self, results: list[AgentResult]) -> str:
         missing = [
-            f"{self.a.by_name[r.agent].manifest.title} {UNAVAILABLE[r.status]}"
+            f"{self.assistant.by_name[r.agent].manifest.title} {UNAVAILABLE[r.status]}"
             for r in results
             if r.status in UNAVAILABLE
         ]
@@ -715,12 +712,12 @@ class Orchestrator:
         }
         if facts.get("order_numbers"):
             routing["facts"] = facts
-        if isinstance(self.a.router, ShadowRouter):
+        if isinstance(self.assistant.router, ShadowRouter):
             # Whatever the candidate has by now; the turn never waits for it.
-            shadow = self.a.router.collect(self.turn_id)
+            shadow = self.assistant.router.collect(self.turn_id)
             if shadow:
                 routing["shadow"] = shadow
-        usage = self.a.llm.ledger.discard(session_id=self.req.session_id, turn_id=self.turn_id)
+        usage = self.assistant.llm.ledger.discard(session_id=self.request.session_id, turn_id=self.turn_id)
         return Done(
             text=text,
             citations=citations,
@@ -728,12 +725,22 @@ class Orchestrator:
             timings=self.timings,
             cost=usage.as_dict(),
             model_history=bounded_history(
-                history, self.req.text, text, max_turns=self.a.config.history_turns
+                history, self.request.text, text, max_turns=self.assistant.config.history_turns
             ),
         )
 
     def _embed(self, texts: list[str]):
-        return self.a.llm.embed(texts, task_type="SEMANTIC_SIMILARITY", tags=self.tags)
+        return self.assistant.llm.embed(texts, task_type="SEMANTIC_SIMILARITY", tags=self.tags)
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    """One agent call of a stage while it runs: what `_run_stage` needs to time it out."""
+
+    route: Route
+    agent: BaseAgent
+    ctx: AgentContext
+    deadline: float  # time.monotonic() after which its result is no longer waited for
 
 
 def _bounded(results: list[AgentResult], limit: int) -> list[AgentResult]:
