@@ -3,66 +3,36 @@
 from __future__ import annotations
 
 import atexit
-import contextlib
 import functools
 import importlib
 import logging
 import threading
 import uuid
-from dataclasses import dataclass, field
 
 import redis
 from flask import Flask
 from flask_socketio import SocketIO
 
 from backend import protocol
-from backend.auth import Authenticator, load_or_create_secret
+from backend.auth import Authenticator
 from backend.catalog import AgentCatalog
 from backend.http import bp as http_bp
 from backend.observability import Metrics, configure_logging, configure_tracing
 from backend.ratelimit import RateLimiter
 from backend.redis_manager import RedisManager, redis_connection_options
+from backend.services import Services, open_archive, server_secret, session_tokens
 from backend.sessions import SessionStore
 from backend.settings import Settings
 from backend.sidebar import register_sidebar
-from backend.socket_events import Connections, register_socket_events
+from backend.socket_events import register_socket_events
 from backend.turns import TurnRunner, record_late_shadow, room_for
-from backend.zendesk_auth import DevModeAuthenticator, SessionTokens, ZendeskSessionAuthenticator
+from backend.zendesk_auth import SessionTokens, ZendeskSessionAuthenticator
 from orchestrator.routing.factory import RouterWarmup
 from orchestrator.routing.shadow import ShadowRouter
 from orchestrator.turn import TurnHandler
-from store.sessions import SessionArchive, SqliteSessionArchive
+from store.sessions import SessionArchive
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Services:
-    """Everything one server process wires together; reachable as app.extensions['sidebar']."""
-
-    settings: Settings
-    instance_id: str
-    redis: redis.Redis
-    archive: SessionArchive
-    store: SessionStore
-    authenticator: Authenticator
-    socketio: SocketIO
-    runner: TurnRunner
-    metrics: Metrics
-    limiter: RateLimiter
-    connections: Connections | None = None
-    catalog: AgentCatalog | None = None  # agents the feedback picker offers
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def shutdown(self) -> None:
-        self._stop.set()
-        with contextlib.suppress(redis.RedisError):
-            self.store.retire()  # peers see our in-flight turns as orphaned right away
-        # The Socket.IO listener would otherwise outlive the app, retrying (and logging) every
-        # second once its Redis is gone: every finished test app, a draining instance.
-        manager = self.socketio.server.manager if self.socketio.server else None
-        if isinstance(manager, RedisManager):
-            manager.stop()
 
 
 def load_turn_handler(path: str) -> TurnHandler:
@@ -78,29 +48,15 @@ def load_turn_handler(path: str) -> TurnHandler:
     return handler
 
 
-def build_authenticator(settings: Settings) -> Authenticator:
-    secret = (
-        settings.secret_key.get_secret_value()
-        if settings.secret_key
-        else load_or_create_secret(settings.data_dir)
-    )
-    sessions = ZendeskSessionAuthenticator(
-        SessionTokens(secret, settings.session_token_ttl_seconds, settings.session_max_age_seconds)
-    )
+def build_authenticator(settings: Settings, secret: str, tokens: SessionTokens) -> Authenticator:
+    """Who may connect: session tokens from the Zendesk sidebar, and in AUTH_MODE=dev dev tokens too."""
+    sessions = ZendeskSessionAuthenticator(tokens)
     if settings.auth_mode == "dev":
+        from backend.dev_auth import DevModeAuthenticator
+
         # Dev tokens for scripts, session tokens for the /dev/sidebar harness.
         return DevModeAuthenticator(secret, settings.dev_token_ttl_seconds, sessions)
     return sessions
-
-
-def open_archive(settings: Settings) -> SessionArchive:
-    if settings.archive_backend == "sqlite":
-        return SqliteSessionArchive(settings.sqlite_path)
-    from backend.assistant import spanner_config
-    from store.factory import open_session_archive
-
-    # The session table has no vectors; dimensions only matter to the knowledge index.
-    return open_session_archive("spanner", spanner=spanner_config(settings, dimensions=384))
 
 
 def create_app(
@@ -179,24 +135,27 @@ def create_app(
         spawn=socketio.start_background_task,
         observe=metrics.observe_turn,
     )
+    secret = server_secret(settings)
+    tokens = session_tokens(settings, secret)
     svc = Services(
         settings,
         instance_id,
         client,
         archive,
         store,
-        build_authenticator(settings),
+        build_authenticator(settings, secret, tokens),
+        tokens,
         socketio,
         runner,
         metrics,
         RateLimiter(client, per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst),
+        router_warmup=warmup,
     )
     svc.catalog = AgentCatalog(handler, settings.agent_paths)
     # Warmed off the request path: reading the agent registry costs about a second the first time.
     threading.Thread(
         target=lambda: svc.catalog and svc.catalog.agents, name="agent-catalog", daemon=True
     ).start()
-    svc.router_warmup = warmup
     svc.connections = register_socket_events(socketio, svc)
     app.extensions["sidebar"] = svc
     app.register_blueprint(http_bp)

@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from store.sessions import ArchiveError
 
 if TYPE_CHECKING:
-    from backend.app import Services
+    from backend.services import Services
 
 bp = Blueprint("http", __name__)
 

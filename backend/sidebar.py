@@ -21,24 +21,26 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, render_template, request
 
-from backend.auth import AuthError, load_or_create_secret
-from backend.zendesk_auth import (
+from backend.auth import AuthError
+from backend.dev_auth import (
     DEV_INSTALLATION_ID,
     DEV_SUBDOMAIN,
+    dev_installation,
+    load_or_create_dev_key,
+    sign_zaf_token,
+)
+from backend.zendesk_auth import (
     Installation,
     RedisPresentationLog,
     SessionTokens,
     TenantConfig,
     ZafTokenVerifier,
-    dev_installation,
-    load_or_create_dev_key,
-    sign_zaf_token,
 )
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-    from backend.app import Services
+    from backend.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -77,16 +79,8 @@ def register_sidebar(app: Flask, svc: Services) -> SidebarAuth:
     if settings.auth_mode == "dev":
         dev_key = load_or_create_dev_key(settings.data_dir)
         installations.append(dev_installation(dev_key))
-    secret = (
-        settings.secret_key.get_secret_value()
-        if settings.secret_key
-        else load_or_create_secret(settings.data_dir)
-    )
-    auth = SidebarAuth(
-        ZafTokenVerifier(installations, RedisPresentationLog(svc.redis)),
-        SessionTokens(secret, settings.session_token_ttl_seconds, settings.session_max_age_seconds),
-        dev_key,
-    )
+    # The same session tokens the Socket.IO authenticator checks (built once, in create_app).
+    auth = SidebarAuth(ZafTokenVerifier(installations, RedisPresentationLog(svc.redis)), svc.tokens, dev_key)
     app.extensions["zendesk_sidebar"] = auth
     app.register_blueprint(bp)
     return auth

@@ -21,6 +21,7 @@ from socketio.exceptions import ConnectionRefusedError as SocketIORefused
 
 from backend import protocol
 from backend.auth import AuthError
+from backend.briefs import BriefRunner, brief_source
 from backend.observability import correlation
 from backend.ratelimit import RateLimited
 from backend.sessions import ConcurrentUpdateError, Session, SessionNotFound, session_id_for
@@ -29,7 +30,7 @@ from orchestrator.turn import Principal
 from store.sessions import ArchiveError
 
 if TYPE_CHECKING:
-    from backend.app import Services
+    from backend.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class Connections:
 def register_socket_events(socketio: SocketIO, svc: Services) -> Connections:
     conns = Connections()
     store = svc.store
+    briefs = _brief_runner(socketio, svc)
 
     def reply_error(
         code: str,
@@ -187,6 +189,7 @@ def register_socket_events(socketio: SocketIO, svc: Services) -> Connections:
         state = _state(session, resumed=resumed, hydrated=hydrated, elapsed=time.perf_counter() - started)
         state["agents"] = svc.catalog.agents if svc.catalog else []
         socketio.emit(protocol.STATE, state, to=request.sid)
+        _start_brief(briefs, session, conn.principal, request.sid)
 
     @socketio.on(protocol.MESSAGE)
     @guarded(protocol.MESSAGE)
@@ -242,6 +245,32 @@ def register_socket_events(socketio: SocketIO, svc: Services) -> Connections:
         )
 
     return conns
+
+
+def _brief_runner(socketio: SocketIO, svc: Services) -> BriefRunner | None:
+    """The ticket brief on join (docs/brief.md), when enabled and the turn handler can brief."""
+    if not svc.settings.brief_enabled:
+        return None
+    source = brief_source(svc.runner.handler)
+    if source is None:
+        return None
+    return BriefRunner(
+        svc.store,
+        source,
+        lambda event, payload, to: socketio.emit(event, payload, to=to),
+        include_internal=svc.settings.brief_include_internal_notes,
+        spawn=socketio.start_background_task,
+    )
+
+
+def _start_brief(briefs: BriefRunner | None, session: Session, principal: Principal, sid: str) -> None:
+    # The brief is an extra: whatever goes wrong starting it, the join has already succeeded.
+    if briefs is None:
+        return
+    try:
+        briefs.on_join(session, principal, sid)
+    except Exception:
+        log.exception("could not start the brief for session %s", session.id)
 
 
 def _state(session: Session, *, resumed: bool, hydrated: bool, elapsed: float) -> dict[str, Any]:

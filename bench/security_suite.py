@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,27 +41,17 @@ from hypothesis import strategies as st
 
 from backend import protocol
 from backend.auth import DevTokenAuthenticator
+from backend.dev_auth import DEV_INSTALLATION_ID, DEV_SUBDOMAIN, load_or_create_dev_key, sign_zaf_token
 from backend.launcher import Instance, instance_env, wait_ready
 from backend.redis_embedded import EmbeddedRedis
 from backend.settings import Settings
-from backend.zendesk_auth import (
-    DEV_INSTALLATION_ID,
-    DEV_SUBDOMAIN,
-    SessionTokens,
-    load_or_create_dev_key,
-    sign_zaf_token,
-)
+from backend.zendesk_auth import SessionTokens
 from bench.common import write_report
 from orchestrator.turn import Principal
+from testkit.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "security-suite-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 Event = tuple[str, Any]
@@ -180,7 +169,7 @@ def run(fuzz_cases: int) -> dict[str, Any]:
     port = free_port()
     extra = {
         "SECRET_KEY": SECRET,
-        "TURN_HANDLER": "tests.support.handlers:EchoHandler",
+        "TURN_HANDLER": "testkit.handlers:EchoHandler",
         "PYTHONPATH": str(ROOT),
         "RATE_LIMIT_PER_MINUTE": "6",
         "RATE_LIMIT_BURST": "3",

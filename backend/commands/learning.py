@@ -14,7 +14,7 @@ from backend.settings import Settings
 def open_configured_archive(settings: Settings):
     """The server's archive, through the server's own factory. A missing SQLite file is an error
     here (the server would create an empty one; an export from nothing is a wrong path)."""
-    from backend.app import open_archive
+    from backend.services import open_archive
 
     if settings.archive_backend == "sqlite" and not settings.sqlite_path.is_file():
         raise click.ClickException(

@@ -164,7 +164,7 @@ def post_token(page, url: str, token: str):
 def test_invalid_jwt_shows_the_error_page_without_user_data(server, page, kind):
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from backend.zendesk_auth import load_or_create_dev_key, sign_zaf_token
+    from backend.dev_auth import load_or_create_dev_key, sign_zaf_token
 
     dev_key = load_or_create_dev_key(Path(server.env["DATA_DIR"]))
     other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -244,7 +244,8 @@ def test_keyboard_only_ask_insert_and_feedback(server, page):
 
 def test_a_refused_message_is_marked_not_sent_and_never_resent(redis_server, tmp_path, page):
     from backend.launcher import Instance, wait_ready
-    from tests.browser.conftest import free_port, server_env
+    from testkit.servers import free_port
+    from tests.browser.conftest import server_env
 
     port = free_port()
     inst = Instance(port, server_env(tmp_path / "data", redis_server.url, port, MAX_MESSAGE_CHARS="20"))

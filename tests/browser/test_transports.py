@@ -10,9 +10,10 @@ import pytest
 import requests
 
 from backend.cluster import DEFAULT_TEMPLATE, NginxProcess, ProxyConfig, find_nginx
+from backend.dev_auth import load_or_create_dev_key
 from backend.launcher import Instance, wait_ready
-from backend.zendesk_auth import load_or_create_dev_key
-from tests.browser.conftest import free_port, server_env
+from testkit.servers import free_port
+from tests.browser.conftest import server_env
 
 expect = pytest.importorskip(
     "playwright.sync_api", reason="the playwright package is missing (pip install -e '.[test]')"

@@ -328,7 +328,8 @@ def test_zaf_groups_come_from_the_signed_token_only() -> None:
     `currentUser.groups` shape: objects with an `id`), else unknown — never from the browser."""
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from backend.zendesk_auth import Installation, ZafTokenVerifier, public_pem, sign_zaf_token
+    from backend.dev_auth import public_pem, sign_zaf_token
+    from backend.zendesk_auth import Installation, ZafTokenVerifier
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     verifier = ZafTokenVerifier(

@@ -14,7 +14,7 @@ audience, and the expiry. Nothing there promises a `jti`, a user id in `sub` or 
 path, or one exact `iss` form (verifiers in the wild accept `acme.zendesk.com` and
 `https://acme.zendesk.com`).
 
-The tokens here are built without our signer (backend.zendesk_auth.sign_zaf_token): header and
+The tokens here are built without our signer (backend.dev_auth.sign_zaf_token): header and
 claims are serialised and RS256-signed with `cryptography` directly, in the shape of the
 tutorial's example account, and the tutorial's own check is run next to ours as the reference.
 """
@@ -33,12 +33,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from backend.auth import AuthError
+from backend.dev_auth import public_pem
 from backend.zendesk_auth import (
     LEEWAY_SECONDS,
     Installation,
     RedisPresentationLog,
     ZafTokenVerifier,
-    public_pem,
 )
 
 SUBDOMAIN, INSTALLATION_ID = "acme", "360001234567"

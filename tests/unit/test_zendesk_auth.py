@@ -10,16 +10,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from backend.auth import AuthError, DevTokenAuthenticator
+from backend.dev_auth import DevModeAuthenticator, public_pem, sign_zaf_token
 from backend.zendesk_auth import (
-    DevModeAuthenticator,
     Installation,
     RedisPresentationLog,
     SessionTokens,
     TenantConfig,
     ZafTokenVerifier,
     ZendeskSessionAuthenticator,
-    public_pem,
-    sign_zaf_token,
 )
 from orchestrator.turn import Principal
 

@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from backend.app import create_app
 from backend.auth import AuthError, DevTokenAuthenticator
+from backend.dev_auth import public_pem, sign_zaf_token
 from backend.sidebar import demo_tickets
-from backend.zendesk_auth import public_pem, sign_zaf_token
 from tests.conftest import TEST_SECRET
 
 
@@ -210,7 +210,7 @@ def test_zendesk_mode_end_to_end_over_socketio(live_app, tmp_path, key):
     """Signed URL → session token → Socket.IO connect, join and a streamed answer on a live server."""
     import requests
 
-    from tests.support.client import SidebarClient
+    from testkit.client import SidebarClient
 
     tenants = tmp_path / "tenants.json"
     tenants.write_text(
