@@ -21,15 +21,49 @@ from backend.ratelimit import RateLimiter
 from backend.sessions import SessionStore
 from backend.settings import Settings
 from backend.zendesk_auth import SessionTokens
+from orchestrator.turn import Principal
 from store.sessions import SessionArchive, SqliteSessionArchive
 
 if TYPE_CHECKING:
     from flask_socketio import SocketIO
 
     from backend.catalog import AgentCatalog
-    from backend.socket_events import Connections
     from backend.turns import TurnRunner
     from orchestrator.routing.factory import RouterWarmup
+
+
+@dataclass
+class Connection:
+    principal: Principal
+    session_id: str | None = None
+
+
+class Connections:
+    """Who is on each socket of this process (a socket lives on exactly one instance)."""
+
+    def __init__(self) -> None:
+        self._by_sid: dict[str, Connection] = {}
+        self._lock = threading.Lock()
+
+    def add(self, sid: str, conn: Connection) -> None:
+        with self._lock:
+            self._by_sid[sid] = conn
+
+    def get(self, sid: str) -> Connection | None:
+        with self._lock:
+            return self._by_sid.get(sid)
+
+    def pop(self, sid: str) -> Connection | None:
+        with self._lock:
+            return self._by_sid.pop(sid, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._by_sid)
+
+    def session_count(self) -> int:
+        with self._lock:
+            return len({c.session_id for c in self._by_sid.values() if c.session_id})
 
 
 @dataclass

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 from flask import request
@@ -24,49 +22,13 @@ from backend.auth import AuthError
 from backend.briefs import BriefRunner, brief_source
 from backend.observability import correlation
 from backend.ratelimit import RateLimited
+from backend.services import Connection, Connections, Services
 from backend.sessions import ConcurrentUpdateError, Session, SessionNotFound, session_id_for
 from backend.turns import room_for
 from orchestrator.turn import Principal
 from store.sessions import ArchiveError
 
-if TYPE_CHECKING:
-    from backend.services import Services
-
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Connection:
-    principal: Principal
-    session_id: str | None = None
-
-
-class Connections:
-    """Who is on each socket of this process (a socket lives on exactly one instance)."""
-
-    def __init__(self) -> None:
-        self._by_sid: dict[str, Connection] = {}
-        self._lock = threading.Lock()
-
-    def add(self, sid: str, conn: Connection) -> None:
-        with self._lock:
-            self._by_sid[sid] = conn
-
-    def get(self, sid: str) -> Connection | None:
-        with self._lock:
-            return self._by_sid.get(sid)
-
-    def pop(self, sid: str) -> Connection | None:
-        with self._lock:
-            return self._by_sid.pop(sid, None)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._by_sid)
-
-    def session_count(self) -> int:
-        with self._lock:
-            return len({c.session_id for c in self._by_sid.values() if c.session_id})
 
 
 def register_socket_events(socketio: SocketIO, svc: Services) -> Connections:
