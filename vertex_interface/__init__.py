@@ -3,7 +3,8 @@
 ``create_llm(LLMConfig(...))`` returns an ``LLM`` whose methods mirror google-genai's names:
 ``generate``, ``stream``, ``generate_json`` (controlled generation) and ``embed``. Two backends:
 ``vertex`` (Gemini + text embeddings on Vertex AI) and ``local`` (offline: MiniLM embeddings and a
-grounded extractive responder). Failures are typed (``LLMError`` and subclasses); every call is
+grounded extractive responder). Ask ``llm.capabilities`` (``LLMCapabilities``) what a model can do;
+``llm.backend`` is only a label. Failures are typed (``LLMError`` and subclasses); every call is
 recorded with tokens and cost in a ``UsageLedger``; before/after callbacks see every request.
 See docs/vertex_interface.md.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import LLM, ModelCallbacks
+from .base import LLM, BaseLLM, ModelCallbacks
 from .breaker import BreakerState, CircuitBreaker
 from .callbacks import CallbackChain, Veto
 from .config import BreakerPolicy, LLMConfig, LocalResponderConfig, ModelPrice, RetryPolicy
@@ -23,6 +24,7 @@ from .types import (
     Delta,
     Embeddings,
     GenerateConfig,
+    LLMCapabilities,
     Message,
     ModelRequest,
     Response,
@@ -58,6 +60,7 @@ def create_llm(
 
 __all__ = [
     "LLM",
+    "BaseLLM",
     "Blocked",
     "BreakerPolicy",
     "BreakerState",
@@ -68,6 +71,7 @@ __all__ = [
     "Embeddings",
     "GenerateConfig",
     "InvalidOutput",
+    "LLMCapabilities",
     "LLMConfig",
     "LLMError",
     "LocalResponderConfig",

@@ -27,6 +27,33 @@ _CITATION = re.compile(r"\[(\d{1,3})\]")
 
 
 @dataclass(frozen=True)
+class LLMCapabilities:
+    """What an LLM can do. Callers ask this, never which backend it is (``LLM.backend`` is a label).
+
+    Each flag names what a caller decides on it; the two built-in backends:
+
+    ==========================  ========  ========
+    flag                        vertex    local
+    ==========================  ========  ========
+    ``follows_instructions``    yes       no
+    ``controlled_generation``   yes       no
+    ``extractive``              no        yes
+    ==========================  ========  ========
+    """
+
+    #: ``generate``/``stream`` read the system instruction, the history and instructions in the
+    #: prompt, and write their own text. False: the answer addresses only the last user message,
+    #: so send the question alone and do the instructed work (a draft, a summary) without it.
+    follows_instructions: bool = False
+    #: ``generate_json`` returns schema-valid JSON. False: it raises ``Unavailable`` before any
+    #: call, and decisions are made without a model (deterministic router, agent logic).
+    controlled_generation: bool = False
+    #: Answers are verbatim sentences of the ``sources`` with their ``[n]`` citations, so a
+    #: caller may recompose them (e.g. into a draft reply) without changing what they say.
+    extractive: bool = False
+
+
+@dataclass(frozen=True)
 class Message:
     role: Role
     text: str
@@ -117,7 +144,7 @@ class Response:
     finish_reason: str
     usage: Usage
     model: str
-    backend: Literal["local", "vertex"]
+    backend: str  # a label for reports and logs ("local", "vertex"); never branch on it
     safety: tuple[SafetyRating, ...] = ()
     citations: tuple[int, ...] = ()
     offline: bool = False
@@ -151,7 +178,7 @@ class ModelRequest:
 
     kind: CallKind
     model: str
-    backend: Literal["local", "vertex"]
+    backend: str  # a label for reports and logs; never branch on it
     contents: tuple[Message, ...] = ()
     system: str | None = None
     config: GenerateConfig | None = None

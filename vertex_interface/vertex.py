@@ -1,8 +1,9 @@
 """The vertex backend: Gemini and text embeddings on Vertex AI through the google-genai client.
 
-google-genai does the wire protocol; this module adds what each call would otherwise repeat: typed
-errors, retries with backoff (its own retry is left off so there is one policy), a per-model circuit
-breaker, safety handling, controlled generation with one repair retry, callbacks and cost records.
+google-genai does the wire protocol; this module implements ``BaseLLM``'s calls and adds what each
+would otherwise repeat: typed errors, retries with backoff (its own retry is left off so there is one
+policy), a per-model circuit breaker and safety handling. Request building, callbacks, cost records
+and the controlled-generation repair step are ``BaseLLM``'s (base.py).
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import importlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Literal, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 from pydantic import BaseModel
@@ -23,20 +24,15 @@ from .breaker import BreakerBoard
 from .config import RETIRED_GEMINI_MODELS, LLMConfig, model_family
 from .cost import UsageLedger, warn_unpriced
 from .errors import Blocked, InvalidOutput, LLMError, RateLimited, Timeout, Unavailable
-from .json_output import JsonProblem, parse_and_validate, repair_prompt
 from .prompting import render_sources
 from .retry import retrying
 from .types import (
-    CallTags,
-    Contents,
     Delta,
     Embeddings,
-    GenerateConfig,
-    Message,
+    LLMCapabilities,
     ModelRequest,
     Response,
     SafetyRating,
-    Source,
     Usage,
     cited_numbers,
 )
@@ -186,7 +182,10 @@ def _is_outage(err: LLMError) -> bool:
 
 
 class VertexLLM(BaseLLM):
-    backend: Literal["vertex"] = "vertex"
+    """Gemini on Vertex AI: the calls, with retries, the circuit breaker and safety handling."""
+
+    backend = "vertex"
+    capabilities = LLMCapabilities(follows_instructions=True, controlled_generation=True, extractive=False)
 
     def __init__(
         self,
@@ -213,6 +212,7 @@ class VertexLLM(BaseLLM):
                 f"{limits.max_dimensions} dimensions"
             )
         self.embedding_dimensions = dims
+        self.text_model, self.embedding_model = config.gemini_model, config.embedding_model
         retired = RETIRED_GEMINI_MODELS.get(model_family(config.gemini_model))
         if retired:
             log.warning(
@@ -396,76 +396,27 @@ class VertexLLM(BaseLLM):
             finish_reason=finish,
             usage=usage,
             model=request.model,
-            backend="vertex",
+            backend=self.backend,
             safety=safety,
             citations=cited_numbers(text, request.sources),
         )
 
-    # --- public surface -----------------------------------------------------------------------
-    def generate(
-        self,
-        contents: Contents,
-        *,
-        system: str | None = None,
-        config: GenerateConfig | Mapping[str, Any] | None = None,
-        sources: Sequence[Source] | None = None,
-        tags: CallTags | None = None,
-    ) -> Response:
-        request = self._request(
-            "generate",
-            self.config.gemini_model,
-            contents,
-            system=system,
-            config=config,
-            sources=sources,
-            tags=tags,
-        )
-        return self._generate(request)
-
-    def _generate(self, request: ModelRequest, schema: type[BaseModel] | None = None) -> Response:
-        self.callbacks.run_before(request)
-        try:
-            contents = self._sdk_contents(request)
-            sdk_config = self._sdk_config(request, schema)
-            response = self._with_retries(
-                request.model,
-                lambda: self._to_response(
-                    self._client.models.generate_content(
-                        model=request.model, contents=contents, config=sdk_config
-                    ),
-                    request,
-                    allow_empty=schema is not None,  # the JSON repair step handles an empty reply
+    # --- the calls (BaseLLM does request building, callbacks, the ledger and JSON repair) -------
+    def _generate_impl(self, request: ModelRequest, schema: type[BaseModel] | None) -> Response:
+        contents = self._sdk_contents(request)
+        sdk_config = self._sdk_config(request, schema)
+        return self._with_retries(
+            request.model,
+            lambda: self._to_response(
+                self._client.models.generate_content(
+                    model=request.model, contents=contents, config=sdk_config
                 ),
-            )
-        except LLMError as exc:
-            self._failed(request, exc)
-            raise
-        self._succeeded(request, response)
-        return response
-
-    def stream(
-        self,
-        contents: Contents,
-        *,
-        system: str | None = None,
-        config: GenerateConfig | Mapping[str, Any] | None = None,
-        sources: Sequence[Source] | None = None,
-        tags: CallTags | None = None,
-    ) -> Iterator[Delta]:
-        request = self._request(
-            "stream",
-            self.config.gemini_model,
-            contents,
-            system=system,
-            config=config,
-            sources=sources,
-            tags=tags,
+                request,
+                allow_empty=schema is not None,  # the JSON repair step handles an empty reply
+            ),
         )
-        # Vetoes surface here, at the call, not at the first next().
-        self.callbacks.run_before(request)
-        return self._stream(request)
 
-    def _stream(self, request: ModelRequest) -> Iterator[Delta]:
+    def _stream_impl(self, request: ModelRequest) -> Iterator[Delta]:
         model = request.model
         contents = self._sdk_contents(request)
         sdk_config = self._sdk_config(request)
@@ -532,123 +483,50 @@ class VertexLLM(BaseLLM):
                 raise Unavailable(
                     "the stream from Vertex AI ended without a finish reason", model=model, retryable=False
                 )
-        except LLMError as exc:
-            self._failed(request, exc)
-            raise
         finally:
             if iterator is not None:
                 iterator.close()
         text = "".join(pieces)
         if not text.strip():
-            err = InvalidOutput(f"Vertex AI streamed an empty answer (finish reason {finish})", model=model)
-            self._failed(request, err)
-            raise err
-        response = Response(
-            text=text,
-            finish_reason=finish,
-            usage=usage,
-            model=model,
-            backend="vertex",
-            safety=safety,
-            citations=cited_numbers(text, request.sources),
+            raise InvalidOutput(f"Vertex AI streamed an empty answer (finish reason {finish})", model=model)
+        yield Delta(
+            "",
+            response=Response(
+                text=text,
+                finish_reason=finish,
+                usage=usage,
+                model=model,
+                backend=self.backend,
+                safety=safety,
+                citations=cited_numbers(text, request.sources),
+            ),
         )
-        self._succeeded(request, response)
-        yield Delta("", response=response)
 
-    def generate_json(
-        self,
-        contents: Contents,
-        *,
-        schema: type[BaseModel],
-        system: str | None = None,
-        config: GenerateConfig | Mapping[str, Any] | None = None,
-        sources: Sequence[Source] | None = None,
-        tags: CallTags | None = None,
-    ) -> dict[str, Any]:
-        if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
-            raise TypeError("schema must be a pydantic BaseModel subclass")
-        request = self._request(
-            "generate_json",
-            self.config.gemini_model,
-            contents,
-            system=system,
-            config=config,
-            sources=sources,
-            tags=tags,
-            schema=schema,
-        )
-        first = self._generate(request, schema)
-        try:
-            return parse_and_validate(first.text, schema)
-        except JsonProblem as problem:
-            log.info("controlled generation for %s needs a repair: %s", schema.__name__, problem)
-            repair = replace(
-                request,
-                contents=(
-                    *request.contents,
-                    Message("model", first.text or "(empty reply)"),
-                    Message("user", repair_prompt(str(problem))),
-                ),
-                attempt=2,
-            )
-        second = self._generate(repair, schema)
-        try:
-            return parse_and_validate(second.text, schema)
-        except JsonProblem as problem:
-            raise InvalidOutput(
-                f"model output does not match {schema.__name__} after one repair: {problem}",
-                model=request.model,
-                raw=second.text,
-                detail=str(problem),
-            ) from problem
-
-    def embed(
-        self, texts: Sequence[str], *, task_type: str = "RETRIEVAL_DOCUMENT", tags: CallTags | None = None
-    ) -> np.ndarray:
+    def _embed_impl(self, request: ModelRequest) -> Embeddings:
         from google.genai import types as gt
 
-        model = self.config.embedding_model
-        request = self._embed_request(model, texts, task_type, tags)
-        dims = self.embedding_dimensions
-        if not request.texts:
-            return np.zeros((0, dims), dtype=np.float32)
-        self.callbacks.run_before(request)
+        model, dims = request.model, self.embedding_dimensions
         rows: list[list[float]] = []
         tokens = 0
-        embed_config = gt.EmbedContentConfig(task_type=task_type, output_dimensionality=dims)
-        try:
-            for batch in embedding_batches(
-                request.texts, embedding_limits(model), self.config.embed_batch_size
-            ):
+        embed_config = gt.EmbedContentConfig(task_type=request.task_type, output_dimensionality=dims)
+        for batch in embedding_batches(request.texts, embedding_limits(model), self.config.embed_batch_size):
 
-                def call(batch: list[str] = batch) -> Any:
-                    result = self._client.models.embed_content(
-                        model=model, contents=batch, config=embed_config
+            def call(batch: list[str] = batch) -> Any:
+                result = self._client.models.embed_content(model=model, contents=batch, config=embed_config)
+                if not result.embeddings or len(result.embeddings) != len(batch):
+                    raise Unavailable(
+                        f"Vertex AI returned {len(result.embeddings or [])} embeddings for {len(batch)} texts",
+                        model=model,
+                        retryable=True,
                     )
-                    if not result.embeddings or len(result.embeddings) != len(batch):
-                        raise Unavailable(
-                            f"Vertex AI returned {len(result.embeddings or [])} embeddings for {len(batch)} texts",
-                            model=model,
-                            retryable=True,
-                        )
-                    return result
+                return result
 
-                result = self._with_retries(model, call)
-                for emb in result.embeddings:
-                    rows.append(list(emb.values or []))
-                    stats = emb.statistics
-                    tokens += int(stats.token_count or 0) if stats is not None else 0
-            if any(len(row) != dims for row in rows):
-                widths = sorted({len(row) for row in rows})
-                raise Unavailable(
-                    f"Vertex AI returned {widths}-dimensional embeddings, not {dims}", model=model
-                )
-            vectors = np.asarray(rows, dtype=np.float32)
-        except LLMError as exc:
-            self._failed(request, exc)
-            raise
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        vectors = vectors / np.where(norms == 0, 1.0, norms)
-        usage = self._usage(model, tokens, 0)
-        self._succeeded(request, Embeddings(vectors, usage))
-        return vectors
+            result = self._with_retries(model, call)
+            for emb in result.embeddings:
+                rows.append(list(emb.values or []))
+                stats = emb.statistics
+                tokens += int(stats.token_count or 0) if stats is not None else 0
+        if any(len(row) != dims for row in rows):
+            widths = sorted({len(row) for row in rows})
+            raise Unavailable(f"Vertex AI returned {widths}-dimensional embeddings, not {dims}", model=model)
+        return Embeddings(np.asarray(rows, dtype=np.float32), self._usage(model, tokens, 0))
