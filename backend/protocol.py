@@ -26,7 +26,14 @@ DELTA = "chat:delta"
 DONE = "chat:done"
 ERROR = "chat:error"
 FEEDBACK_ACK = "chat:feedback:ack"
-SERVER_EVENTS = (STATE, ACK, THINKING, DELTA, DONE, ERROR, FEEDBACK_ACK)
+# The ticket brief on join (backend/briefs.py): start, sections as they are known, the whole brief.
+BRIEF_START = "brief:start"
+BRIEF_SECTION = "brief:section"
+BRIEF_DONE = "brief:done"
+BRIEF_ERROR = "brief:error"
+SERVER_EVENTS = (
+    STATE, ACK, THINKING, DELTA, DONE, ERROR, FEEDBACK_ACK, BRIEF_START, BRIEF_SECTION, BRIEF_DONE, BRIEF_ERROR
+)  # fmt: skip
 
 ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
 AGENT_NAME_PATTERN = r"^[a-z][a-z0-9_]{1,39}$"  # as agents.base.NAME_PATTERN (kept light: no agents import)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 import redis
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from orchestrator.turn import Principal
 from store.sessions import ArchiveError, SessionArchive, SessionRecord
@@ -33,6 +33,53 @@ ARCHIVE_QUEUE = f"{KEY_PREFIX}:archive-queue"  # session ids whose archive write
 MessageStatus = Literal["complete", "streaming", "interrupted", "error"]
 
 
+class ReplyError(BaseModel):
+    """Why a reply failed: what the sidebar shows (docs/protocol.md, `chat:error`)."""
+
+    code: str
+    message: str
+
+
+class ReplyMeta(BaseModel):
+    """What the server records about an assistant reply: `meta` of a Message on the wire.
+
+    Only the fields that were set are stored and sent (a streaming reply has `instance`, `attempt`
+    and `started_at`; a completed one `routing`, `timings`, `cost`, `thinking` and maybe
+    `shadow`; a failed one `error`), so the JSON is what docs/protocol.md describes. User
+    messages have none. Keys this version does not know (an archive written by another) are kept.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    instance: str | None = None  # the instance producing the reply, while it streams
+    attempt: int | None = None  # 1 for the first answer, +1 per retry
+    started_at: float | None = None
+    routing: dict[str, Any] | None = None  # the live routing decision (orchestrator `Done.routing`)
+    timings: dict[str, Any] | None = None
+    cost: dict[str, Any] | None = None
+    thinking: list[dict[str, Any]] | None = None
+    shadow: dict[str, Any] | None = None  # a shadow router's decision (`Done.shadow`, or late)
+    error: ReplyError | None = None
+    interrupted_reason: str | None = None  # timeout, instance_lost, stale
+
+    def merge(self, other: ReplyMeta) -> None:
+        """Set every field `other` has set."""
+        for name in other.model_fields_set:
+            setattr(self, name, getattr(other, name))
+
+    def unset(self, name: str) -> None:
+        """Remove a field, so it is no longer stored or sent."""
+        setattr(self, name, None)
+        self.model_fields_set.discard(name)
+
+    @model_serializer(mode="wrap")
+    def _only_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        return {
+            k: v for k, v in data.items() if k in self.model_fields_set or k not in type(self).model_fields
+        }
+
+
 class ThreadMessage(BaseModel):
     """One bubble of the sidebar thread."""
 
@@ -44,7 +91,7 @@ class ThreadMessage(BaseModel):
     reply_to: str | None = None
     citations: list[dict[str, Any]] = Field(default_factory=list)
     # For assistant messages: routing, timings, cost, error details, owning instance while streaming.
-    meta: dict[str, Any] = Field(default_factory=dict)
+    meta: ReplyMeta = Field(default_factory=ReplyMeta)
 
 
 class Session(BaseModel):
@@ -59,6 +106,8 @@ class Session(BaseModel):
     routing_history: list[dict[str, Any]] = Field(default_factory=list)
     feedback: list[dict[str, Any]] = Field(default_factory=list)
     usage: dict[str, float] = Field(default_factory=dict)
+    # The ticket brief of the ticket's current version (backend/briefs.py; {} until computed).
+    brief: dict[str, Any] = Field(default_factory=dict)
     version: int = 0
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)
@@ -341,10 +390,11 @@ class SessionStore:
         def orphaned(m: ThreadMessage) -> str | None:
             if m.status != "streaming":
                 return None
-            owner = m.meta.get("instance")
+            owner = m.meta.instance
             if owner and not self.instance_alive(owner):
                 return "instance_lost"
-            if now - float(m.meta.get("started_at", now)) > self.stale_after:
+            started = m.meta.started_at
+            if now - (now if started is None else started) > self.stale_after:
                 return "stale"
             return None
 
@@ -354,7 +404,7 @@ class SessionStore:
                 reason = orphaned(m)
                 if reason:
                     m.status = "interrupted"
-                    m.meta["interrupted_reason"] = reason
+                    m.meta.interrupted_reason = reason
                     changed.append(m.reply_to or m.id)
             return changed
 

@@ -198,6 +198,16 @@ class Settings(BaseSettings):
         None, description="Order/product API base URL. Unset: the demo store's data (local twin)."
     )
     commerce_api_key: SecretStr | None = Field(None, description="Bearer token for COMMERCE_API_URL.")
+    brief_enabled: bool = Field(
+        True,
+        description="The ticket brief and suggestions on open (computed in the background on join, cached "
+        "per ticket version in the session). See docs/brief.md.",
+    )
+    brief_include_internal_notes: bool = Field(
+        False,
+        description="Admin switch: the brief's recap also quotes the ticket's internal notes (marked "
+        "internal). Off: public comments only.",
+    )
 
     # --- LLM ----------------------------------------------------------------------------------
     llm_backend: Literal["local", "vertex"] = Field(
