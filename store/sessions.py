@@ -16,6 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from store.insights import (
+    SQLITE_TURNS_SCHEMA,
+    TurnRow,
+    sqlite_delete_turns,
+    sqlite_turns_table_exists,
+    sqlite_write_turns,
+    turn_rows,
+)
 from store.sqlite_util import connect_wal
 
 
@@ -83,30 +91,44 @@ class SqliteSessionArchive:
         self._lock = threading.Lock()
         self._conn = connect_wal(self.path)
         self._conn.executescript(_SCHEMA)
+        # Insights' per-question rows live in this same file, written with each session (store/insights.py).
+        new_table = not sqlite_turns_table_exists(self._conn)
+        self._conn.executescript(SQLITE_TURNS_SCHEMA)
+        if new_table:
+            self._backfill_turns()
 
     def save(self, record: SessionRecord) -> None:
         payload = json.dumps(record.data, separators=(",", ":"), ensure_ascii=False)
         try:
             with self._lock:
-                # The version guard keeps a slow write-behind from clobbering a newer snapshot.
-                self._conn.execute(
-                    """
-                    INSERT INTO sessions (session_id, tenant, user_id, ticket_id, version, updated_at, data)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT(session_id) DO UPDATE SET
-                        version = excluded.version, updated_at = excluded.updated_at, data = excluded.data
-                    WHERE excluded.version >= sessions.version
-                    """,
-                    (
-                        record.session_id,
-                        record.tenant,
-                        record.user_id,
-                        record.ticket_id,
-                        record.version,
-                        record.updated_at,
-                        payload,
-                    ),
-                )
+                # One transaction: the session and its insights rows never disagree.
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    # The version guard keeps a slow write-behind from clobbering a newer snapshot.
+                    cur = self._conn.execute(
+                        """
+                        INSERT INTO sessions (session_id, tenant, user_id, ticket_id, version, updated_at, data)
+                        VALUES (?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT(session_id) DO UPDATE SET
+                            version = excluded.version, updated_at = excluded.updated_at, data = excluded.data
+                        WHERE excluded.version >= sessions.version
+                        """,
+                        (
+                            record.session_id,
+                            record.tenant,
+                            record.user_id,
+                            record.ticket_id,
+                            record.version,
+                            record.updated_at,
+                            payload,
+                        ),
+                    )
+                    if cur.rowcount > 0:
+                        sqlite_write_turns(self._conn, record.session_id, _turns_of(record))
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise ArchiveError(f"sqlite archive write failed: {exc}") from exc
 
@@ -125,6 +147,7 @@ class SqliteSessionArchive:
     def delete(self, session_id: str) -> bool:
         with self._lock:
             cur = self._conn.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
+            sqlite_delete_turns(self._conn, session_id)
         return cur.rowcount > 0
 
     def list_by_ticket(self, tenant: str, ticket_id: str) -> list[SessionRecord]:
@@ -161,6 +184,14 @@ class SqliteSessionArchive:
                 return
             after = rows[-1][0]
 
+    def _backfill_turns(self) -> None:
+        """An archive written before the insights rows existed gets them once, when the table is made."""
+        for record in self.iter_sessions(page_size=500):
+            with self._lock:
+                self._conn.execute("BEGIN IMMEDIATE")
+                sqlite_write_turns(self._conn, record.session_id, _turns_of(record))
+                self._conn.execute("COMMIT")
+
     def ping(self) -> None:
         try:
             with self._lock:
@@ -180,3 +211,13 @@ def _row_to_record(row: tuple) -> SessionRecord:
     except json.JSONDecodeError as exc:
         raise ArchiveError(f"session {session_id} has a corrupt archive row") from exc
     return SessionRecord(session_id, tenant, user_id, ticket_id, int(version), parsed, float(updated_at))
+
+
+def _turns_of(record: SessionRecord) -> list[TurnRow]:
+    return turn_rows(
+        session_id=record.session_id,
+        tenant=record.tenant,
+        user_id=record.user_id,
+        ticket_id=record.ticket_id,
+        data=record.data,
+    )

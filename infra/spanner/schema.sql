@@ -58,3 +58,32 @@ ALTER TABLE KnowledgeDocuments ADD COLUMN Internal BOOL NOT NULL DEFAULT (FALSE)
 ALTER TABLE KnowledgeDocuments ADD COLUMN Audience ARRAY<STRING(MAX)> NOT NULL DEFAULT (['everyone']);
 
 ALTER TABLE KnowledgeChunks ADD COLUMN Audience ARRAY<STRING(MAX)> NOT NULL DEFAULT (['everyone']);
+
+CREATE TABLE SessionTurns (
+  SessionId STRING(128) NOT NULL,
+  MessageId STRING(64) NOT NULL,
+  Tenant STRING(128) NOT NULL,
+  UserId STRING(256) NOT NULL,
+  UserName STRING(256) NOT NULL,
+  TicketId STRING(128) NOT NULL,
+  AskedAt FLOAT64 NOT NULL,
+  Day STRING(10) NOT NULL,
+  Question STRING(MAX) NOT NULL,
+  Status STRING(16) NOT NULL,
+  Action STRING(16) NOT NULL,
+  Agents STRING(512) NOT NULL,
+  LatencyS FLOAT64,
+  CostUsd FLOAT64 NOT NULL,
+  InputTokens INT64 NOT NULL,
+  OutputTokens INT64 NOT NULL,
+  Rating STRING(8),
+  WrongSources BOOL NOT NULL,
+  Declined BOOL NOT NULL,
+  Draft BOOL NOT NULL,
+  Inserted BOOL NOT NULL,
+) PRIMARY KEY (SessionId, MessageId),
+  INTERLEAVE IN PARENT Sessions ON DELETE CASCADE;
+
+CREATE INDEX SessionTurnsByTenantDay ON SessionTurns (Tenant, Day)
+  STORING (UserId, UserName, TicketId, AskedAt, Question, Status, Action, Agents, LatencyS, CostUsd,
+    InputTokens, OutputTokens, Rating, WrongSources, Declined, Draft, Inserted);

@@ -14,6 +14,8 @@ import math
 import sys
 
 SESSIONS_TABLE = "Sessions"
+TURNS_TABLE = "SessionTurns"
+TURNS_INDEX = "SessionTurnsByTenantDay"
 DOCUMENTS_TABLE = "KnowledgeDocuments"
 CHUNKS_TABLE = "KnowledgeChunks"
 SEARCH_INDEX = "KnowledgeChunksText"
@@ -98,6 +100,42 @@ def visibility_ddl() -> list[str]:
     ]
 
 
+def insights_ddl() -> list[str]:
+    """One row per question for the insights page (store/insights.py), written in the session's
+    own transaction. Interleaved in Sessions: a session's rows sit with it and go with it (the
+    row deletion policy's cascade included). The index pins tenant and day and stores every
+    column the queries read, so a report is one index range scan per query."""
+    return [
+        f"""CREATE TABLE {TURNS_TABLE} (
+  SessionId STRING(128) NOT NULL,
+  MessageId STRING(64) NOT NULL,
+  Tenant STRING(128) NOT NULL,
+  UserId STRING(256) NOT NULL,
+  UserName STRING(256) NOT NULL,
+  TicketId STRING(128) NOT NULL,
+  AskedAt FLOAT64 NOT NULL,
+  Day STRING(10) NOT NULL,
+  Question STRING(MAX) NOT NULL,
+  Status STRING(16) NOT NULL,
+  Action STRING(16) NOT NULL,
+  Agents STRING(512) NOT NULL,
+  LatencyS FLOAT64,
+  CostUsd FLOAT64 NOT NULL,
+  InputTokens INT64 NOT NULL,
+  OutputTokens INT64 NOT NULL,
+  Rating STRING(8),
+  WrongSources BOOL NOT NULL,
+  Declined BOOL NOT NULL,
+  Draft BOOL NOT NULL,
+  Inserted BOOL NOT NULL,
+) PRIMARY KEY (SessionId, MessageId),
+  INTERLEAVE IN PARENT {SESSIONS_TABLE} ON DELETE CASCADE""",
+        f"""CREATE INDEX {TURNS_INDEX} ON {TURNS_TABLE} (Tenant, Day)
+  STORING (UserId, UserName, TicketId, AskedAt, Question, Status, Action, Agents, LatencyS, CostUsd,
+    InputTokens, OutputTokens, Rating, WrongSources, Declined, Draft, Inserted)""",
+    ]
+
+
 def vector_index_options(rows: int) -> dict[str, int]:
     """tree_depth and num_leaves for a table of `rows` embeddings (the documented guidance)."""
     rows = max(int(rows), 1)
@@ -124,7 +162,7 @@ def vector_index_ddl(rows: int) -> list[str]:
 def all_ddl(dimensions: int = DEFAULT_DIMENSIONS) -> list[str]:
     """Everything a new database gets; the vector index comes after the first load. Later
     additions are appended (never edited into earlier statements): see visibility_ddl."""
-    return session_ddl() + knowledge_ddl(dimensions) + visibility_ddl()
+    return session_ddl() + knowledge_ddl(dimensions) + visibility_ddl() + insights_ddl()
 
 
 def render_schema_sql(dimensions: int = DEFAULT_DIMENSIONS) -> str:

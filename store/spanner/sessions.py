@@ -6,9 +6,10 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from store.insights import TURN_COLUMNS, turn_rows
 from store.sessions import ArchiveError, SessionRecord
 from store.spanner.connection import SpannerConfig, SpannerConnectionHandler
-from store.spanner.ddl import SESSIONS_TABLE
+from store.spanner.ddl import SESSIONS_TABLE, TURNS_TABLE
 
 _COLUMNS = ("SessionId", "Tenant", "UserId", "TicketId", "Version", "UpdatedAt", "Data", "CommittedAt")
 _SELECT = f"SELECT SessionId, Tenant, UserId, TicketId, Version, UpdatedAt, Data FROM {SESSIONS_TABLE}"
@@ -23,7 +24,7 @@ class SpannerSessionArchive:
         self._db = self._handler.get_database(config.database)
 
     def save(self, record: SessionRecord) -> None:
-        from google.cloud.spanner_v1 import COMMIT_TIMESTAMP, JsonObject
+        from google.cloud.spanner_v1 import COMMIT_TIMESTAMP, JsonObject, KeyRange, KeySet
         from google.cloud.spanner_v1 import param_types as pt
 
         row = (
@@ -36,6 +37,16 @@ class SpannerSessionArchive:
             JsonObject(record.data),
             COMMIT_TIMESTAMP,
         )
+        turns = [
+            tuple(getattr(t, c) for c in TURN_COLUMNS)
+            for t in turn_rows(
+                session_id=record.session_id,
+                tenant=record.tenant,
+                user_id=record.user_id,
+                ticket_id=record.ticket_id,
+                data=record.data,
+            )
+        ]
 
         def write(txn: Any) -> None:
             # Read-then-write in one transaction: an older version never overwrites a newer one.
@@ -49,6 +60,11 @@ class SpannerSessionArchive:
             if current and int(current[0][0]) > record.version:
                 return
             txn.insert_or_update(SESSIONS_TABLE, _COLUMNS, [row])
+            # The session's insights rows (store/insights.py), replaced in the same commit.
+            own = KeyRange(start_closed=[record.session_id], end_closed=[record.session_id])
+            txn.delete(TURNS_TABLE, KeySet(ranges=[own]))
+            if turns:
+                txn.insert_or_update(TURNS_TABLE, TURN_COLUMNS, turns)
 
         try:
             self._db.run_in_transaction(write)
