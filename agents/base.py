@@ -23,13 +23,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from store.knowledge import KnowledgeIndex, Viewer
 from vertex_interface import LLM, CallbackChain, CallTags, LLMError, Source, Unavailable
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{1,39}$"
-AgentKind = Literal["retrieval", "api", "deterministic", "intelligent", "dumb"]
+AgentKind = Literal["retrieval", "api", "deterministic", "intelligent", "dumb", "a2a"]
 
 
 # --- manifest ---------------------------------------------------------------------------------
@@ -78,6 +87,48 @@ class Rule(BaseModel):
         return v
 
 
+class A2AAuth(BaseModel):
+    """How a remote A2A agent is called: by reference to a secret, never the secret itself."""
+
+    model_config = ConfigDict(extra="forbid")
+    # bearer: `Authorization: Bearer <secret>`; google_id_token: a Google-signed ID token for
+    # the service's URL (Cloud Run service-to-service calls); none: a public agent.
+    type: Literal["none", "bearer", "google_id_token"] = "none"
+    secret_env: str | None = Field(None, pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")
+    secret_file: str | None = Field(None, max_length=500)
+    audience: str | None = Field(None, max_length=500)
+
+    @model_validator(mode="after")
+    def _secret_for_bearer(self) -> A2AAuth:
+        if self.type == "bearer" and not (self.secret_env or self.secret_file):
+            raise ValueError("bearer auth needs secret_env or secret_file (the name, never the token)")
+        return self
+
+
+class A2ASpec(BaseModel):
+    """`a2a:` of a `kind: a2a` manifest: where the remote agent's card is and how to call it."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(min_length=8, max_length=2000, description="Agent card URL, or the agent's base URL.")
+    auth: A2AAuth = Field(default_factory=A2AAuth)
+    card_timeout_s: float = Field(3.0, gt=0, le=15)
+    # false: the remote agent acts (writes, sends); the tool-veto guardrail then refuses it
+    # on sidebar turns like any side-effecting tool.
+    read_only: bool = True
+    # Everything it returns is shown as internal (agent-only) content.
+    internal: bool = False
+    max_context_chars: int = Field(4000, ge=200, le=20_000)
+    max_artifact_chars: int = Field(20_000, ge=500, le=200_000)
+    max_response_bytes: int = Field(1_000_000, ge=10_000, le=20_000_000)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/?#@\s]+(/[^?#\s]*)?$", v.strip()):
+            raise ValueError("must be an absolute http(s) URL without credentials, query or fragment")
+        return v.strip()
+
+
 class AgentManifest(BaseModel):
     """`agents/<name>/manifest.yaml`, validated (peft-style typed config: serialisable, strict)."""
 
@@ -86,7 +137,10 @@ class AgentManifest(BaseModel):
     display_name: str = ""
     description: str = Field(min_length=10, max_length=600)
     kind: AgentKind = "retrieval"
-    when_to_use: list[str] = Field(min_length=10, description="Example requests this agent should handle.")
+    # At least 10, except for `kind: a2a`, whose examples may come from its agent card's skills.
+    when_to_use: list[str] = Field(
+        default_factory=list, validate_default=True, description="Example requests this agent should handle."
+    )
     counter_examples: list[str] = Field(
         default_factory=list, description="Requests that look close but belong elsewhere."
     )
@@ -97,6 +151,26 @@ class AgentManifest(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
     intents: list[Intent] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
+    a2a: A2ASpec | None = None
+
+    @field_validator("when_to_use")
+    @classmethod
+    def _enough_examples(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        if info.data.get("kind") != "a2a" and len(v) < 10:
+            raise PydanticCustomError(
+                "too_short",
+                "List should have at least 10 items after validation, not {actual}",
+                {"actual": len(v)},
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _a2a_section(self) -> AgentManifest:
+        if (self.kind == "a2a") != (self.a2a is not None):
+            raise ValueError("kind a2a needs an `a2a:` section (url, auth), and only kind a2a may have one")
+        if self.kind == "a2a" and self.tools:
+            raise ValueError("a kind a2a agent declares no tools (its one tool, send_message, is implied)")
+        return self
 
     @field_validator("when_to_use", "counter_examples")
     @classmethod

@@ -157,12 +157,17 @@ def _import_agent_module(folder: Path) -> ModuleType:
 def load_agent_class(folder: Path, manifest: AgentManifest) -> type[BaseAgent]:
     """The one BaseAgent subclass `agent.py` defines, or the stub class for stub kinds."""
     if not (folder / "agent.py").is_file():
+        if manifest.kind == "a2a":  # a remote agent: the manifest alone (agents/remote_a2a.py)
+            from agents.remote_a2a import RemoteA2AAgent
+
+            return RemoteA2AAgent
         if manifest.kind in STUB_KINDS:
             from agents.stubs import STUB_CLASSES
 
             return STUB_CLASSES[manifest.kind]
         raise AgentLoadError(
-            folder, f"kind {manifest.kind!r} needs an agent.py (only {', '.join(STUB_KINDS)} work without)"
+            folder,
+            f"kind {manifest.kind!r} needs an agent.py (only {', '.join(STUB_KINDS)} and a2a work without)",
         )
     module = _import_agent_module(folder)
     classes = [
@@ -257,7 +262,9 @@ class AgentRegistry:
             raise AgentLoadError(
                 folder, f"duplicate agent name {manifest.name!r}: also defined in {other.folder}", "name"
             )
-        self._entries[manifest.name] = AgentEntry(manifest, folder, build_agent(folder, manifest), builtin)
+        agent = build_agent(folder, manifest)
+        # An agent may complete its manifest at start-up (an A2A agent's examples from its card).
+        self._entries[manifest.name] = AgentEntry(agent.manifest, folder, agent, builtin)
 
     # -- lookups -------------------------------------------------------------------------------
     @property
