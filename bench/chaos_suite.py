@@ -40,7 +40,6 @@ from bench.suite_common import (
     ECHO,
     ROOT,
     SECRET,
-    InProcessServer,
     Sidebar,
     audit,
     cluster,
@@ -48,9 +47,9 @@ from bench.suite_common import (
     kill_instance,
     prepare_demo_data,
     sidebars,
-    stop_redis,
     work_dir,
 )
+from testkit.servers import LiveServer, stop_redis
 
 LONG = "please explain the whole refund and return policy for damaged garden furniture in detail"
 SIDEBAR_RECONNECT_S = (0.25, 0.75)  # zendesk_app/src/main.js: reconnectionDelay 500 ms, ±50 %
@@ -371,14 +370,14 @@ def _settings(data_dir: Path, **kw: Any) -> tuple[Settings, Any]:
 async def scenario_archive(n: int, delay: float) -> dict[str, Any]:
     from backend.app import create_app
     from store.sessions import SqliteSessionArchive
-    from tests.support.handlers import EchoHandler
+    from testkit.handlers import EchoHandler
 
     data_dir = work_dir("chaos-archive-")
     settings, embedded = _settings(data_dir)
     app = create_app(settings, handler=EchoHandler(delay=delay / 4))
     out: dict[str, Any] = {}
     try:
-        with InProcessServer(app) as srv:
+        with LiveServer(app) as srv:
             svc = srv.services
             clients = sidebars(n, "arch")
             for c in clients:
@@ -500,7 +499,7 @@ async def scenario_archive(n: int, delay: float) -> dict[str, Any]:
 
 
 def _vertex_script(mode: Callable[[], str], embed: Callable[[list[str]], Any]):
-    from tests.fakes.fake_vertex import Reply, json_reply, server_error, slow, stream_reply
+    from testkit.fake_vertex import Reply, json_reply, server_error, slow, stream_reply
 
     def text_of(req: Any) -> str:
         body = req.body or {}
@@ -554,7 +553,7 @@ def _vertex_script(mode: Callable[[], str], embed: Callable[[list[str]], Any]):
 async def scenario_vertex(n: int, _delay: float) -> dict[str, Any]:
     from backend.app import create_app
     from backend.assistant import build_assistant, open_index
-    from tests.fakes.fake_vertex import FakeVertex, offline_credentials
+    from testkit.fake_vertex import FakeVertex, offline_credentials
     from vertex_interface import LLMConfig, RetryPolicy, create_llm
     from vertex_interface.local_embedder import LocalEmbedder
 
@@ -603,7 +602,7 @@ async def scenario_vertex(n: int, _delay: float) -> dict[str, Any]:
             llm = vertex_llm(3)
             assistant = build_assistant(settings, llm=llm, index=index)
             app = create_app(settings, handler=assistant)
-            with InProcessServer(app) as srv:
+            with LiveServer(app) as srv:
                 clients = sidebars(n, "vtx")
                 for c in clients:
                     await c.connect(srv.url)
@@ -783,7 +782,7 @@ async def scenario_agent(
     app = create_app(settings)  # the real offline assistant, with the extra agent folder
     questions = [q for q in demo_questions() if any(w in q.lower() for w in ("return", "refund", "ship"))]
     try:
-        with InProcessServer(app) as srv:
+        with LiveServer(app) as srv:
             clients = sidebars(n, "agent")
             for c in clients:
                 await c.connect(srv.url)

@@ -1,34 +1,17 @@
-"""Shared bits of the benchmarks: machine description, percentiles, report writing."""
+"""Shared bits of the benchmarks: percentiles and report writing (the machine description is
+testkit.machine, which the tests use too)."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
+from testkit.machine import machine
+
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "ram_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "python": platform.python_version(),
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
 
 
 def percentiles(values: list[float], ps: tuple[int, ...] = (50, 95, 99)) -> dict[str, float]:

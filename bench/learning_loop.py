@@ -25,7 +25,8 @@ from click.testing import CliRunner
 
 from backend import protocol
 from bench.common import RESULTS, write_report
-from bench.suite_common import InProcessServer, prepare_demo_data, work_dir
+from bench.suite_common import prepare_demo_data, work_dir
+from testkit.servers import LiveServer
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = ROOT / "store" / "demo_data" / "eval" / "routing_queries.jsonl"
@@ -59,7 +60,7 @@ def run(limit: int | None, stride: int = 1) -> dict:
     from backend.cli import cli
     from backend.redis_embedded import EmbeddedRedis
     from backend.settings import Settings
-    from tests.support.client import SidebarClient
+    from testkit.client import SidebarClient
 
     rows = [json.loads(line) for line in QUERIES.read_text().splitlines() if line.strip()][::stride][:limit]
     data_dir = work_dir("learning-loop-")
@@ -82,7 +83,7 @@ def run(limit: int | None, stride: int = 1) -> dict:
     flagged = asked = failed = 0
     started = time.monotonic()
     try:
-        with InProcessServer(create_app(settings)) as server:
+        with LiveServer(create_app(settings)) as server:
             client = SidebarClient()
             client.connect(server.url, token)
             for i, row in enumerate(rows):

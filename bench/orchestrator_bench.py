@@ -22,7 +22,7 @@ from bench.common import percentiles, write_report
 from orchestrator.orchestrator import Assistant
 from orchestrator.routing import Route, RoutingDecision, SemanticRouter
 from orchestrator.turn import Done, Principal, TurnRequest
-from tests.support.agents import ScriptedAgent, ev, manifest
+from testkit.agents import ScriptedAgent, ev, manifest
 from vertex_interface import CallbackChain, Delta, Response, Usage, UsageLedger
 
 

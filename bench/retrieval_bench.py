@@ -30,10 +30,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import machine as common_machine  # noqa: E402
 from bench.store_scale import NoisyCopyEmbedder, copies  # noqa: E402
 from store.demo import DEMO_DATA_DIR, ensure_demo_tenant  # noqa: E402
 from store.knowledge import Document, SearchFilters, SqliteKnowledgeIndex  # noqa: E402
+from testkit.machine import machine as common_machine  # noqa: E402
 
 EVAL_QUERIES = DEMO_DATA_DIR / "eval" / "retrieval_queries.jsonl"
 SAMPLE_QUERIES = REPO / "bench" / "store_sample_queries.jsonl"

@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -31,15 +30,10 @@ from backend.launcher import Instance, instance_env, wait_ready
 from backend.redis_embedded import EmbeddedRedis
 from backend.settings import Settings
 from bench.common import percentiles, write_report
+from testkit.servers import free_port
 
 SECRET = "bench-secret"
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Client:
@@ -99,7 +93,7 @@ async def bench(sessions: int, messages: int, resumes: int, rate: float) -> dict
     )
     extra = {
         "SECRET_KEY": SECRET,
-        "TURN_HANDLER": "tests.support.handlers:EchoHandler",
+        "TURN_HANDLER": "testkit.handlers:EchoHandler",
         "PYTHONPATH": str(ROOT),
     }
     a, b = (

@@ -1,5 +1,5 @@
 """Shared machinery of the load and chaos suites: a bench work dir with the demo tenant, a cluster
-of real gunicorn instances on an embedded Redis, an in-process server, and a recording sidebar
+of real gunicorn instances on an embedded Redis, and a recording asyncio sidebar
 client that times every turn and can check afterwards that nothing acknowledged was lost.
 """
 
@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import shutil
 import signal
-import socket
 import sqlite3
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -33,6 +30,7 @@ from backend.sessions import KEY_PREFIX
 from backend.settings import Settings
 from store.factory import KNOWLEDGE_FILENAME
 from store.sessions import SqliteSessionArchive
+from testkit.servers import free_port, stop_redis
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "suite-secret-not-for-production"
@@ -40,13 +38,7 @@ SECRET = "suite-secret-not-for-production"
 INDEX_CACHE = Path(tempfile.gettempdir()) / "sidebar-suites-index" / KNOWLEDGE_FILENAME
 PYTEST_INDEX = ROOT / ".pytest_cache" / "demo_index" / KNOWLEDGE_FILENAME
 QUERIES = ROOT / "store" / "demo_data" / "eval" / "retrieval_queries.jsonl"
-ECHO = "tests.support.handlers:EchoHandler"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+ECHO = "testkit.handlers:EchoHandler"
 
 
 def demo_questions() -> list[str]:
@@ -188,58 +180,6 @@ def kill_instance(inst: Instance) -> None:
         with suppress(psutil.NoSuchProcess):
             proc.send_signal(signal.SIGKILL)
     inst.process.wait(10)
-
-
-def stop_redis(server: EmbeddedRedis | _RedisOnSocket) -> None:
-    """Really stop an embedded redis-server. (EmbeddedRedis.shutdown sends SHUTDOWN SAVE NOW,
-    which the bundled redis 6.2 refuses, so the server would live on until this process exits.)"""
-    client = server._client
-    pid = client.pid
-    with suppress(redis.RedisError):  # the server closes the connection as it goes
-        client.shutdown(nosave=True)
-    deadline = time.monotonic() + 10
-    while pid and time.monotonic() < deadline:
-        try:
-            # Our child: reap it (a zombie still answers kill(pid, 0)); otherwise probe it.
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                break
-        except ChildProcessError:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-        time.sleep(0.02)
-    Path(server.socket_file).unlink(missing_ok=True)
-
-
-class InProcessServer:
-    """One app from create_app served by werkzeug in this process, for scenarios that need to
-    reach inside (a Vertex LLM on the fake server, a hanging agent, the archive connection)."""
-
-    def __init__(self, app: Any) -> None:
-        from werkzeug.serving import WSGIRequestHandler, make_server
-
-        class OneRequestPerConnection(WSGIRequestHandler):
-            # keep-alive makes werkzeug read a closed WebSocket's frame as a new request
-            protocol_version = "HTTP/1.0"
-
-        self.app = app
-        self.server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=OneRequestPerConnection)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def services(self) -> Any:
-        return self.app.extensions["sidebar"]
-
-    def __enter__(self) -> InProcessServer:
-        self.thread.start()
-        wait_ready(self.url, timeout=30)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.services.shutdown()
-        self.server.shutdown()
 
 
 # --- the client ---------------------------------------------------------------------------------

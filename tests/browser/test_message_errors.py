@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from backend.launcher import Instance, wait_ready
-from tests.browser.conftest import free_port, server_env
+from testkit.servers import free_port
+from tests.browser.conftest import server_env
 
 expect = pytest.importorskip(
     "playwright.sync_api", reason="the playwright package is missing (pip install -e '.[test]')"

@@ -9,7 +9,8 @@ import sqlite3
 import pytest
 
 from backend.launcher import Instance, wait_ready
-from tests.browser.conftest import SCREENSHOTS, free_port, server_env
+from testkit.servers import free_port
+from tests.browser.conftest import SCREENSHOTS, server_env
 from tests.conftest import DEMO_CACHE
 
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing").expect

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from backend.launcher import Instance, wait_ready
-from tests.browser.conftest import SCREENSHOTS, free_port, server_env
+from testkit.servers import free_port
+from tests.browser.conftest import SCREENSHOTS, server_env
 
 expect = pytest.importorskip(
     "playwright.sync_api", reason="the playwright package is missing (pip install -e '.[test]')"

@@ -11,7 +11,7 @@ import pytest
 from backend import protocol
 from backend.assistant import build_assistant
 from store.demo import DEMO_DATA_DIR
-from tests.support.client import SidebarClient
+from testkit.client import SidebarClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

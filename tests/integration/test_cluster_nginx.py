@@ -18,8 +18,8 @@ import requests
 from backend import protocol
 from backend.cluster import NginxProcess, ProxyConfig, find_nginx, start_instances
 from backend.launcher import wait_ready
+from testkit.client import SidebarClient
 from tests.conftest import TEST_SECRET
-from tests.support.client import SidebarClient
 
 try:
     NGINX = find_nginx()
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TICKET = {"id": "7001", "subject": "Parcel stuck in customs"}
 EXTRA_ENV = {
     "SECRET_KEY": TEST_SECRET,
-    "TURN_HANDLER": "tests.support.handlers:EchoHandler",
+    "TURN_HANDLER": "testkit.handlers:EchoHandler",
     "TEST_TURN_DELAY": "0.15",
     "INSTANCE_HEARTBEAT_SECONDS": "0.5",
     "PYTHONPATH": str(ROOT),

@@ -4,7 +4,6 @@ resume on the survivor, and hydration from the archive after Redis loses everyth
 from __future__ import annotations
 
 import signal
-import socket
 import time
 from pathlib import Path
 
@@ -14,8 +13,9 @@ import redis
 from backend import protocol
 from backend.launcher import Instance, instance_env, wait_ready
 from store.sessions import SqliteSessionArchive
+from testkit.client import SidebarClient
+from testkit.servers import free_port
 from tests.conftest import TEST_SECRET
-from tests.support.client import SidebarClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -23,17 +23,11 @@ ROOT = Path(__file__).resolve().parents[2]
 TICKET = {"id": "5150", "subject": "Refund for a damaged kettle"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def cluster(settings, redis_url):
     extra = {
         "SECRET_KEY": TEST_SECRET,
-        "TURN_HANDLER": "tests.support.handlers:EchoHandler",
+        "TURN_HANDLER": "testkit.handlers:EchoHandler",
         "TEST_TURN_DELAY": "0.15",
         "INSTANCE_HEARTBEAT_SECONDS": "0.5",
         "PYTHONPATH": str(ROOT),

@@ -17,7 +17,7 @@ from orchestrator.turn import Delta, Done, Principal, Thinking, TurnRequest
 from store.demo import DEMO_DATA_DIR
 from store.ingest import ingest_path
 from store.knowledge import SqliteKnowledgeIndex
-from tests.fakes.fake_vertex import (
+from testkit.fake_vertex import (
     FakeVertex,
     RecordedRequest,
     json_reply,

@@ -14,7 +14,7 @@ from backend.cli import cli
 from backend.learning import export_feedback, format_for, parse_since, routing_label, write_examples
 from orchestrator.routing.evaluation import load_labelled
 from store.sessions import SqliteSessionArchive
-from tests.support.client import SidebarClient
+from testkit.client import SidebarClient
 
 pytestmark = pytest.mark.integration
 
@@ -213,7 +213,7 @@ def test_shadow_mode_end_to_end_reply_meta_metrics_and_report(
     from orchestrator.routing import RoutingContext, SemanticRouter
     from orchestrator.routing.keyword import KeywordRouter
     from orchestrator.routing.shadow import ShadowConfig, ShadowRouter, decision_key
-    from tests.support.agents import ScriptedAgent, ev
+    from testkit.agents import ScriptedAgent, ev
 
     lookup = [ToolSpec(name="lookup", description="look something up", retrieval=True)]
     manifests = [m.model_copy(update={"tools": lookup}) for m in AgentRegistry().manifests()]
@@ -289,7 +289,7 @@ def test_a_candidate_slower_than_its_turn_is_stored_late(live_app, tokens, setti
     from orchestrator.routing import RoutingDecision
     from orchestrator.routing.keyword import KeywordRouter
     from orchestrator.routing.shadow import ShadowRouter
-    from tests.support.agents import ScriptedAgent
+    from testkit.agents import ScriptedAgent
 
     release = threading.Event()
 

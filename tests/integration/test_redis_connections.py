@@ -12,7 +12,7 @@ import redis
 from backend import redis_manager
 from backend.redis_embedded import EmbeddedRedis
 from backend.redis_manager import redis_connection_options
-from tests.support.client import SidebarClient
+from testkit.client import SidebarClient
 from tests.support.redis_proxy import RedisProxy, make_private_ca
 
 pytestmark = pytest.mark.integration

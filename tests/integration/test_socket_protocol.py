@@ -8,8 +8,8 @@ import pytest
 import socketio
 
 from backend import protocol
-from tests.support.client import SidebarClient
-from tests.support.handlers import HangingHandler
+from testkit.client import SidebarClient
+from testkit.handlers import HangingHandler
 
 pytestmark = pytest.mark.integration
 

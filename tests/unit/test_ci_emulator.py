@@ -12,13 +12,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from testkit.servers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 CI_RUN = REPO / ".ci" / "run"
@@ -46,12 +47,6 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _ci_run_can_skip_installs() -> str | None:
@@ -91,7 +86,7 @@ def test_ci_run_trap_ends_its_emulator_group_and_spares_other_emulators(tmp_path
     (stub_bin / "make").write_text(f'#!/bin/sh\necho "$SPANNER_EMULATOR_HOST" > "{seen}"\nexit 0\n')
     (stub_bin / "make").chmod(0o755)
     pids_file = tmp_path / "pids"
-    port = _free_port()
+    port = free_port()
     # Someone else's emulator: its command line matches the old `pkill -f` pattern.
     decoy = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(60)", "/x/cloud_spanner_emulator/emulator_main"]

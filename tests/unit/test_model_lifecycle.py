@@ -23,7 +23,7 @@ import yaml
 from backend.assistant import llm_config
 from backend.observability import Metrics
 from backend.settings import Settings
-from tests.fakes.fake_vertex import FakeVertex, offline_credentials, text_reply
+from testkit.fake_vertex import FakeVertex, offline_credentials, text_reply
 from vertex_interface import LLMConfig, create_llm
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from agents.base import ToolError
 from orchestrator.orchestrator import Assistant
 from orchestrator.routing import Route, RoutingContext, RoutingDecision, SemanticRouter
 from orchestrator.turn import Delta, Done, Principal, Thinking, TurnRequest
-from tests.support.agents import ScriptedAgent, ev, manifest
+from testkit.agents import ScriptedAgent, ev, manifest
 
 RETURNS = ev(
     "article:1",

@@ -13,7 +13,7 @@ from orchestrator.routing import RoutingContext, RoutingDecision, RoutingError, 
 from orchestrator.routing.keyword import KeywordRouter
 from orchestrator.routing.shadow import ShadowConfig, ShadowRouter, decision_key
 from orchestrator.turn import Done, Principal, TurnRequest
-from tests.support.agents import ScriptedAgent, ev
+from testkit.agents import ScriptedAgent, ev
 
 QUESTIONS = [
     "where is order BO-100234",

@@ -17,9 +17,10 @@ from backend.redis_embedded import EmbeddedRedis
 from backend.sessions import KEY_PREFIX
 from backend.settings import Settings
 from bench import chaos_suite, load_suite
-from bench.suite_common import ROOT, SECRET, Cluster, InProcessServer, audit, sidebars, stop_redis
+from bench.suite_common import ROOT, SECRET, Cluster, audit, sidebars
 from store.sessions import SqliteSessionArchive
-from tests.support.handlers import EchoHandler
+from testkit.handlers import EchoHandler
+from testkit.servers import LiveServer, stop_redis
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ def test_audit_counts_an_acknowledged_message_that_vanished(app_settings):
     app = create_app(app_settings, handler=EchoHandler(delay=0))
 
     async def scenario() -> tuple[dict, dict]:
-        with InProcessServer(app) as srv:
+        with LiveServer(app) as srv:
             c = sidebars(1, "smoke")[0]
             await c.connect(srv.url)
             await c.join()

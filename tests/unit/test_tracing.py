@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from orchestrator.orchestrator import Assistant
 from orchestrator.routing import Route, RoutingDecision
 from orchestrator.turn import Principal, TurnRequest
-from tests.support.agents import ScriptedAgent, ev, manifest
+from testkit.agents import ScriptedAgent, ev, manifest
 
 
 class Fixed:

@@ -11,7 +11,7 @@ import pytest
 import tenacity
 from pydantic import BaseModel
 
-from tests.fakes.fake_vertex import FakeVertex, offline_credentials, prompt_blocked, rate_limited, text_reply
+from testkit.fake_vertex import FakeVertex, offline_credentials, prompt_blocked, rate_limited, text_reply
 from vertex_interface import (
     Blocked,
     BreakerPolicy,
@@ -332,7 +332,7 @@ def test_parse_and_validate_reports_field_paths() -> None:
 
 
 def test_rate_limit_retry_after_in_http_date_form(fake: FakeVertex) -> None:
-    from tests.fakes.fake_vertex import Reply
+    from testkit.fake_vertex import Reply
 
     sleeps: list[float] = []
     config = LLMConfig(

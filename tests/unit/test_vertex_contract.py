@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from pydantic import BaseModel, Field
 
-from tests.fakes.fake_vertex import (
+from testkit.fake_vertex import (
     FakeVertex,
     Reply,
     fake_embedding,

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from pydantic import BaseModel
 
-from tests.fakes.fake_vertex import (
+from testkit.fake_vertex import (
     FakeVertex,
     Reply,
     json_reply,
@@ -321,7 +321,7 @@ def test_stream_stalling_past_the_timeout_breaks_off_without_hanging(fake: FakeV
 
 
 def test_auth_and_missing_model_errors_are_unavailable_and_not_retried(fake: FakeVertex) -> None:
-    from tests.fakes.fake_vertex import error_reply
+    from testkit.fake_vertex import error_reply
 
     fake.script(
         "generateContent", error_reply(403, "Permission denied on resource project p.", "PERMISSION_DENIED")

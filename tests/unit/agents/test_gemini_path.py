@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.fakes.fake_vertex import FakeVertex, json_reply, offline_credentials, server_error, text_reply
+from testkit.fake_vertex import FakeVertex, json_reply, offline_credentials, server_error, text_reply
 from tests.unit.agents.conftest import sidebar_ticket
 from vertex_interface import LLMConfig, RetryPolicy, create_llm
 
