@@ -112,6 +112,16 @@ class Suggester:
     def __init__(self, assistant: Any, config: SuggestionConfig | None = None) -> None:
         self.a = assistant
         self.config = config or SuggestionConfig()
+        self._warm = threading.Lock()
+        self._warmed = False
+
+    def warm_up(self) -> None:
+        """Load the embedder once, before the three searches race to load it each (seconds)."""
+        with self._warm:
+            if self._warmed or self.a.knowledge is None:
+                return
+            self.a.knowledge.embedder.embed(["warm up"], task_type="RETRIEVAL_QUERY")
+            self._warmed = True
 
     def agents(self) -> list[BaseAgent]:
         return [self.a.by_name[name] for name in KINDS if name in self.a.by_name]
@@ -128,6 +138,7 @@ class Suggester:
         query = suggestion_query(ticket, recap)
         if not query:
             return {"query": "", "items": [], "notes": ["the ticket says too little to search with"]}
+        self.warm_up()
         running: dict[Future, tuple[BaseAgent, AgentContext]] = {}
         for agent in self.agents():
             ctx = AgentContext(

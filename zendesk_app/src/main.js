@@ -4,6 +4,7 @@ import ZAFClient from 'zendesk_app_framework_sdk';
 import { io } from 'socket.io-client';
 import { plainText, renderMarkdown, replyMarkdown, safeUrl } from './markdown.js';
 import { readTicket, TICKET_EVENTS } from './ticket.js';
+import { initBrief } from './brief.js';
 
 const config = JSON.parse(document.getElementById('sidebar-config').textContent);
 const $ = (id) => document.getElementById(id);
@@ -549,6 +550,26 @@ function confirmInsertPanel(m) {
       onclick: () => { state.confirmInsert.delete(m.id); render(m.id); } }, 'Cancel'));
 }
 
+// The ticket brief and suggestions above the thread (brief.js); inserts go through ZAF like answers.
+function startBrief() {
+  return initBrief({
+    socket,
+    el,
+    before: ui.thread,
+    insertText: async (text, markdown) => {
+      if (markdown) {
+        try {
+          await zaf.invoke('ticket.comment.appendMarkdown', text);
+          return;
+        } catch {
+          // fall through to plain text
+        }
+      }
+      await zaf.invoke('ticket.comment.appendText', markdown ? plainText(text) : text);
+    },
+  });
+}
+
 async function insertIntoReply(m, button, confirmed = false) {
   if (internalCitations(m).length && !(confirmed && state.confirmInsert.has(m.id))) {
     // Nothing reaches the reply until the agent confirms, in this sidebar, for this answer.
@@ -571,9 +592,16 @@ async function insertIntoReply(m, button, confirmed = false) {
       await zaf.invoke('ticket.comment.appendText', plainText(markdown));
     }
     flash(button, 'Inserted ✓');
+    reportInsert(m);
   } catch {
     flash(button, 'Could not insert');
   }
+}
+
+// Insights (docs/insights.md): the server counts answers that reached the reply editor. Only the
+// id travels; a lost event costs a count, never the insert, so nothing waits for the ack.
+function reportInsert(m) {
+  if (socket.connected && state.joined) socket.emit('chat:insert', { message_id: m.id });
 }
 
 async function copyAnswer(m, button) {
@@ -640,6 +668,7 @@ document.addEventListener('visibilitychange', () => {
 
 // --- start ----------------------------------------------------------------------------------
 const zaf = ZAFClient.init();
+const brief = startBrief();
 let ticketTimer = null;
 
 async function loadTicket() {
@@ -648,7 +677,10 @@ async function loadTicket() {
   const changed = JSON.stringify(t) !== JSON.stringify(state.ticket);
   state.ticket = t;
   renderTicket(t);
-  if (changedTicket) resetThread();
+  if (changedTicket) {
+    resetThread();
+    brief.reset();
+  }
   if (changed && state.joined) join(); // the server refreshes the ticket context on every join
   return t;
 }
