@@ -28,7 +28,6 @@ from backend.socket_events import register_socket_events
 from backend.turns import TurnRunner, record_late_shadow, room_for
 from backend.zendesk_auth import SessionTokens, ZendeskSessionAuthenticator
 from orchestrator.routing.factory import RouterWarmup
-from orchestrator.routing.shadow import ShadowRouter
 from orchestrator.turn import TurnHandler
 from store.sessions import SessionArchive
 
@@ -114,7 +113,10 @@ def create_app(
         if settings.turn_handler == "orchestrator":
             from backend.assistant import build_assistant  # loads models: only when actually serving
 
-            handler = build_assistant(settings)
+            # A shadow candidate slower than its turn still gets its decision stored
+            # (docs/learning_loop.md): the router is built with the store's hook.
+            late = functools.partial(record_late_shadow, store)
+            handler = build_assistant(settings, on_late_shadow=late)
             warmup = RouterWarmup(handler.router).start()
         else:
             handler = load_turn_handler(settings.turn_handler)
@@ -123,10 +125,6 @@ def create_app(
         socketio.emit(event, payload, to=room)
 
     metrics = Metrics()
-    shadow = getattr(handler, "router", None)
-    if isinstance(shadow, ShadowRouter):
-        # A candidate slower than its turn still gets its decision stored (docs/learning_loop.md).
-        shadow.on_late = functools.partial(record_late_shadow, store)
     runner = TurnRunner(
         store,
         handler,

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from agents.commerce import HttpCommerceAPI, LocalCommerceAPI
 from agents.http import HttpClientConfig
@@ -138,8 +140,14 @@ def shadow_usage(llm: LLM, ctx: RoutingContext) -> dict[str, float] | None:
     return {"cost_usd": round(totals.cost_usd, 8)} if totals.calls else None
 
 
-def build_routers(settings: Settings, llm: LLM, manifests: list) -> tuple[Router, Router | None]:
-    """The configured router and, for routers that can fail, the semantic router as fallback."""
+LateShadow = Callable[[str, str, dict[str, Any]], Any]  # (session_id, turn_id, meta.shadow)
+
+
+def build_routers(
+    settings: Settings, llm: LLM, manifests: list, *, on_late_shadow: LateShadow | None = None
+) -> tuple[Router, Router | None]:
+    """The configured router and, for routers that can fail, the semantic router as fallback.
+    `on_late_shadow` stores a shadow candidate's decision that finished after its turn."""
 
     def embed(texts: list[str]):
         return llm.embed(texts, task_type="SEMANTIC_SIMILARITY")
@@ -165,15 +173,22 @@ def build_routers(settings: Settings, llm: LLM, manifests: list) -> tuple[Router
         candidate = build_router(
             settings.shadow_router, manifests, embed=embed, llm=llm, config=shadow_config
         )
-        router = ShadowRouter(router, candidate, settle=lambda c: shadow_usage(llm, c))
+        router = ShadowRouter(
+            router, candidate, settle=lambda c: shadow_usage(llm, c), on_late=on_late_shadow
+        )
         log.info("shadow mode: %s decides, %s runs beside it", router.live.name, candidate.name)
     return router, fallback
 
 
 def build_assistant(
-    settings: Settings, *, llm: LLM | None = None, index: KnowledgeIndex | None = None
+    settings: Settings,
+    *,
+    llm: LLM | None = None,
+    index: KnowledgeIndex | None = None,
+    on_late_shadow: LateShadow | None = None,
 ) -> Assistant:
-    """`llm`/`index` may be passed in (tests share one model and a pre-built demo index)."""
+    """`llm`/`index` may be passed in (tests share one model and a pre-built demo index);
+    `on_late_shadow` is the backend's store for late shadow decisions (`build_routers`)."""
     if llm is None or index is None:
         built_llm, embedder = build_llm(settings)
         llm = llm or built_llm
@@ -183,7 +198,9 @@ def build_assistant(
         log.error("agent not loaded: %s", err)
     agents = registry.enabled()
 
-    router, fallback = build_routers(settings, llm, [a.manifest for a in agents])
+    router, fallback = build_routers(
+        settings, llm, [a.manifest for a in agents], on_late_shadow=on_late_shadow
+    )
     if settings.commerce_api_url:
         key = settings.commerce_api_key.get_secret_value() if settings.commerce_api_key else None
         # The whole call, retries included, must fit inside the order agent's own timeout.

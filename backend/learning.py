@@ -103,7 +103,7 @@ def flagged_turns(session: Session, *, since: float | None = None) -> Iterator[t
         text = _question(session, reply)
         if not text:
             continue
-        routing = reply.meta.get("routing") or {}
+        routing = reply.meta.routing or {}
         confidence = routing.get("confidence")
         expected = [str(a) for a in fb.get("expected_agents") or []]
         yield (
@@ -288,13 +288,13 @@ def shadow_report(
             if "wrong_sources" in (fb.get("reasons") or []) and fb.get("expected_agents")
         }
         for reply in session.thread:
-            shadow = reply.meta.get("shadow")
+            shadow = reply.meta.shadow
             if reply.role != "assistant" or not isinstance(shadow, dict):
                 continue
             if since is not None and reply.created_at < since:
                 continue
             seen += 1
-            routing = reply.meta.get("routing") or {}
+            routing = reply.meta.routing or {}
             live_name = str(routing.get("router") or "unknown")
             pair = pairs.setdefault(
                 (live_name, str(shadow.get("router"))), ShadowPair(live_name, str(shadow.get("router")))

@@ -178,7 +178,9 @@ class Metrics:
         routing: Mapping[str, Any] | None = None,
         timings: Mapping[str, float] | None = None,
         cost: Mapping[str, Any] | None = None,
+        shadow: Mapping[str, Any] | None = None,
     ) -> None:
+        """Count one settled turn; `shadow` is a shadow router's decision (`Done.shadow`)."""
         self.turns.labels(outcome).inc()
         if routing:
             router = str(routing.get("router") or "unknown")
@@ -191,7 +193,6 @@ class Metrics:
                 self.agent_results.labels(agent, str(info.get("status"))).inc()
                 if info.get("latency_ms") is not None:
                     self.agent_latency.labels(agent).observe(float(info["latency_ms"]) / 1000)
-            shadow = routing.get("shadow")
             if isinstance(shadow, Mapping):
                 self.observe_shadow(router, shadow)
         for key, value in (timings or {}).items():

@@ -1,6 +1,11 @@
 """Running one chat turn: store the question, acknowledge it, stream the handler's events,
 record the answer. Transport-agnostic: it emits through a callable, so tests and the
 Socket.IO layer share it.
+
+The walk of one turn: `TurnRunner.submit` (on the Socket.IO handler's thread) stores the user
+message and a `streaming` placeholder reply, acks, and spawns `TurnRunner._run` on a background
+thread; `_run` streams the handler's events (`orchestrator.turn.TurnHandler`) to the session's
+room and settles the reply once — complete, error, or interrupted by the watchdog.
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis
@@ -18,8 +23,17 @@ from opentelemetry import trace
 from agents.base import viewing_as
 from backend import protocol
 from backend.observability import correlation
-from backend.sessions import Session, SessionNotFound, SessionStore, ThreadMessage
-from orchestrator.turn import Delta, Done, Principal, Thinking, TurnFailed, TurnHandler, TurnRequest
+from backend.sessions import ReplyError, ReplyMeta, Session, SessionNotFound, SessionStore, ThreadMessage
+from orchestrator.turn import (
+    Delta,
+    Done,
+    Principal,
+    Thinking,
+    TurnFailed,
+    TurnHandler,
+    TurnRequest,
+    message_id_of,
+)
 from store.knowledge import Viewer
 
 log = logging.getLogger(__name__)
@@ -38,6 +52,15 @@ def reply_id(message_id: str) -> str:
 
 
 class TurnRunner:
+    """Runs chat turns against a session store: one background thread per turn.
+
+    `emit(event, payload, room)` sends a protocol event (docs/protocol.md) to everyone in the
+    session's room; `spawn(fn, *args)` starts the turn's thread (Flask-SocketIO's
+    `start_background_task` in the server). Thread-safe: every session change goes through the
+    store's compare-and-set, so two instances or two tabs never lose an update, and a reply is
+    settled at most once per attempt (the watchdog and a late answer cannot both win).
+    """
+
     def __init__(
         self,
         store: SessionStore,
@@ -55,20 +78,36 @@ class TurnRunner:
         self.turn_timeout = turn_timeout
         # Flask-SocketIO's start_background_task in production; a plain thread elsewhere.
         self.spawn = spawn or (lambda fn, *a: threading.Thread(target=fn, args=a, daemon=True).start())
-        # observe(outcome, routing, timings, cost): metrics hook, called once per settled turn.
+        # observe(outcome, routing, timings, cost, shadow=): metrics hook, once per settled turn.
         self.observe = observe or (lambda *a, **k: None)
         self.settle_timeout = settle_timeout
 
     # --- entry points -------------------------------------------------------------------------
-    def submit(self, session_id: str, principal: Principal, message_id: str, text: str) -> bool:
-        """Store the user message (idempotently) and start its turn. Returns False for a resend."""
+    def submit(
+        self,
+        session_id: str,
+        principal: Principal,
+        message_id: str,
+        text: str,
+        *,
+        sources: list[str] | None = None,
+    ) -> bool:
+        """Store the user message and its placeholder reply, ack it, and start its turn.
+
+        Idempotent on `message_id`: a resend is acked again and starts nothing. Returns whether
+        the message was new. The archive holds the message before the ack is emitted. Raises
+        `SessionNotFound` for an unknown session and `redis.RedisError` / `ArchiveError` when
+        storage is down (the Socket.IO layer maps them to `chat:error`).
+        """
         instance = self.store.instance_id
 
         def mutate(s: Session) -> tuple[bool, int]:
             if s.message(message_id) is not None:
                 return False, 0
             now = time.time()
-            s.thread.append(ThreadMessage(id=message_id, role="user", text=text, created_at=now))
+            # A source filter is part of the question: stored with it, so a retry asks the same.
+            meta = ReplyMeta(sources=list(sources)) if sources else ReplyMeta()
+            s.thread.append(ThreadMessage(id=message_id, role="user", text=text, created_at=now, meta=meta))
             s.thread.append(_placeholder(message_id, instance, attempt=1))
             return True, 1
 
@@ -89,6 +128,10 @@ class TurnRunner:
         return is_new
 
     def retry(self, session_id: str, principal: Principal, message_id: str) -> None:
+        """Answer `message_id` again, as a new attempt, after its reply was interrupted or failed.
+
+        Raises `protocol.ProtocolError` (`unknown_message`, `not_retryable`) otherwise.
+        """
         instance = self.store.instance_id
 
         def mutate(s: Session) -> int:
@@ -97,7 +140,7 @@ class TurnRunner:
                 raise protocol.ProtocolError("unknown_message", f"no message {message_id} in this session")
             if reply.status not in ("interrupted", "error"):
                 raise protocol.ProtocolError("not_retryable", f"the reply to {message_id} is {reply.status}")
-            attempt = int(reply.meta.get("attempt", 1)) + 1
+            attempt = (reply.meta.attempt or 1) + 1
             s.thread[s.thread.index(reply)] = _placeholder(message_id, instance, attempt)
             return attempt
 
@@ -107,94 +150,109 @@ class TurnRunner:
 
     # --- the turn -----------------------------------------------------------------------------
     def _run(self, session_id: str, principal: Principal, message_id: str, attempt: int) -> None:
+        """The turn's thread: stream the handler's events, settle the reply. Never raises."""
         with (
             correlation(
                 tenant=principal.tenant, session_id=session_id, message_id=message_id, attempt=attempt
             ),
             # Knowledge searches of this turn see what this agent may see (restricted articles).
             viewing_as(Viewer(principal.user_id, principal.group_ids)),
+            self._tracked(session_id, message_id, attempt),
         ):
+            room = room_for(session_id)
+            started = time.monotonic()
+            session = self._load(session_id)
+            if session is None:
+                return
+            request = _request(session, principal, message_id)
+            watchdog = threading.Timer(
+                self.turn_timeout, self._time_out, (session_id, message_id, attempt, request.cancel)
+            )
+            watchdog.daemon = True
+            watchdog.start()
+            thinking: list[dict[str, Any]] = []
+            seq = 0
             try:
-                self._run_turn(session_id, principal, message_id, attempt)
+                for event in self.handler.handle(request):
+                    if request.cancel.is_set():
+                        return
+                    if isinstance(event, Thinking):
+                        thinking.append({"text": event.text, "agent": event.agent})
+                        self.emit(
+                            protocol.THINKING,
+                            {"id": message_id, "text": event.text, "agent": event.agent},
+                            room,
+                        )
+                    elif isinstance(event, Delta):
+                        seq += 1
+                        self.emit(protocol.DELTA, {"id": message_id, "text": event.text, "seq": seq}, room)
+                    elif isinstance(event, Done):
+                        watchdog.cancel()
+                        elapsed = time.monotonic() - started
+                        settled = self._complete(session_id, message_id, attempt, event, thinking, elapsed)
+                        if settled is not None:
+                            payload, session = settled
+                            self.emit(protocol.DONE, payload, room)
+                            self.store.archive_now(session)  # write-behind: the user already has the answer
+                            self.observe(
+                                "complete", event.routing, payload["timings"], event.cost, shadow=event.shadow
+                            )
+                        return
+                raise TurnFailed("no_answer", "The assistant finished without an answer.", retryable=True)
+            except TurnFailed as exc:
+                self._fail(session_id, message_id, attempt, exc.code, exc.message, exc.retryable, room)
+            except Exception:
+                log.exception("turn failed", extra={"session_id": session_id, "message_id": message_id})
+                self._fail(
+                    session_id,
+                    message_id,
+                    attempt,
+                    "internal_error",
+                    "Something went wrong while answering.",
+                    True,
+                    room,
+                )
             finally:
-                with contextlib.suppress(redis.RedisError):
-                    self.store.untrack_turn(session_id, message_id, attempt)
+                watchdog.cancel()
 
-    def _run_turn(self, session_id: str, principal: Principal, message_id: str, attempt: int) -> None:
-        room = room_for(session_id)
-        started = time.monotonic()
+    def _load(self, session_id: str) -> Session | None:
         try:
             session = self.store.get_or_rehydrate(session_id)
         except Exception:  # archive down as well: nothing to run the turn against
             log.exception("turn for a vanished session: archive unavailable")
-            session = None
+            return None
         if session is None:
             log.warning("turn for a vanished session", extra={"session_id": session_id})
-            return
-        request = _request(session, principal, message_id)
+        return session
 
-        def on_timeout() -> None:
-            request.cancel.set()
-            session = self._finish(
-                session_id, message_id, attempt, status="interrupted", meta={"interrupted_reason": "timeout"}
+    def _time_out(self, session_id: str, message_id: str, attempt: int, cancel: threading.Event) -> None:
+        """The watchdog: stop the handler and settle the reply as interrupted (unless it is done)."""
+        cancel.set()
+        session = self._finish(
+            session_id,
+            message_id,
+            attempt,
+            status="interrupted",
+            meta=ReplyMeta(interrupted_reason="timeout"),
+        )
+        if session is not None:
+            self.emit(
+                protocol.ERROR,
+                protocol.error(
+                    "turn_timeout", "The answer took too long and was stopped.", retryable=True, id=message_id
+                ),
+                room_for(session_id),
             )
-            if session is not None:
-                self.emit(
-                    protocol.ERROR,
-                    protocol.error(
-                        "turn_timeout",
-                        "The answer took too long and was stopped.",
-                        retryable=True,
-                        id=message_id,
-                    ),
-                    room,
-                )
-                self.store.archive_now(session)
-                self.observe("timeout")
+            self.store.archive_now(session)
+            self.observe("timeout")
 
-        watchdog = threading.Timer(self.turn_timeout, on_timeout)
-        watchdog.daemon = True
-        watchdog.start()
-        thinking: list[dict[str, Any]] = []
-        seq = 0
+    @contextlib.contextmanager
+    def _tracked(self, session_id: str, message_id: str, attempt: int) -> Iterator[None]:
         try:
-            for event in self.handler.handle(request):
-                if request.cancel.is_set():
-                    return
-                if isinstance(event, Thinking):
-                    thinking.append({"text": event.text, "agent": event.agent})
-                    self.emit(
-                        protocol.THINKING, {"id": message_id, "text": event.text, "agent": event.agent}, room
-                    )
-                elif isinstance(event, Delta):
-                    seq += 1
-                    self.emit(protocol.DELTA, {"id": message_id, "text": event.text, "seq": seq}, room)
-                elif isinstance(event, Done):
-                    watchdog.cancel()
-                    elapsed = time.monotonic() - started
-                    settled = self._complete(session_id, message_id, attempt, event, thinking, elapsed)
-                    if settled is not None:
-                        payload, session = settled
-                        self.emit(protocol.DONE, payload, room)
-                        self.store.archive_now(session)  # write-behind: the user already has the answer
-                        self.observe("complete", event.routing, payload["timings"], event.cost)
-                    return
-            raise TurnFailed("no_answer", "The assistant finished without an answer.", retryable=True)
-        except TurnFailed as exc:
-            self._fail(session_id, message_id, attempt, exc.code, exc.message, exc.retryable, room)
-        except Exception:
-            log.exception("turn failed", extra={"session_id": session_id, "message_id": message_id})
-            self._fail(
-                session_id,
-                message_id,
-                attempt,
-                "internal_error",
-                "Something went wrong while answering.",
-                True,
-                room,
-            )
+            yield
         finally:
-            watchdog.cancel()
+            with contextlib.suppress(redis.RedisError):
+                self.store.untrack_turn(session_id, message_id, attempt)
 
     def _fail(
         self,
@@ -211,7 +269,7 @@ class TurnRunner:
             message_id,
             attempt,
             status="error",
-            meta={"error": {"code": code, "message": message}},
+            meta=ReplyMeta(error=ReplyError(code=code, message=message)),
         )
         if session is not None:
             self.emit(protocol.ERROR, protocol.error(code, message, retryable=retryable, id=message_id), room)
@@ -227,16 +285,13 @@ class TurnRunner:
         thinking: list[dict[str, Any]],
         elapsed: float,
     ) -> tuple[dict[str, Any], Session] | None:
-        # A shadow router's decision is stored beside the live one (meta.shadow, for shadow-report),
-        # not inside `routing`, which the routing history and later turns read.
-        routing = {k: v for k, v in done.routing.items() if k != "shadow"} if done.routing else done.routing
-        shadow = (done.routing or {}).get("shadow")
-        meta = {
-            "routing": routing,
-            "timings": {**done.timings, "total_s": round(elapsed, 4)},
-            "cost": done.cost,
-            "thinking": thinking,
-        }
+        routing, shadow = done.routing, done.shadow
+        meta = ReplyMeta(
+            routing=routing,
+            timings={**done.timings, "total_s": round(elapsed, 4)},
+            cost=done.cost,
+            thinking=thinking,
+        )
 
         def extra(s: Session) -> None:
             user = s.message(message_id)
@@ -256,11 +311,13 @@ class TurnRunner:
                 if isinstance(v, int | float):
                     s.usage[k] = s.usage.get(k, 0) + v
             reply = s.reply_to(message_id)
+            # A shadow router's decision is stored beside the live one (meta.shadow, for
+            # shadow-report), not inside `routing`, which the routing history and later turns read.
             if shadow and reply is not None:
-                old = reply.meta.get("shadow") or {}
+                old = reply.meta.shadow or {}
                 # A late candidate result may have landed while the turn was finishing: keep it.
                 if not (old.get("late") and shadow.get("status") == "pending"):
-                    reply.meta["shadow"] = shadow
+                    reply.meta.shadow = shadow
 
         session = self._finish(
             session_id,
@@ -280,7 +337,7 @@ class TurnRunner:
             "message": reply.model_dump(mode="json") if reply else None,
             "citations": done.citations,
             "routing": routing,
-            "timings": meta["timings"],
+            "timings": meta.timings,
         }
         return payload, session
 
@@ -291,7 +348,7 @@ class TurnRunner:
         attempt: int,
         *,
         status: str,
-        meta: dict[str, Any],
+        meta: ReplyMeta,
         text: str | None = None,
         citations: list[dict[str, Any]] | None = None,
         extra: Callable[[Session], None] | None = None,
@@ -300,11 +357,11 @@ class TurnRunner:
 
         def mutate(s: Session) -> bool:
             reply = s.reply_to(message_id)
-            if reply is None or reply.status != "streaming" or reply.meta.get("attempt") != attempt:
+            if reply is None or reply.status != "streaming" or reply.meta.attempt != attempt:
                 return False
             reply.status = status  # type: ignore[assignment]
-            reply.meta.update(meta)
-            reply.meta.pop("instance", None)
+            reply.meta.merge(meta)
+            reply.meta.unset("instance")  # settled: no instance owns it any more
             if text is not None:
                 reply.text = text
             if citations is not None:
@@ -330,21 +387,25 @@ class TurnRunner:
 
 
 def record_late_shadow(store: SessionStore, session_id: str, turn_id: str, shadow: dict[str, Any]) -> bool:
-    """Store a shadow router's decision that arrived after its turn was recorded as `pending`
-    (orchestrator.routing.shadow calls this through its `on_late` hook). Returns whether it did."""
-    message_id = turn_id.rsplit(":", 1)[0]  # the orchestrator's turn id is "<message id>:<suffix>"
+    """Store a shadow router's decision that arrived after its turn was recorded as `pending`.
+
+    The `on_late` hook of orchestrator.routing.shadow.ShadowRouter (create_app passes it when it
+    builds the assistant); called on the shadow router's thread. Returns whether it stored it;
+    never raises for a vanished session or a Redis outage (the decision is then dropped, logged).
+    """
+    message_id = message_id_of(turn_id)
 
     def mutate(s: Session) -> bool:
         reply = s.reply_to(message_id)
         if reply is None:
             return False
-        old = reply.meta.get("shadow")
+        old = reply.meta.shadow
         if old is None:
             ok = reply.status == "streaming"  # the turn is still being written: it keeps this
         else:
             ok = old.get("status") == "pending" and old.get("turn") == turn_id
         if ok:
-            reply.meta["shadow"] = shadow
+            reply.meta.shadow = shadow
         return ok
 
     try:
@@ -363,7 +424,7 @@ def _placeholder(message_id: str, instance: str, attempt: int) -> ThreadMessage:
         role="assistant",
         status="streaming",
         reply_to=message_id,
-        meta={"instance": instance, "attempt": attempt, "started_at": time.time()},
+        meta=ReplyMeta(instance=instance, attempt=attempt, started_at=time.time()),
     )
 
 
@@ -379,4 +440,5 @@ def _request(session: Session, principal: Principal, message_id: str) -> TurnReq
         thread=[m.model_dump(mode="json") for m in session.thread[:idx]],
         model_history=list(session.model_history),
         routing_history=list(session.routing_history),
+        sources=tuple((user.meta.model_extra or {}).get("sources") or ()) if user else (),
     )

@@ -13,7 +13,6 @@ import queue
 import re
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -53,7 +52,15 @@ from orchestrator.routing.base import Route, Router, RoutingContext, RoutingDeci
 from orchestrator.routing.gemini import PROMPT as CONTROLLER_PROMPT
 from orchestrator.routing.queries import MIN_SELF_CONTAINED_WORDS, enhance, order_numbers, ticket_text
 from orchestrator.routing.shadow import ShadowRouter
-from orchestrator.turn import Delta, Done, Thinking, TurnEvent, TurnFailed, TurnRequest
+from orchestrator.turn import (
+    Delta,
+    Done,
+    Thinking,
+    TurnEvent,
+    TurnFailed,
+    TurnRequest,
+    new_turn_id,
+)
 from store.knowledge import KnowledgeIndex
 from vertex_interface import LLM, Blocked, CallbackChain, CallTags, LLMError, Message, Source
 
@@ -186,7 +193,7 @@ class Orchestrator:
     def __init__(self, assistant: Assistant, request: TurnRequest) -> None:
         self.assistant = assistant
         self.request = request
-        self.turn_id = f"{request.message_id}:{uuid.uuid4().hex[:6]}"
+        self.turn_id = new_turn_id(request.message_id)
         self.started = time.perf_counter()
         self.timings: dict[str, float] = {}
         self.tags = CallTags(session_id=request.session_id, turn_id=self.turn_id, agent="orchestrator")
@@ -712,11 +719,10 @@ class Orchestrator:
         }
         if facts.get("order_numbers"):
             routing["facts"] = facts
+        shadow = None
         if isinstance(self.assistant.router, ShadowRouter):
             # Whatever the candidate has by now; the turn never waits for it.
             shadow = self.assistant.router.collect(self.turn_id)
-            if shadow:
-                routing["shadow"] = shadow
         usage = self.assistant.llm.ledger.discard(session_id=self.request.session_id, turn_id=self.turn_id)
         return Done(
             text=text,
@@ -727,6 +733,7 @@ class Orchestrator:
             model_history=bounded_history(
                 history, self.request.text, text, max_turns=self.assistant.config.history_turns
             ),
+            shadow=shadow or None,
         )
 
     def _embed(self, texts: list[str]):

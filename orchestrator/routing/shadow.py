@@ -66,9 +66,9 @@ class ShadowRouter:
 
     `on_result(shadow)` (optional) is called on the executor thread with every finished
     candidate's `meta.shadow` dict, collected or not (metrics, logs); its errors are swallowed.
-    `on_late(session_id, turn_id, shadow)` (optional, settable after construction) receives the
-    decision of a candidate that finished after its turn recorded it as `pending`, so the owner
-    of the session (the backend) can store it late instead of losing it.
+    `on_late(session_id, turn_id, shadow)` (optional, passed by whoever builds the router: the
+    backend's `record_late_shadow`) receives the decision of a candidate that finished after its
+    turn recorded it as `pending`, so the owner of the session can store it late instead of losing it.
     `settle(ctx)` (optional) runs after each candidate call with the context it was given (its
     `turn_id` ends in `:shadow`, so a model-backed candidate's usage is never billed to the live
     turn) and may return fields to add to `meta.shadow` (e.g. the candidate's cost).

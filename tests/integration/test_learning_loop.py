@@ -254,8 +254,8 @@ def test_shadow_mode_end_to_end_reply_meta_metrics_and_report(
 
     session = server.services.store.get(state["session_id"])
     meta = session.reply_to("q0").meta
-    assert meta["shadow"]["router"] == "semantic" and meta["shadow"]["status"] == "ok"
-    assert "shadow" not in meta["routing"] and meta["routing"]["router"] == "keyword"
+    assert meta.shadow["router"] == "semantic" and meta.shadow["status"] == "ok"
+    assert "shadow" not in meta.routing and meta.routing["router"] == "keyword"
     assert "shadow" not in session.routing_history[0]
 
     metrics = requests.get(server.url + "/metrics", timeout=5).text
@@ -285,6 +285,7 @@ def test_a_candidate_slower_than_its_turn_is_stored_late(live_app, tokens, setti
 
     from agents.base import ToolSpec
     from agents.registry import AgentRegistry
+    from backend.turns import record_late_shadow
     from orchestrator.orchestrator import Assistant
     from orchestrator.routing import RoutingDecision
     from orchestrator.routing.keyword import KeywordRouter
@@ -302,10 +303,15 @@ def test_a_candidate_slower_than_its_turn_is_stored_late(live_app, tokens, setti
 
     lookup = [ToolSpec(name="lookup", description="look something up", retrieval=True)]
     manifests = [m.model_copy(update={"tools": lookup}) for m in AgentRegistry().manifests()]
-    assistant = Assistant(
-        [ScriptedAgent(m) for m in manifests], ShadowRouter(KeywordRouter(manifests), Slow()), local_llm, None
+    # Whoever builds the router passes the hook (create_app does, for the router it builds): here
+    # it stores into the session store of the server the handler is given to.
+    stores = []
+    shadow = ShadowRouter(
+        KeywordRouter(manifests), Slow(), on_late=lambda *late: record_late_shadow(stores[0], *late)
     )
-    server = live_app(handler=assistant)  # create_app connects the late hook to the session store
+    assistant = Assistant([ScriptedAgent(m) for m in manifests], shadow, local_llm, None)
+    server = live_app(handler=assistant)
+    stores.append(server.services.store)
     c = SidebarClient()
     c.connect(server.url, tokens.mint("acme", "alice", "Alice"))
     state = c.join({"id": 88})

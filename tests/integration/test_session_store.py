@@ -219,7 +219,7 @@ def test_stale_streaming_reply_is_interrupted_even_if_its_instance_lives(redis_c
     store.update(session.id, add)
     _, changed = store.mark_orphaned(session.id)
     assert changed == ["q"]
-    assert store.get(session.id).reply_to("q").meta["interrupted_reason"] == "stale"
+    assert store.get(session.id).reply_to("q").meta.interrupted_reason == "stale"
 
 
 def test_failed_archive_writes_are_queued_and_flushed(store, redis_client, tmp_path):

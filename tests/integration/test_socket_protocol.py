@@ -246,7 +246,7 @@ def test_feedback_names_the_agents_it_should_have_used(server, client):
     assert fb["expected_agents"] == ["order_lookup", "macros"]  # de-duplicated, order kept
     # The reply records what the router chose, beside the feedback, for the export.
     reply = server.services.store.get(state["session_id"]).reply_to("q")
-    assert reply.meta["routing"]["router"] == "test" and reply.meta["routing"]["action"] == "respond"
+    assert reply.meta.routing["router"] == "test" and reply.meta.routing["action"] == "respond"
 
 
 def test_health_and_readiness(server):

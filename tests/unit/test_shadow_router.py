@@ -139,7 +139,7 @@ def test_live_failures_propagate_for_the_fallback_and_the_candidate_is_not_run(r
     shadow.close()
 
 
-def test_the_orchestrator_puts_the_shadow_decision_in_the_turns_routing(routers, manifests, local_llm):
+def test_the_orchestrator_hands_the_shadow_decision_beside_the_turns_routing(routers, manifests, local_llm):
     keyword, semantic = routers
     # The real manifests (what both routers read), answered by scripted agents' `lookup` tool.
     lookup = [ToolSpec(name="lookup", description="look something up", retrieval=True)]
@@ -158,9 +158,11 @@ def test_the_orchestrator_puts_the_shadow_decision_in_the_turns_routing(routers,
         assert isinstance(done, Done)
         routing = done.routing
         assert routing["router"] == "keyword" and set(routing) >= {"action", "routes", "confidence"}
-        assert routing["shadow"]["router"] == "semantic" and routing["shadow"]["status"] == "ok"
+        # The candidate's decision travels beside the live routing (Done.shadow), never inside it.
+        assert "shadow" not in routing
+        assert done.shadow["router"] == "semantic" and done.shadow["status"] == "ok"
         cand = semantic.route(ctx(text, assistant.manifests))
-        assert routing["shadow"]["routes"] == cand.agents
+        assert done.shadow["routes"] == cand.agents
     assistant.close()
 
 
