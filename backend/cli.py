@@ -10,6 +10,7 @@ from backend.commands.ingest import ingest
 from backend.commands.learning import export_routing_feedback, shadow_report
 from backend.commands.new_agent import new_agent
 from backend.commands.serve import dev_token, run
+from backend.commands.serve_agents import serve_agents
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,6 +27,7 @@ for command in (
     eval_router,
     export_routing_feedback,
     shadow_report,
+    serve_agents,
 ):
     cli.add_command(command)
 
