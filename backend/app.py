@@ -17,6 +17,7 @@ from backend import protocol
 from backend.auth import Authenticator
 from backend.catalog import AgentCatalog
 from backend.http import bp as http_bp
+from backend.insights import register_insights
 from backend.observability import Metrics, configure_logging, configure_tracing
 from backend.ratelimit import RateLimiter
 from backend.redis_manager import RedisManager, redis_connection_options
@@ -158,6 +159,7 @@ def create_app(
     app.extensions["sidebar"] = svc
     app.register_blueprint(http_bp)
     register_sidebar(app, svc)
+    register_insights(app, svc)  # after the sidebar: it shares its ZAF verifier
     _start_heartbeat(svc)
     atexit.register(svc.shutdown)
     log.info(

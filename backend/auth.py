@@ -17,6 +17,8 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from orchestrator.turn import Principal
 
 _NAME = re.compile(r"^[A-Za-z0-9_.@\-]{1,128}$")
+# Zendesk's user roles (https://developer.zendesk.com/api-reference/ticketing/users/users/, `role`).
+ZENDESK_ROLES = ("end-user", "agent", "admin")
 MAX_TOKEN_CHARS = 4096
 
 
@@ -47,7 +49,12 @@ class DevTokenAuthenticator:
         self.max_age_seconds = max_age_seconds
 
     def mint(
-        self, tenant: str, user_id: str, user_name: str = "", group_ids: tuple[str, ...] | None = None
+        self,
+        tenant: str,
+        user_id: str,
+        user_name: str = "",
+        group_ids: tuple[str, ...] | None = None,
+        role: str | None = None,
     ) -> str:
         for label, value in (("tenant", tenant), ("user_id", user_id)):
             if not _NAME.match(value):
@@ -55,7 +62,19 @@ class DevTokenAuthenticator:
         claims: dict[str, Any] = {"tenant": tenant, "user_id": user_id, "user_name": user_name[:128]}
         if group_ids is not None:
             claims["group_ids"] = list(group_ids_of(list(group_ids)) or ())
+        if role is not None:
+            # The Zendesk role a dev token plays ("admin" opens the insights page, backend/insights.py).
+            if role not in ZENDESK_ROLES:
+                raise ValueError(f"role must be one of {ZENDESK_ROLES}")
+            claims["role"] = role
         return self._serializer.dumps(claims)
+
+    def role_of(self, auth_payload: Any) -> tuple[Principal, str | None]:
+        """The principal and the Zendesk role a valid dev token carries (None: no role claim)."""
+        principal = self.authenticate(auth_payload)
+        claims = self._serializer.loads(_token_from(auth_payload), max_age=self.max_age_seconds)
+        role = claims.get("role")
+        return principal, role if role in ZENDESK_ROLES else None
 
     def authenticate(self, auth_payload: Any) -> Principal:
         token = _token_from(auth_payload)

@@ -16,7 +16,9 @@ JOIN = "session:join"
 MESSAGE = "chat:message"
 RETRY = "chat:retry"
 FEEDBACK = "chat:feedback"
-CLIENT_EVENTS = (JOIN, MESSAGE, RETRY, FEEDBACK)
+# The agent put an answer into the ticket reply (the sidebar's Insert): counted by the insights page.
+INSERT = "chat:insert"
+CLIENT_EVENTS = (JOIN, MESSAGE, RETRY, FEEDBACK, INSERT)
 
 # Server → client
 STATE = "session:state"
@@ -30,9 +32,10 @@ FEEDBACK_ACK = "chat:feedback:ack"
 BRIEF_START = "brief:start"
 BRIEF_SECTION = "brief:section"
 BRIEF_DONE = "brief:done"
+INSERT_ACK = "chat:insert:ack"
 BRIEF_ERROR = "brief:error"
 SERVER_EVENTS = (
-    STATE, ACK, THINKING, DELTA, DONE, ERROR, FEEDBACK_ACK, BRIEF_START, BRIEF_SECTION, BRIEF_DONE, BRIEF_ERROR
+    STATE, ACK, THINKING, DELTA, DONE, ERROR, FEEDBACK_ACK, INSERT_ACK, BRIEF_START, BRIEF_SECTION, BRIEF_DONE, BRIEF_ERROR
 )  # fmt: skip
 
 ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
@@ -140,6 +143,12 @@ def parse(model: type[BaseModel], data: Any, *, max_message_chars: int | None = 
         if size > MAX_TICKET_JSON_BYTES:
             raise ProtocolError(
                 "ticket_too_large", f"ticket context is {size} bytes; the limit is {MAX_TICKET_JSON_BYTES}"
+class InsertPayload(_Strict):
+    """The agent inserted the answer `message_id` (an assistant reply) into the ticket's reply."""
+
+    message_id: str = Field(pattern=ID_PATTERN)
+
+
             )
     return parsed
 
@@ -169,6 +178,6 @@ def cause_id(event: str, data: Any) -> str | None:
     """The message id a client event names, when it names a valid one: the id every chat:error
     it causes carries, so a client can tie the refusal to that message (even when the payload
     is refused for another reason)."""
-    key = {MESSAGE: "id", RETRY: "id", FEEDBACK: "message_id"}.get(event)
+    key = {MESSAGE: "id", RETRY: "id", FEEDBACK: "message_id", INSERT: "message_id"}.get(event)
     value = data.get(key) if key and isinstance(data, dict) else None
     return value if isinstance(value, str) and re.fullmatch(ID_PATTERN, value) else None

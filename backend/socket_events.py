@@ -198,6 +198,36 @@ def register_socket_events(socketio: SocketIO, svc: Services) -> Connections:
         store.archive_now(session)
         socketio.emit(protocol.FEEDBACK_ACK, {"message_id": payload.message_id}, to=request.sid)
 
+    @socketio.on(protocol.INSERT)
+    @guarded(protocol.INSERT)
+    def on_insert(data: Any = None) -> None:
+        conn, session_id = joined()
+        payload = protocol.parse(protocol.InsertPayload, data)
+
+        def mutate(s: Session) -> None:
+            reply = s.message(payload.message_id)
+            if reply is None or reply.role != "assistant":
+                raise protocol.ProtocolError(
+                    "unknown_message", f"no answer {payload.message_id} in this session"
+                )
+            if reply.status != "complete":
+                raise protocol.ProtocolError(
+                    "not_insertable", f"the answer {payload.message_id} is {reply.status}"
+                )
+            # Counted, not logged: what the insights page reads as "inserted answers" (and drafts used).
+            # An extra ReplyMeta key (kept in the archive as meta.inserted; see docs/protocol.md).
+            seen = getattr(reply.meta, "inserted", None)
+            seen = seen if isinstance(seen, dict) else {}
+            reply.meta.inserted = {
+                "count": int(seen.get("count", 0)) + 1,
+                "first_at": seen.get("first_at", time.time()),
+                "user_id": conn.principal.user_id,
+            }
+
+        session, _ = store.update(session_id, mutate)
+        store.archive_now(session)
+        socketio.emit(protocol.INSERT_ACK, {"message_id": payload.message_id}, to=request.sid)
+
     @socketio.on("*")
     def on_unknown(event: str, *_: Any) -> None:
         reply_error(

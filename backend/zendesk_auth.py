@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from backend.auth import AuthError, _token_from, group_ids_of
+from backend.auth import ZENDESK_ROLES, AuthError, _token_from, group_ids_of
 from orchestrator.turn import Principal
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,9 @@ class ZafIdentity:
     # The agent's group ids when the signed token carries them (`context.user.groups`); None:
     # unknown, so articles restricted to groups are not shown. Never taken from the browser.
     group_ids: tuple[str, ...] | None = None
+    # The agent's Zendesk role when the signed token carries it (`context.user.role`: "admin",
+    # "agent"); None: unknown, which never opens anything reserved to admins.
+    role: str | None = None
 
     def principal(self) -> Principal:
         return Principal(self.tenant, self.user_id, self.user_name, self.group_ids)
@@ -255,6 +258,7 @@ class ZafTokenVerifier:
             presentations=max(seen, 1),
             user_from_token=named is not None,
             group_ids=_groups_of(claims) if named is not None else None,
+            role=_role_of(claims) if named is not None else None,
         )
 
     def _installation_of(self, aud: Any) -> Installation:
@@ -297,6 +301,16 @@ def _groups_of(claims: dict[str, Any]) -> tuple[str, ...] | None:
     context = claims.get("context") if isinstance(claims.get("context"), dict) else {}
     user = context.get("user") if isinstance(context.get("user"), dict) else {}
     return group_ids_of(user.get("groups"))
+
+
+def _role_of(claims: dict[str, Any]) -> str | None:
+    """The agent's role when the signed token carries it. Zendesk documents no role claim, so this
+    reads `context.user.role` (ZAF's currentUser shape: "end-user", "agent" or "admin", as the
+    Users API's `role`) and otherwise returns None. Never taken from the browser."""
+    context = claims.get("context") if isinstance(claims.get("context"), dict) else {}
+    user = context.get("user") if isinstance(context.get("user"), dict) else {}
+    role = user.get("role")
+    return role if role in ZENDESK_ROLES else None
 
 
 class SessionTokens:

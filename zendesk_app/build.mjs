@@ -16,6 +16,8 @@ const result = await esbuild.build({
     harness: 'src/harness.js',
     styles: 'src/styles.css',
     'harness-styles': 'src/harness.css',
+    insights: 'src/insights.js', // the team leads' page (nav_bar location)
+    'insights-styles': 'src/insights.css',
   },
   outdir,
   bundle: true,

@@ -32,7 +32,8 @@ def run(instances: int | None, port: int | None) -> None:
 @click.option("--tenant", default="demo", show_default=True)
 @click.option("--user", "user_id", default="agent-1", show_default=True)
 @click.option("--name", "user_name", default="Demo Agent", show_default=True)
-def dev_token(tenant: str, user_id: str, user_name: str) -> None:
+@click.option("--role", type=click.Choice(["agent", "admin"]), default=None, help="admin opens /dev/insights")
+def dev_token(tenant: str, user_id: str, user_name: str, role: str | None) -> None:
     """Print a signed token for AUTH_MODE=dev (local development and tests only)."""
     from backend.auth import DevTokenAuthenticator, load_or_create_secret
 
@@ -46,7 +47,9 @@ def dev_token(tenant: str, user_id: str, user_name: str) -> None:
     )
     try:
         click.echo(
-            DevTokenAuthenticator(secret, settings.dev_token_ttl_seconds).mint(tenant, user_id, user_name)
+            DevTokenAuthenticator(secret, settings.dev_token_ttl_seconds).mint(
+                tenant, user_id, user_name, role=role
+            )
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
