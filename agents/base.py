@@ -39,6 +39,10 @@ from vertex_interface import LLM, CallbackChain, CallTags, LLMError, Source, Una
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{1,39}$"
 AgentKind = Literal["retrieval", "api", "deterministic", "intelligent", "dumb", "a2a"]
+# The source groups a support agent can restrict a question to (the ask box's chips; the
+# message's `sources` in docs/protocol.md). An agent joins one through its manifest.
+SourceGroup = Literal["help_center", "tickets", "macros", "store"]
+SOURCE_GROUPS: tuple[str, ...] = ("help_center", "tickets", "macros", "store")
 
 
 # --- manifest ---------------------------------------------------------------------------------
@@ -147,6 +151,8 @@ class AgentManifest(BaseModel):
     tools: list[ToolSpec] = Field(default_factory=list)
     timeout_s: float = Field(8.0, gt=0, le=120)
     enabled: bool = True
+    # Which source filter chip selects this agent; None: no chip does (it runs unfiltered only).
+    source_group: SourceGroup | None = None
     # Agent-specific settings (result counts, kinds searched, API names...).
     config: dict[str, Any] = Field(default_factory=dict)
     intents: list[Intent] = Field(default_factory=list)
@@ -321,8 +327,8 @@ class AgentContext:
 
     @property
     def use_model(self) -> bool:
-        """Decisions go through controlled generation only when a real model is configured."""
-        return self.llm is not None and self.llm.backend == "vertex"
+        """Decisions go through controlled generation only when the model offers it."""
+        return self.llm is not None and self.llm.capabilities.controlled_generation
 
 
 class ToolError(RuntimeError):

@@ -11,6 +11,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+# Labels a reviewer may give instead of agents: the question needed no sources, or was too vague.
+# The wire spelling ("respond", "clarify") of the routing pseudo labels, mapped in one place.
+from orchestrator.routing.decisions import WIRE_LABELS as PSEUDO_LABELS
+
 # Client → server
 JOIN = "session:join"
 MESSAGE = "chat:message"
@@ -28,11 +32,11 @@ DELTA = "chat:delta"
 DONE = "chat:done"
 ERROR = "chat:error"
 FEEDBACK_ACK = "chat:feedback:ack"
+INSERT_ACK = "chat:insert:ack"
 # The ticket brief on join (backend/briefs.py): start, sections as they are known, the whole brief.
 BRIEF_START = "brief:start"
 BRIEF_SECTION = "brief:section"
 BRIEF_DONE = "brief:done"
-INSERT_ACK = "chat:insert:ack"
 BRIEF_ERROR = "brief:error"
 SERVER_EVENTS = (
     STATE, ACK, THINKING, DELTA, DONE, ERROR, FEEDBACK_ACK, INSERT_ACK, BRIEF_START, BRIEF_SECTION, BRIEF_DONE, BRIEF_ERROR
@@ -40,8 +44,6 @@ SERVER_EVENTS = (
 
 ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
 AGENT_NAME_PATTERN = r"^[a-z][a-z0-9_]{1,39}$"  # as agents.base.NAME_PATTERN (kept light: no agents import)
-# Labels a reviewer may give instead of agents: the question needed no sources, or was too vague.
-PSEUDO_LABELS = ("respond", "clarify")
 MAX_EXPECTED_AGENTS = 5
 MAX_TICKET_JSON_BYTES = 64_000
 
@@ -85,9 +87,26 @@ class JoinPayload(_Strict):
     session_id: str | None = Field(None, pattern=ID_PATTERN)
 
 
+# Where a question may be restricted to (the ask box's chips): agents join a group through their
+# manifest's `source_group` (agents.base.SOURCE_GROUPS, the same names; a test keeps them equal).
+SOURCE_GROUPS = ("help_center", "tickets", "macros", "store")
+
+
 class MessagePayload(_Strict):
     id: str = Field(pattern=ID_PATTERN, description="Client-generated id; resends are deduplicated.")
     text: str = Field(min_length=1)
+    # Only these source groups answer; absent or empty: every source.
+    sources: list[str] | None = Field(None, max_length=len(SOURCE_GROUPS))
+
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, v: list[str] | None) -> list[str] | None:
+        if not v:
+            return None
+        unknown = [g for g in v if g not in SOURCE_GROUPS]
+        if unknown:
+            raise ValueError(f"unknown source {str(unknown[0])[:40]!r}; use {', '.join(SOURCE_GROUPS)}")
+        return list(dict.fromkeys(v))
 
 
 class RetryPayload(_Strict):
@@ -124,6 +143,12 @@ class FeedbackPayload(_Strict):
         return self
 
 
+class InsertPayload(_Strict):
+    """The agent inserted the answer `message_id` (an assistant reply) into the ticket's reply."""
+
+    message_id: str = Field(pattern=ID_PATTERN)
+
+
 def parse(model: type[BaseModel], data: Any, *, max_message_chars: int | None = None) -> Any:
     """Validate one event payload, turning every failure into a ProtocolError with a clear message."""
     if not isinstance(data, dict):
@@ -143,12 +168,6 @@ def parse(model: type[BaseModel], data: Any, *, max_message_chars: int | None = 
         if size > MAX_TICKET_JSON_BYTES:
             raise ProtocolError(
                 "ticket_too_large", f"ticket context is {size} bytes; the limit is {MAX_TICKET_JSON_BYTES}"
-class InsertPayload(_Strict):
-    """The agent inserted the answer `message_id` (an assistant reply) into the ticket's reply."""
-
-    message_id: str = Field(pattern=ID_PATTERN)
-
-
             )
     return parsed
 

@@ -163,7 +163,7 @@ def register_socket_events(socketio: SocketIO, svc: Services) -> Connections:
         session = store.get(session_id)
         if session is None or session.message(payload.id) is None:  # a resend of a known id costs nothing
             svc.limiter.check(conn.principal)
-        svc.runner.submit(session_id, conn.principal, payload.id, payload.text)
+        svc.runner.submit(session_id, conn.principal, payload.id, payload.text, sources=payload.sources)
 
     @socketio.on(protocol.RETRY)
     @guarded(protocol.RETRY)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
+
+from agents.language import LANGUAGE_NAMES, detect_language, text_language
 
 _I = re.IGNORECASE
 _DRAFT = [
@@ -47,88 +50,6 @@ def is_draft_request(text: str) -> bool:
 
 
 # --- composing ---------------------------------------------------------------------------------
-_GERMAN_WORDS = frozenset(
-    [
-        "ich",
-        "und",
-        "nicht",
-        "bitte",
-        "die",
-        "der",
-        "das",
-        "ist",
-        "mein",
-        "meine",
-        "meinen",
-        "habe",
-        "hat",
-        "wurde",
-        "ein",
-        "eine",
-        "einen",
-        "mit",
-        "für",
-        "noch",
-        "auf",
-        "wir",
-        "sie",
-        "es",
-        "bei",
-        "mir",
-        "mich",
-        "kann",
-        "können",
-        "keine",
-        "kein",
-        "wie",
-        "warum",
-        "wann",
-        "bestellung",
-        "paket",
-        "danke",
-        "hallo",
-        "guten",
-        "sehr",
-        "geehrte",
-        "grüße",
-    ]
-)
-_ENGLISH_WORDS = frozenset(
-    [
-        "i",
-        "and",
-        "not",
-        "please",
-        "the",
-        "is",
-        "my",
-        "have",
-        "has",
-        "was",
-        "a",
-        "an",
-        "with",
-        "for",
-        "still",
-        "on",
-        "we",
-        "you",
-        "it",
-        "at",
-        "me",
-        "can",
-        "how",
-        "why",
-        "when",
-        "order",
-        "package",
-        "thanks",
-        "hello",
-        "dear",
-        "regards",
-    ]
-)
-_WORD = re.compile(r"[a-zäöüß]+", _I)
 _CITATION = re.compile(r"\s*\[\d{1,3}(?:\s*[,–-]\s*\d{1,3})*\]")
 _OFFLINE_LABEL = re.compile(r"^\s*offline mode\b[^\n]*$", _I | re.MULTILINE)
 # Lines the ticket agent labels (agents/ticket): the customer's own words and our notes, which a
@@ -150,20 +71,67 @@ _NEXT_STEP = re.compile(
 _PLACEHOLDER_NAMES = {"requester", "customer", "unknown", "user", "agent", "kunde", "kundin"}
 
 
-def ticket_language(ticket: Mapping[str, Any]) -> str:
-    """ "de" when the customer writes German (description and their public comments), else "en"."""
-    parts = [str(ticket.get("description") or ""), str(ticket.get("subject") or "")]
+def customer_text(ticket: Mapping[str, Any]) -> str:
+    """What the customer wrote: subject, description and their public comments (never our notes)."""
+    parts = [str(ticket.get("subject") or ""), str(ticket.get("description") or "")]
     for c in ticket.get("comments") or []:
         if isinstance(c, Mapping) and c.get("public", True) is not False:
             author = c.get("author")
             role = c.get("role") or (author.get("role") if isinstance(author, Mapping) else None)
             if str(role or "end-user").lower() in ("end-user", "end_user", "customer", "requester"):
                 parts.append(str(c.get("text") or c.get("body") or c.get("value") or ""))
-    words = [w.lower() for w in _WORD.findall(" ".join(parts))]
-    german = sum(w in _GERMAN_WORDS for w in words)
-    english = sum(w in _ENGLISH_WORDS for w in words)
-    # A "Hallo" in an English message is not German: it takes several German function words.
-    return "de" if german >= 3 and german > english else "en"
+    return " ".join(p for p in parts if p.strip())
+
+
+def ticket_language(ticket: Mapping[str, Any]) -> str:
+    """The language the customer writes in ("de", "fr", …), "en" when unclear.
+
+    The text decides, not the requester's locale: a customer whose Zendesk profile says German but
+    who writes English gets an English reply. A "Hallo" in an English message is not German: it
+    takes several function words of a language, and more than the message's English ones."""
+    return text_language(customer_text(ticket))
+
+
+@dataclass(frozen=True)
+class ReplyLanguage:
+    """The language a draft is written in, and why.
+
+    `wanted`: the customer's language; `code`: the draft's (the wanted one when the tenant's sources
+    for this reply include it, else English); `note`: for the support agent when they differ."""
+
+    code: str
+    wanted: str
+    note: str = ""
+
+    @property
+    def name(self) -> str:
+        return LANGUAGE_NAMES.get(self.code, self.code)
+
+
+def reply_language(
+    ticket: Mapping[str, Any], question: str, source_languages: Iterable[str]
+) -> ReplyLanguage:
+    """The draft follows the ticket's language when the sources found for it include that language
+    (a German ticket on returns: the German returns article); otherwise the draft is in English
+    with a note ("no French sources; draft in English"), because offline the draft quotes its
+    sources and a model should not translate policy text no one has checked. A ticket without
+    customer text (a bare ticket, none at all) takes the language of the agent's question."""
+    wanted = ticket_language(ticket) if customer_text(ticket).strip() else detect_language(question)
+    if wanted == "en" or wanted in set(source_languages):
+        return ReplyLanguage(wanted, wanted)
+    name = LANGUAGE_NAMES.get(wanted, wanted)
+    return ReplyLanguage("en", wanted, f"no {name} sources; draft in English")
+
+
+# Each language's fixed phrases: the only words of a draft not quoted from a source.
+PHRASES: dict[str, dict[str, str]] = {
+    "en": {"hello": "Hi {name},", "hello_nobody": "Hi there,", "sign_off": "Kind regards,"},
+    "de": {"hello": "Hallo {name},", "hello_nobody": "Hallo,", "sign_off": "Viele Grüße,"},
+    "fr": {"hello": "Bonjour {name},", "hello_nobody": "Bonjour,", "sign_off": "Cordialement,"},
+    "nl": {"hello": "Hallo {name},", "hello_nobody": "Hallo,", "sign_off": "Met vriendelijke groet,"},
+    "es": {"hello": "Hola {name}:", "hello_nobody": "Hola:", "sign_off": "Saludos cordiales,"},
+    "it": {"hello": "Ciao {name},", "hello_nobody": "Buongiorno,", "sign_off": "Cordiali saluti,"},
+}
 
 
 def _first_name(name: Any) -> str | None:
@@ -182,13 +150,17 @@ def _clean_paragraph(text: str) -> str:
     return "\n".join(ln for ln in lines if ln and not _TICKET_LINE.match(ln)).strip()
 
 
-def compose_draft(ticket: Mapping[str, Any], agent_name: str | None, paragraphs: Iterable[str]) -> str:
+def compose_draft(
+    ticket: Mapping[str, Any],
+    agent_name: str | None,
+    paragraphs: Iterable[str],
+    language: str | None = None,
+) -> str:
     """A reply to the customer, ready to insert into the ticket; "" when there is nothing to say.
 
     What the orchestrator passes:
 
-    - `ticket`: the sidebar's ticket payload (the requester's name gives the greeting, the
-      customer's own words decide German or English);
+    - `ticket`: the sidebar's ticket payload (the requester's name gives the greeting);
     - `agent_name`: the support agent's name (`principal.user_name`), or None (the sign-off then
       has no name);
     - `paragraphs`: the facts the reply states, already chosen and in order: the answer's fact
@@ -196,13 +168,14 @@ def compose_draft(ticket: Mapping[str, Any], agent_name: str | None, paragraphs:
       a paragraph. Not the ticket's own lines (the customer wrote them) and never internal notes.
       Citation marks ``[n]`` and the "Offline mode" label are removed here anyway, and so are
       lines the ticket agent labels ("Customer asks: …"), but the caller should not rely on it.
+    - `language`: the reply's language (`reply_language(...).code`); None: the ticket's.
 
     The draft is: greeting ("Hi Felix," / "Hallo Felix," / "Hi there,"), the facts, then one
     next-step paragraph only when one of the given sentences states it (a promise, what the
     customer will receive, a time frame): it is moved to the end, never written. Then the
-    sign-off with the agent's first name ("Kind regards,\\nLukas").
+    sign-off with the agent's first name ("Kind regards,\\nLukas" / "Viele Grüße,\\nLukas").
     """
-    german = ticket_language(ticket) == "de"
+    phrases = PHRASES.get(language or ticket_language(ticket), PHRASES["en"])
     facts: list[str] = []
     for p in paragraphs:
         cleaned = _clean_paragraph(p)
@@ -216,9 +189,7 @@ def compose_draft(ticket: Mapping[str, Any], agent_name: str | None, paragraphs:
         facts.append(facts.pop(next_index))
     requester = ticket.get("requester")
     name = _first_name(requester.get("name") if isinstance(requester, Mapping) else None)
-    hello, nobody = ("Hallo", "Hallo,") if german else ("Hi", "Hi there,")
-    greeting = f"{hello} {name}," if name else nobody
+    greeting = phrases["hello"].format(name=name) if name else phrases["hello_nobody"]
     signer = _first_name(agent_name)
-    sign_off = "Viele Grüße," if german else "Kind regards,"
-    closing = f"{sign_off}\n{signer}" if signer else sign_off
+    closing = f"{phrases['sign_off']}\n{signer}" if signer else phrases["sign_off"]
     return "\n\n".join([greeting, *facts, closing])

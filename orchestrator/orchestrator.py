@@ -30,6 +30,7 @@ from agents.base import (
     Evidence,
     ToolCallbacks,
 )
+from agents.language import text_language
 from orchestrator.context import (
     FollowUp,
     Reference,
@@ -46,7 +47,7 @@ from orchestrator.coverage import (
     is_ticket_question,
     mentions_this_product,
 )
-from orchestrator.drafting import compose_draft, is_draft_request
+from orchestrator.drafting import ReplyLanguage, compose_draft, is_draft_request, reply_language
 from orchestrator.guardrails import PromptLeakFilter, detect_injection, render_ticket, retrieval_only
 from orchestrator.routing.base import Route, Router, RoutingContext, RoutingDecision, RoutingError, timed
 from orchestrator.routing.gemini import PROMPT as CONTROLLER_PROMPT
@@ -74,9 +75,18 @@ DRAFT_LABEL = "Draft reply (offline: assembled from the quoted sources; check be
 DRAFT_INSTRUCTION = (
     "The support agent wants a reply to send to the customer: write it as a ready-to-send draft "
     "(greeting with the customer's first name, the facts from the key facts and sources with this "
-    "order's specifics, the next step, sign-off with the support agent's first name), in the "
-    "ticket's language, citing sources after the draft."
+    "order's specifics, the next step, sign-off with the support agent's first name), citing "
+    "sources after the draft."
 )
+# The reply's language is decided before synthesis (drafting.reply_language), never left to the model.
+REPLY_LANGUAGE_INSTRUCTION = "Write the draft in {language}{why}."
+# The source groups' names in the thinking line (the sidebar's chips say the same).
+SOURCE_GROUP_TITLES = {
+    "help_center": "Help Center",
+    "tickets": "Tickets",
+    "macros": "Macros",
+    "store": "Store systems",
+}
 _CITE_MARK = re.compile(r"\s*\[(\d{1,3})\]")
 _PROBLEM_SENTENCES = 2
 
@@ -105,12 +115,16 @@ def ticket_order_numbers(ticket: Mapping[str, Any]) -> list[str]:
 # A reply states what was done and the policy; the ticket's own lines (the customer wrote them),
 # catalogue prices and CRM details are context for the agent, not news for the customer.
 _NOT_IN_REPLIES = frozenset({"ticket", "product", "customer"})
+# Sources written in a language (a record's lines are data); the tenant "has sources in" a
+# language when the ones found for a reply include it.
+_TEXT_SOURCES = frozenset({"article", "macro", "ticket"})
 
 
-def reply_paragraphs(answer: str, sources: Sequence[Source]) -> list[str]:
+def reply_paragraphs(answer: str, sources: Sequence[Source], language: str | None = None) -> list[str]:
     """The quoted paragraphs an offline answer is made of, fit for a customer reply: without the
     offline label, without citation marks, without the ticket's own lines (the customer wrote
-    them) and without internal notes."""
+    them) and without internal notes. With `language`, paragraphs quoted only from texts in
+    another language (an English article in a German reply) are left out; records' lines stay."""
     kinds = {s.number: s for s in sources}
     out = []
     for para in answer.split("\n\n"):
@@ -119,6 +133,13 @@ def reply_paragraphs(answer: str, sources: Sequence[Source]) -> list[str]:
             continue  # the label, or a note
         if any(
             kinds.get(n) is not None and (kinds[n].kind in _NOT_IN_REPLIES or kinds[n].internal)
+            for n in numbers
+        ):
+            continue
+        if language and all(
+            kinds.get(n) is not None
+            and kinds[n].kind in _TEXT_SOURCES
+            and text_language(kinds[n].text) != language
             for n in numbers
         ):
             continue
@@ -222,6 +243,7 @@ class Orchestrator:
             if draft:
                 decision = self._route_draft(decision, follow, history)
             decision = self._cover(decision, ref)
+            decision = self._filter_sources(decision, ref, draft)
             span.set_attributes(
                 {"router": decision.router, "action": decision.action, "confidence": decision.confidence}
             )
@@ -243,6 +265,8 @@ class Orchestrator:
             return
 
         names = ", ".join(self.assistant.by_name[r.agent].manifest.title for r in decision.routes)
+        if req.sources:
+            names += f" (filter: {', '.join(SOURCE_GROUP_TITLES.get(g, g) for g in req.sources)})"
         yield Thinking(f"Looking in: {names}")
         t = time.perf_counter()
         results: list[AgentResult] = []
@@ -263,12 +287,15 @@ class Orchestrator:
         evidence = self._evidence(follow, results)
         sources = [e.as_source(n) for n, e in enumerate(evidence, 1)]
         question = self._synthesis_question(follow, ref, draft)
+        language = self._reply_language(evidence) if draft else None
+        if language is not None:
+            decision.meta["reply_language"] = language.code
         t = time.perf_counter()
         declined = False
         if sources:
             with _tracer.start_as_current_span("synthesis", attributes={"sources": len(sources)}):
                 text, cited, declined = yield from self._synthesise(
-                    sources, history, question=question, draft=draft
+                    sources, history, question=question, draft=draft, language=language
                 )
         else:
             searched = ", ".join(self.assistant.by_name[r.agent].manifest.title for r in decision.routes)
@@ -422,6 +449,43 @@ class Orchestrator:
             ]
         return decision
 
+    def _in_filter(self, agent: str) -> bool:
+        """Is the agent in one of the source groups the question is restricted to (or unrestricted)?"""
+        groups = self.request.sources
+        return not groups or self.assistant.by_name[agent].manifest.source_group in groups
+
+    def _filter_sources(self, decision: RoutingDecision, ref: Reference, draft: bool) -> RoutingDecision:
+        """The agent restricted the question to some sources (the ask box's chips): only agents of
+        those groups run (`source_group` in their manifests). When the filter excludes everything
+        the router picked, the filter's own agents are asked: the agent said where to look."""
+        groups = self.request.sources
+        if not groups:
+            return decision
+        decision.meta["source_filter"] = list(groups)
+        chosen = [name for name in self.assistant.by_name if self._in_filter(name)]
+        if not chosen:
+            titles = ", ".join(SOURCE_GROUP_TITLES.get(g, g) for g in groups)
+            return decision.model_copy(
+                update={
+                    "action": "respond",
+                    "stages": [],
+                    "response": f"None of the chosen sources is available here: {titles}.",
+                }
+            )
+        if decision.action != "route":
+            return decision  # thanks, greetings: nothing is searched anyway
+        stages = [[r for r in stage if self._in_filter(r.agent)] for stage in decision.stages]
+        stages = [stage for stage in stages if stage]
+        if not stages:
+            text = ref.apply(self.request.text) if ref.asked_again else self.request.text
+            problem = ticket_problem(self.request.ticket) if draft else ""
+            ticket_agent = self.assistant.config.ticket_agent
+            stages = [
+                [self._new_route(n, problem if problem and n != ticket_agent else text, ref) for n in chosen]
+            ]
+            decision.meta["source_filter_widened"] = True
+        return decision.model_copy(update={"stages": stages})
+
     def _fallback_stage(
         self, decision: RoutingDecision, results: list[AgentResult], ref: Reference
     ) -> list[Route]:
@@ -431,7 +495,7 @@ class Orchestrator:
         she start the return?") did not answer it either: its lines only say what the record
         holds, and the question was about a policy."""
         kb = self.assistant.config.knowledge_agent
-        if kb not in self.assistant.by_name or kb in decision.agents:
+        if kb not in self.assistant.by_name or kb in decision.agents or not self._in_filter(kb):
             return []
         if any(r.usable and any(e.facts for e in r.evidence) for r in results):
             return []
@@ -453,6 +517,14 @@ class Orchestrator:
         if subject and words < MIN_SELF_CONTAINED_WORDS and subject.lower() not in self.request.text.lower():
             return f"{self.request.text} — {subject}"
         return self.request.text
+
+    def _reply_language(self, evidence: list[Evidence]) -> ReplyLanguage:
+        """The draft's language: the ticket's, when the sources found include texts in it."""
+        ticket_agent = self.assistant.config.ticket_agent
+        found = {
+            text_language(e.text) for e in evidence if e.kind in _TEXT_SOURCES and e.agent != ticket_agent
+        }
+        return reply_language(self.request.ticket, self.request.text, found)
 
     def _with_prior(self, stage: list[Route], prior: list[AgentResult]) -> list[Route]:
         """Later stages see the facts earlier agents found (e.g. the ordered product)."""
@@ -598,25 +670,30 @@ class Orchestrator:
         *,
         question: str,
         draft: bool = False,
+        language: ReplyLanguage | None = None,
     ) -> Iterator[TurnEvent]:
         """Stream the answer; returns (text, cited source numbers, declined)."""
         ask = f"Question: {self.request.text}"
         if question != self.request.text:
             ask += f"\n(Resolved: {question})"
+        language = language or ReplyLanguage("en", "en")
         if draft:
-            ask += "\n" + DRAFT_INSTRUCTION
+            why = f" ({language.note})" if language.note else " (the ticket's language)"
+            line = REPLY_LANGUAGE_INSTRUCTION.format(language=language.name, why=why)
+            ask += f"\n{DRAFT_INSTRUCTION} {line}"
         contents = [
             *self._history_messages(history),
             Message("user", f"{render_ticket(self.request.ticket)}\n\n{ask}"),
         ]
-        local = self.assistant.llm.backend == "local"
-        if local:
-            # The extractive responder ranks sentences against the question itself.
+        can = self.assistant.llm.capabilities
+        if not can.follows_instructions:
+            # It answers the last user message alone (the extractive responder ranks sentences
+            # against it): send the question itself.
             contents = [Message("user", question)]
         tags = CallTags(session_id=self.request.session_id, turn_id=self.turn_id, agent="synthesis")
         text, cited, first, declined = "", set(), True, False
-        # Offline, a draft is composed from the quoted facts once they are known, then streamed.
-        hold = draft and local
+        # Quoted answers: a draft is composed from the quoted facts once they are known, then streamed.
+        hold = draft and can.extractive
         try:
             for delta in self.assistant.llm.stream(
                 contents, system=SYNTHESIS_PROMPT, sources=sources, tags=tags
@@ -632,6 +709,9 @@ class Orchestrator:
                 if first:
                     self.timings["first_token_s"] = round(time.perf_counter() - self.started, 4)
                     first = False
+                    if draft and language.note:
+                        # The agent's note goes on a label line, which Insert leaves out (markdown.js).
+                        yield Delta(f"Draft reply ({language.note}):\n\n")
                 yield Delta(delta.text)
         except Blocked as exc:
             raise TurnFailed(
@@ -645,12 +725,22 @@ class Orchestrator:
                 retryable=True,
             ) from exc
         if hold:
-            paragraphs = reply_paragraphs(text, sources)
+            paragraphs = reply_paragraphs(text, sources, language.code)
+            if not paragraphs and language.code != "en":
+                # Only other-language sentences were quoted: the draft quotes them, in English.
+                paragraphs = reply_paragraphs(text, sources, "en")
+                name = language.name
+                language = ReplyLanguage("en", language.wanted, f"no {name} sources quoted; draft in English")
             if paragraphs or not declined:
-                body = compose_draft(self.request.ticket, self.request.principal.user_name, paragraphs)
-                text = f"{DRAFT_LABEL}\n\n{body}" if body else text
+                body = compose_draft(
+                    self.request.ticket, self.request.principal.user_name, paragraphs, language.code
+                )
+                label = DRAFT_LABEL[:-2] + f"; {language.note}):" if language.note else DRAFT_LABEL
+                text = f"{label}\n\n{body}" if body else text
                 declined = False if body else declined
             yield from self._stream_text(text)
+        elif draft and language.note and text:
+            text = f"Draft reply ({language.note}):\n\n{text}"
         if self.assistant.leak_filter.leaks(text):
             log.warning("synthesis output quoted a protected prompt; replaced")
             text = "I can't share that. Ask me about the ticket and I'll answer from the sources."

@@ -13,6 +13,9 @@ Cases live in ``bench/answers/data/*.yaml`` (a YAML list per file). One case::
           sources: ["article:360000301"]   # ids of sources that hold the expected facts; an id ending
                                            # in ":" or "*" is a prefix ("order:", "article:*")
           decline: false                   # true: the assistant must say it has no answer
+      customer_text:                       # optional: what the customer wrote, in their language
+        subject: "Artikel fehlt"           # (the demo tickets are all written in English); it
+        description: "Hallo, ..."          # replaces the subject, description and opening comment
 
 A turn with no ``expect`` and ``decline: false`` is context only (asked, not scored). The case
 is right when every scored turn is right. Questions are written the way support agents type;
@@ -89,6 +92,15 @@ class Turn(BaseModel):
         return bool(self.expect) or self.decline
 
 
+class CustomerText(BaseModel):
+    """The ticket as the customer wrote it in another language: the demo tickets are English, so a
+    reply-language case rewrites the customer's side of a demo ticket (its records stay)."""
+
+    model_config = ConfigDict(extra="forbid")
+    subject: str = Field(min_length=2, max_length=200)
+    description: str = Field(min_length=10, max_length=2000)
+
+
 class Case(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{2,80}$")
@@ -99,11 +111,14 @@ class Case(BaseModel):
     note: str = ""
     # In the fixed subset `make test` runs with a floor (tests/integration/test_answer_floor.py).
     ci: bool = False
+    customer_text: CustomerText | None = None
 
     @model_validator(mode="after")
     def _has_a_scored_turn(self) -> Case:
         if not any(t.scored for t in self.turns):
             raise ValueError(f"case {self.id}: no scored turn")
+        if self.customer_text is not None and self.ticket is None:
+            raise ValueError(f"case {self.id}: customer_text rewrites a ticket; name one")
         return self
 
 

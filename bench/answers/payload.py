@@ -164,6 +164,23 @@ def sidebar_ticket(ticket_id: int | str) -> dict[str, Any]:
     return read_ticket(zaf_ticket(ticket_id))
 
 
+def in_customer_words(ticket: dict[str, Any], subject: str, description: str) -> dict[str, Any]:
+    """The ticket as its customer wrote it in their own language: the subject, the description and
+    their first public comment (the opener, which is the description) replaced; their later
+    comments are dropped (they would still be English); our replies and the records stay."""
+    out = copy.deepcopy(ticket)
+    out["subject"], out["description"] = subject, description
+    comments, opened = [], False
+    for c in out.get("comments") or []:
+        if c.get("role") == "end-user" and c.get("public") is not False:
+            if opened:
+                continue
+            c, opened = {**c, "text": clip(description, MAX_COMMENT)}, True
+        comments.append(c)
+    out["comments"] = comments
+    return out
+
+
 def ticketless(key: str) -> dict[str, Any]:
     """A join with no real ticket behind it (a case with ``ticket: null``): the protocol needs an
     id, so one that no demo ticket has, and everything else empty."""

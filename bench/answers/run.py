@@ -30,7 +30,7 @@ from testkit.client import SidebarClient
 
 from . import score
 from .cases import CATEGORIES, DATA_DIR, Case, load_cases
-from .payload import sidebar_ticket, ticketless
+from .payload import in_customer_words, sidebar_ticket, ticketless
 
 ROOT = Path(__file__).resolve().parents[2]
 TENANT = "demo"
@@ -112,7 +112,12 @@ def _citation(c: dict[str, Any]) -> dict[str, Any]:
 
 
 def join_payload(case: Case, key: str) -> dict[str, Any]:
-    return sidebar_ticket(case.ticket) if case.ticket is not None else ticketless(key)
+    if case.ticket is None:
+        return ticketless(key)
+    ticket = sidebar_ticket(case.ticket)
+    if case.customer_text is not None:
+        ticket = in_customer_words(ticket, case.customer_text.subject, case.customer_text.description)
+    return ticket
 
 
 def run_case(
