@@ -563,7 +563,6 @@ class RemoteA2AAgent(BaseAgent):
             if not examples:
                 # Nothing to route on until the card can be read: out of routing, with the reason.
                 update["enabled"] = False
-                log.error("a2a agent %s unavailable: %s", self.name, self.unavailable_reason)
             self.manifest = self.manifest.model_copy(update=update)
         elif self.card is None:
             log.info("a2a agent %s: fetching its card in the background", self.name)
@@ -618,7 +617,17 @@ class RemoteA2AAgent(BaseAgent):
             self.unavailable_reason = "agent card is too large"
         except A2AError as exc:
             status = getattr(exc, "status_code", None)
-            self.unavailable_reason = "agent card cannot be fetched" + (f" (HTTP {status})" if status else "")
+            cause = exc.__cause__
+            why = (
+                f"HTTP {status}"
+                if status
+                else "timed out"
+                if isinstance(cause, httpx.TimeoutException)
+                else "cannot connect"
+                if isinstance(cause, httpx.TransportError)
+                else "not a valid agent card"
+            )
+            self.unavailable_reason = f"agent card cannot be fetched ({why})"
         except (ValueError, httpx.HTTPError) as exc:
             self.unavailable_reason = f"agent card is not usable: {_clean(exc, 120)}"
         except Exception as exc:  # whatever a broken remote causes, start-up goes on

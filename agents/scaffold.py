@@ -17,7 +17,7 @@ import yaml
 from agents.base import NAME_PATTERN
 from agents.registry import BUILTIN_DIR, load_manifest
 
-KINDS = ("dumb", "deterministic", "intelligent", "retrieval")
+KINDS = ("dumb", "deterministic", "intelligent", "retrieval", "a2a")
 
 
 class ScaffoldError(ValueError):
@@ -98,6 +98,56 @@ def _manifest(name: str, kind: str) -> str:
         "# The router learns this agent only from these lines and the description.\n"
     )
     return f"# Agent manifest: see docs/agents.md for every field.\n{body.replace('when_to_use:', todo + 'when_to_use:', 1)}"
+
+
+def _a2a_manifest(name: str, url: str) -> str:
+    """A remote agent's folder is its manifest: routing examples come from the card's skills."""
+    t = _topic(name)
+    data: dict = {
+        "name": name,
+        "display_name": t.capitalize(),
+        "kind": "a2a",
+        "description": (
+            f"TODO: what {t} knows and when the router should pick it, in two or three sentences "
+            "written for a router to read."
+        ),
+        "a2a": {"url": url, "auth": {"type": "none"}},
+        "when_to_use": [],
+        "counter_examples": [],
+        "timeout_s": 8,
+        "enabled": True,
+    }
+    body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+    auth = (
+        "  # TODO(team): how we authenticate, by reference to a secret (never the token itself):\n"
+        "  #   auth: {type: bearer, secret_env: BILLING_A2A_TOKEN}     # or secret_file: /secrets/token\n"
+        "  #   auth: {type: google_id_token}                           # Cloud Run to Cloud Run\n"
+    )
+    examples = (
+        "# Empty: the agent card's skill examples are the routing examples. Write >= 10 real requests\n"
+        "# here to override them.\n"
+    )
+    body = body.replace("  auth:", auth + "  auth:", 1).replace("when_to_use:", examples + "when_to_use:", 1)
+    return f"# Remote A2A agent manifest: see docs/agents.md (Remote agents over A2A).\n{body}"
+
+
+def _a2a_readme(name: str, url: str) -> str:
+    return dedent(f"""\
+        # {_topic(name).capitalize()} (remote A2A agent)
+
+        Scaffolded with `sidebar-assistant new-agent {name} --kind a2a --url {url}`.
+        The agent runs elsewhere; this folder only says where its agent card is and how to call it.
+
+        To do before it goes live:
+
+        1. `manifest.yaml`: write the description for the router; set `a2a.auth` (a secret's name,
+           never the token); set `timeout_s`; optionally write `when_to_use` examples (otherwise
+           the card's skill examples are used).
+        2. Check the card loads: `sidebar-assistant new-agent` already tried; start the assistant
+           with this folder on AGENT_PATHS and look for "a2a agent {name}" in the log.
+
+        See docs/agents.md, "Remote agents over A2A".
+        """)
 
 
 def _agent_py(name: str, kind: str) -> str:
@@ -215,11 +265,21 @@ def validate_name(name: str) -> str:
     return name
 
 
-def scaffold_agent(name: str, kind: str, path: str | Path | None = None) -> Path:
-    """Create `<path>/<name>/` (default path: the built-in agents folder) and return it."""
+def scaffold_agent(name: str, kind: str, path: str | Path | None = None, *, url: str | None = None) -> Path:
+    """Create `<path>/<name>/` (default path: the built-in agents folder) and return it. `url`
+    (the agent card's URL) is needed for, and only for, kind a2a."""
     validate_name(name)
     if kind not in KINDS:
         raise ScaffoldError(f"invalid kind {kind!r}: choose one of {', '.join(KINDS)}")
+    if (kind == "a2a") != bool(url):
+        raise ScaffoldError("--url (the agent card's URL) is needed for, and only for, --kind a2a")
+    if url is not None:
+        from agents.base import A2ASpec
+
+        try:
+            A2ASpec(url=url)
+        except ValueError:
+            raise ScaffoldError(f"invalid --url {url!r}: an absolute http(s) URL of the agent card") from None
     root = Path(path) if path is not None else BUILTIN_DIR
     if root.exists() and not root.is_dir():
         raise ScaffoldError(f"{root} is not a directory")
@@ -228,6 +288,13 @@ def scaffold_agent(name: str, kind: str, path: str | Path | None = None) -> Path
         raise ScaffoldError(f"{folder} already exists; pick another name or remove it first")
     if root == BUILTIN_DIR and (BUILTIN_DIR / f"{name}.py").exists():
         raise ScaffoldError(f"agents/{name}.py already exists; an agent folder of that name would shadow it")
+    if kind == "a2a":
+        assert url is not None
+        folder.mkdir(parents=True)
+        (folder / "manifest.yaml").write_text(_a2a_manifest(name, url), encoding="utf-8")
+        (folder / "README.md").write_text(_a2a_readme(name, url), encoding="utf-8")
+        load_manifest(folder)
+        return folder
     files = {
         "manifest.yaml": _manifest(name, kind),
         "agent.py": _agent_py(name, kind),

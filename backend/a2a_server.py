@@ -177,7 +177,9 @@ class PrincipalContextBuilder(ServerCallContextBuilder):
             raise PermissionError("unauthenticated")
         # The SDK reads the protocol version (A2A-Version) from the headers; the token stays out.
         headers = {k: v for k, v in request.headers.items() if k.lower() != "authorization"}
-        return ServerCallContext(user=TenantUser(principal), state={"principal": principal, "headers": headers})
+        return ServerCallContext(
+            user=TenantUser(principal), state={"principal": principal, "headers": headers}
+        )
 
 
 # --- cards ---------------------------------------------------------------------------------------
