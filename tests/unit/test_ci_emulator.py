@@ -21,6 +21,9 @@ import pytest
 
 from testkit.servers import free_port
 
+# Runs .ci/run, which starts (fake) emulator and gateway processes that listen on ports.
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[2]
 CI_RUN = REPO / ".ci" / "run"
 

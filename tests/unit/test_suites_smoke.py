@@ -22,6 +22,9 @@ from store.sessions import SqliteSessionArchive
 from testkit.handlers import EchoHandler
 from testkit.servers import LiveServer, stop_redis
 
+# Starts Redis and real servers (the suites' clusters).
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def app_settings(tmp_path: Path):
