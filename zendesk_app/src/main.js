@@ -148,6 +148,7 @@ socket.on('connect_error', async () => {
 socket.on('session:state', (s) => {
   if (state.sessionId && s.session_id !== state.sessionId) resetThread();
   state.sessionId = s.session_id;
+  restoreSourceChips(s.session_id);
   state.agents = Array.isArray(s.agents) ? s.agents : [];
   const onServer = new Set();
   for (const m of s.thread) {
@@ -167,7 +168,7 @@ socket.on('session:state', (s) => {
   setStatus('online');
   renderAll();
   // Unacknowledged messages go again with the same id: the server stores each id once.
-  for (const [id, text] of state.outbox) socket.emit('chat:message', { id, text });
+  for (const [id, text] of state.outbox) socket.emit('chat:message', messagePayload(id, text));
 });
 
 socket.on('chat:ack', ({ id, message }) => {
@@ -243,7 +244,7 @@ function messageRefused(err) {
         msg.status = 'sending';
         render(err.id);
       }
-      if (state.joined) socket.emit('chat:message', { id: err.id, text: state.outbox.get(err.id) });
+      if (state.joined) socket.emit('chat:message', messagePayload(err.id, state.outbox.get(err.id)));
     });
   } else {
     // Refused for good (too long, invalid): never resent.
@@ -321,8 +322,10 @@ function ensureReply(userId) {
 function send(text) {
   const id = newId('m');
   state.outbox.set(id, text);
-  upsert({ id, role: 'user', text, status: 'sending', reply_to: null, citations: [], meta: {} });
-  if (state.joined) socket.emit('chat:message', { id, text });
+  const sources = chosenSources();
+  if (sources.length) sourcesByMessage.set(id, sources);
+  upsert({ id, role: 'user', text, status: 'sending', reply_to: null, citations: [], meta: sources.length ? { sources } : {} });
+  if (state.joined) socket.emit('chat:message', messagePayload(id, text));
 }
 
 function retry(userId) {
@@ -642,6 +645,65 @@ function renderTicket(t) {
     t.tags.length ? el('ul', { class: 'sa-tags', 'aria-label': 'Tags' }, ...t.tags.slice(0, 8).map((g) => el('li', { text: g }))) : null,
   ].filter(Boolean));
 }
+
+// --- source filter chips --------------------------------------------------------------------
+// The agent can restrict a question to some sources (docs/protocol.md, chat:message `sources`).
+// The choice is kept per assistant session (sessionStorage, keyed by the session id).
+const SOURCE_CHIPS = [['help_center', 'Help Center'], ['tickets', 'Tickets'], ['macros', 'Macros'], ['store', 'Store systems']];
+const sourcesByMessage = new Map(); // message id -> the groups it was asked with (resends keep them)
+const chipState = new Set();
+
+function sourceChipsKey(sessionId) {
+  return `sa-sources:${sessionId}`;
+}
+
+function chosenSources() {
+  return SOURCE_CHIPS.map(([g]) => g).filter((g) => chipState.has(g));
+}
+
+function messagePayload(id, text) {
+  const sources = sourcesByMessage.get(id);
+  return sources && sources.length ? { id, text, sources } : { id, text };
+}
+
+function renderSourceChips() {
+  let group = $('source-chips');
+  if (!group) {
+    group = el('div', { id: 'source-chips', class: 'sa-chips', role: 'group', 'aria-label': 'Search only in' },
+      el('span', { class: 'sa-chips__label', text: 'Only:' }));
+    for (const [g, title] of SOURCE_CHIPS) {
+      group.append(el('button', { type: 'button', class: 'sa-chip', 'data-source': g, 'aria-pressed': 'false',
+        onclick: () => toggleSourceChip(g) }, title));
+    }
+    ui.question.before(group);
+  }
+  for (const chip of group.querySelectorAll('[data-source]')) {
+    chip.setAttribute('aria-pressed', chipState.has(chip.dataset.source) ? 'true' : 'false');
+  }
+}
+
+function toggleSourceChip(group) {
+  if (chipState.has(group)) chipState.delete(group);
+  else chipState.add(group);
+  if (state.sessionId) {
+    try {
+      sessionStorage.setItem(sourceChipsKey(state.sessionId), JSON.stringify(chosenSources()));
+    } catch { /* storage may be unavailable in a sandboxed frame: the choice lasts for this page */ }
+  }
+  renderSourceChips();
+}
+
+function restoreSourceChips(sessionId) {
+  let saved = [];
+  try {
+    saved = JSON.parse(sessionStorage.getItem(sourceChipsKey(sessionId)) || '[]');
+  } catch { saved = []; }
+  chipState.clear();
+  for (const g of Array.isArray(saved) ? saved : []) if (SOURCE_CHIPS.some(([k]) => k === g)) chipState.add(g);
+  renderSourceChips();
+}
+
+renderSourceChips();
 
 // --- composer -------------------------------------------------------------------------------
 ui.composer.addEventListener('submit', (e) => {
