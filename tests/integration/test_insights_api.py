@@ -267,3 +267,34 @@ def test_default_range_is_the_last_two_weeks() -> None:
     from datetime import date
 
     assert parse_range({}, today=date(2026, 3, 14)) == ("2026-03-01", "2026-03-14")
+
+
+def test_zendesk_nav_bar_post_opens_the_page_for_admins_only(server, settings) -> None:
+    """The nav_bar location's signed URL: the same ZAF JWT verification as the sidebar, then the
+    role. The page's insights token is what the API takes; the tenant is the installation's."""
+    import json
+    import re
+
+    from backend.dev_auth import DEV_INSTALLATION_ID, DEV_SUBDOMAIN, load_or_create_dev_key, sign_zaf_token
+
+    key = load_or_create_dev_key(settings.data_dir)
+
+    def post(role: str | None) -> requests.Response:
+        user = {"id": "lead-1", "name": "Lee", **({"role": role} if role else {})}
+        token = sign_zaf_token(key, subdomain=DEV_SUBDOMAIN, installation_id=DEV_INSTALLATION_ID, user_id="lead-1",
+                               user_name="Lee", extra={"context": {"location": "nav_bar", "user": user}})  # fmt: skip
+        return requests.post(f"{server.url}/zendesk/insights", data={"token": token}, timeout=10)
+
+    page = post("admin")
+    assert page.status_code == 200
+    assert "frame-ancestors 'self' https://demo.zendesk.com" in page.headers["Content-Security-Policy"]
+    config = json.loads(
+        re.search(r'id="insights-config" type="application/json">(.*?)</script>', page.text)[1]
+    )
+    assert config["tenant"] == "demo" and config["ticketBase"] == "https://demo.zendesk.com/agent/tickets/"
+    assert get(server, "/insights/api/report", config["token"]).status_code == 200
+    for role in ("agent", None):
+        refused = post(role)
+        assert refused.status_code == 403 and "insights-config" not in refused.text
+    bad = requests.post(f"{server.url}/zendesk/insights", data={"token": "x.y.z"}, timeout=10)
+    assert bad.status_code == 401 and "insights-config" not in bad.text
