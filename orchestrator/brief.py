@@ -102,11 +102,9 @@ def _clip(text: str, limit: int = MAX_RECAP_CHARS) -> str:
 
 def recap(view: TicketView, lines: TicketLines, *, include_internal: bool) -> dict[str, Any]:
     """The extractive recap: every field quotes the ticket (the ticket agent's lines)."""
-    problem = " ".join(p for p in (view.subject.rstrip(".?!") + "." if view.subject else "",) if p)
+    # The customer's own opening (the subject is on screen already); the subject when none.
     opening = _after_label(lines.opening) if lines.opening else ""
-    if opening:
-        first = " ".join(re.split(r"(?<=[.!?])\s+", opening)[:2])
-        problem = f"{problem} {first}".strip()
+    problem = " ".join(re.split(r"(?<=[.!?])\s+", opening)[:2]) if opening else view.subject
     out: dict[str, Any] = {
         "problem": _clip(problem),
         "ask": _clip(_after_label(lines.ask)) if lines.ask else "",
@@ -117,6 +115,10 @@ def recap(view: TicketView, lines: TicketLines, *, include_internal: bool) -> di
         "comments": len(view.public),
         "internal_notes": len(view.internal),
     }
+    if out["waiting_on"] == "as we said" and any(lines.next_quote in x for x in (lines.done, lines.promised)):
+        out["next_step"] = out["waiting_on"] = (
+            ""  # a promise stated just above, said once (as the agent does)
+        )
     if not out["done"] and lines.no_reply:
         out["done"] = "No public reply from support yet."
     if include_internal and lines.internal:

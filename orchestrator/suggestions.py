@@ -72,7 +72,7 @@ def why_matched(query: str, e: Evidence, extra: Sequence[str] = ()) -> str:
 def _article(e: Evidence, query: str) -> dict[str, Any]:
     text = lead(e.text.split("\n", 1)[-1] if e.text.startswith(e.title) else e.text, 300)
     insert = f"{text}\n\n[{e.title}]({e.url})" if e.url and not e.internal else text
-    return {"preview": text, "insert": insert[:MAX_INSERT_CHARS], "why": why_matched(query, e)}
+    return {"preview": lead(text, 160), "insert": insert[:MAX_INSERT_CHARS], "why": why_matched(query, e)}
 
 
 def _ticket(e: Evidence, query: str) -> dict[str, Any]:
@@ -83,7 +83,7 @@ def _ticket(e: Evidence, query: str) -> dict[str, Any]:
         resolved = _PLEASANTRY.sub("", resolved, count=1)
     problem = e.text.split("\n", 1)[0].removeprefix("Problem:").strip()
     return {
-        "preview": lead(resolved or problem, 300),
+        "preview": lead(resolved or problem, 160),
         # What was done there is what might be said here; the other customer's problem is not.
         "insert": resolved[:MAX_INSERT_CHARS],
         "why": why_matched(query, e, [f"solved: {lead(resolved, 90)}"] if resolved else []),
@@ -99,7 +99,7 @@ def _macro(e: Evidence, query: str, filled: Mapping[str, Any] | None) -> dict[st
         else ["placeholders filled from the ticket"]
     )
     return {
-        "preview": lead(text, 300),
+        "preview": lead(text, 160),
         "insert": text[:MAX_INSERT_CHARS],
         "unfilled": unfilled,
         "why": why_matched(query, e, extra),
