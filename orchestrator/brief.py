@@ -104,10 +104,12 @@ def recap(view: TicketView, lines: TicketLines, *, include_internal: bool) -> di
     """The extractive recap: every field quotes the ticket (the ticket agent's lines)."""
     # The customer's own opening (the subject is on screen already); the subject when none.
     opening = _after_label(lines.opening) if lines.opening else ""
-    problem = " ".join(re.split(r"(?<=[.!?])\s+", opening)[:2]) if opening else view.subject
+    ask = _after_label(lines.ask) if lines.ask else ""
+    told = [x for x in re.split(r"(?<=[.!?])\s+", opening) if x and x not in ask]  # the ask has its own line
+    problem = " ".join(told[:2]) if told else view.subject
     out: dict[str, Any] = {
         "problem": _clip(problem),
-        "ask": _clip(_after_label(lines.ask)) if lines.ask else "",
+        "ask": _clip(ask),
         "done": _clip(_after_label(lines.done)) if lines.done else "",
         "promised": _clip(_after_label(lines.promised)) if lines.promised else "",
         "next_step": _clip(_after_label(lines.next_step)) if lines.next_step else "",
