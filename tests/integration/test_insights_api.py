@@ -46,6 +46,12 @@ class InsightsHandler:
         elif text.startswith(("thanks", "hi ")):
             action, routes = "respond", []
         answer = f"{ANSWER_MARK} for: {request.text}"
+        # Latencies shaped like the real assistant's (a direct reply is quick, a draft slow).
+        time.sleep(
+            {"respond": 0.02, "order_lookup": 0.08}.get(
+                action if not routes else routes[-1], 0.15 * len(routes)
+            )
+        )
         yield Delta(answer)
         yield Done(
             text=answer,

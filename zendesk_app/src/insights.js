@@ -30,7 +30,7 @@ const fmt = {
   int: (n) => Number(n || 0).toLocaleString('en-US'),
   pct: (x) => (x === null || x === undefined ? '–' : `${Math.round(x * 100)} %`),
   usd: (x) => `$${Number(x || 0).toFixed(Number(x || 0) < 1 ? 4 : 2)}`,
-  s: (x) => (x === null || x === undefined ? '–' : `${Number(x).toFixed(2)} s`),
+  s: (x) => (x === null || x === undefined ? '–' : x < 1 ? `${Math.round(x * 1000)} ms` : `${Number(x).toFixed(2)} s`),
   day: (d) => d.slice(5),
 };
 
@@ -38,7 +38,7 @@ const fmt = {
 
 // Vertical bars per day: `series` [{name, values}], stacked or side by side, with a legend.
 function barChart(days, series, { stacked = false, money = false, title = '' } = {}) {
-  const W = 640, H = 220, L = 44, B = 34, T = 10, R = 8;
+  const W = 640, H = 220, L = money ? 62 : 44, B = 34, T = 10, R = 8;
   const totals = days.map((_, i) => (stacked
     ? series.reduce((a, s) => a + (s.values[i] || 0), 0)
     : Math.max(0, ...series.map((s) => s.values[i] || 0))));
@@ -80,7 +80,7 @@ function hbarChart(items, { title = '', valueText = fmt.int } = {}) {
   const W = 640, row = 24, L = 220, R = 90;
   const H = Math.max(row * items.length + 8, 32);
   const max = Math.max(1, ...items.map((i) => i.value));
-  const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', class: 'in-svg', 'aria-label': title });
+  const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', class: 'in-svg in-svg--h', 'aria-label': title });
   root.append(svg('title', {}, title));
   items.forEach((item, n) => {
     const yy = 4 + n * row;
