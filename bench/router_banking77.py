@@ -122,7 +122,7 @@ def _threads() -> int | None:
 
 def build(name: str, per_route: int | None, train, embed, *, cache: Path | None):
     """(router, manifests, label_of, train_s, extra) for one spec."""
-    from orchestrator.routing.evaluation import manifests_from_examples
+    from orchestrator.routing.training.evaluation import manifests_from_examples
 
     manifests, label_of = manifests_from_examples(train, per_route)
     extra: dict[str, Any] = {}
@@ -169,7 +169,7 @@ def run(
 ) -> list[dict[str, Any]]:
     """Evaluate each router spec on the official split; one row per router, and for each an
     eval-router style report (router_<spec>_banking77.{json,md,png}) in `out_dir`."""
-    from orchestrator.routing.evaluation import evaluate, load_labelled, write_eval_report
+    from orchestrator.routing.training.evaluation import evaluate, load_labelled, write_eval_report
     from vertex_interface.local_embedder import LocalEmbedder
 
     specs = [(s, *parse(s)) for s in routers]

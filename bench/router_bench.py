@@ -32,10 +32,17 @@ from bench.router_functiongemma import (
     adapter_for,
     evaluate_adapter,
 )
-from orchestrator.routing.evaluation import EvalReport, Example, evaluate, load_labelled, write_eval_report
+from orchestrator.routing.decisions import CLARIFY, RESPOND
+from orchestrator.routing.training.evaluation import (
+    EvalReport,
+    Example,
+    evaluate,
+    load_labelled,
+    write_eval_report,
+)
 
 PRODUCT_SET = ROOT / "store" / "demo_data" / "eval" / "routing_queries.jsonl"
-PSEUDO = ("respond_directly", "ask_clarifying_question")
+PSEUDO = (RESPOND, CLARIFY)
 CASCADE_TARGET = 0.95  # accuracy the local router must reach on the turns it keeps
 
 
@@ -126,7 +133,7 @@ def product(
     from orchestrator.routing.cascade import CascadeConfig, CascadeRouter
     from orchestrator.routing.factory import build_router
     from orchestrator.routing.functiongemma.data import generate
-    from orchestrator.routing.thresholds import choose_threshold
+    from orchestrator.routing.training.thresholds import choose_threshold
     from vertex_interface import LLMConfig, create_llm
 
     manifests = product_manifests()

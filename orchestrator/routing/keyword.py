@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from agents.base import AgentManifest
 from orchestrator.routing.base import RoutingContext, RoutingDecision
-from orchestrator.routing.queries import route_decision
+from orchestrator.routing.decisions import clarify_decision, clarify_question, route_decision
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 STOP = frozenset(
@@ -135,12 +135,8 @@ class KeywordRouter:
         best = max(scores, key=scores.get) if scores else None
         total = sum(scores.values())
         if best is None or scores[best] < self.min_score * 0.1 or total == 0:
-            return RoutingDecision(
-                action="clarify",
-                response="Could you say a bit more about what you need?",
-                confidence=0.0,
-                router=self.name,
-                reason="no trigger words",
+            return clarify_decision(
+                clarify_question(self.manifests), confidence=0.0, router=self.name, reason="no trigger words"
             )
         return route_decision(
             ctx,

@@ -1,18 +1,19 @@
-"""What every router produces the same way: enhanced queries (the user's question plus the
-ticket context a given agent needs), staged routes, and the direct-response text.
+"""Reading the question and the ticket: order numbers, the ticket's text, and the enhanced query
+(the user's question plus the ticket context a given agent needs).
 
-Used by the offline routers (the Gemini controller writes its own). Ticket text is only ever
-appended as context for retrieval, never interpreted.
+Used by the offline routers' decisions (orchestrator.routing.decisions; the Gemini controller
+writes its own) and by the orchestrator. Ticket text is only ever appended as context for
+retrieval, never interpreted.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agents.base import AgentManifest
-from orchestrator.routing.base import Route, RoutingContext, RoutingDecision
+if TYPE_CHECKING:
+    from agents.base import AgentManifest
 
 ORDER_NUMBER = re.compile(r"\b[A-Z]{2}-\d{6}\b")
 _WORD = re.compile(r"[A-Za-z0-9']+")
@@ -61,58 +62,3 @@ def enhance(
     if hints.get("product_category"):
         return f"{query} ({hints['product_category']})"[:2000]
     return query[:2000]
-
-
-RESPOND_TEXT = {
-    "thanks": "You're welcome — ask me anything else about this ticket.",
-    "default": (
-        "I can look things up for this ticket: {agents}. Ask a question about the customer's issue and "
-        "I'll answer with sources."
-    ),
-}
-
-
-def respond_text(query: str, manifests: Mapping[str, AgentManifest]) -> str:
-    """The direct answer to a conversational turn (thanks, greetings, "what can you do?")."""
-    if any(w in query.lower() for w in ("thank", "great", "got it", "that's all")):
-        return RESPOND_TEXT["thanks"]
-    return RESPOND_TEXT["default"].format(agents=", ".join(m.title.lower() for m in manifests.values()))
-
-
-def plan_stages(routes: list[Route], manifests: Mapping[str, AgentManifest]) -> list[list[Route]]:
-    """Facts first, then policy: API agents (orders, products) run before retrieval agents when
-    both are chosen, so the retrieval agents can use what was looked up."""
-    facts = [r for r in routes if manifests[r.agent].kind == "api"]
-    rest = [r for r in routes if manifests[r.agent].kind != "api"]
-    if facts and rest:
-        return [facts, rest]
-    return [routes]
-
-
-def route_decision(
-    ctx: RoutingContext,
-    manifests: Mapping[str, AgentManifest],
-    scored: list[tuple[str, float]],
-    *,
-    confidence: float,
-    router: str,
-    reason: str = "",
-    meta: dict[str, Any] | None = None,
-) -> RoutingDecision:
-    """A `route` decision from (agent, score) pairs: each agent's enhanced query, staged."""
-    routes = [
-        Route(
-            agent=name,
-            enhanced_query=enhance(ctx.query, manifests[name], ctx.ticket, ctx.hints),
-            score=round(score, 4),
-        )
-        for name, score in scored
-    ]
-    return RoutingDecision(
-        action="route",
-        stages=plan_stages(routes, manifests),
-        confidence=confidence,
-        router=router,
-        reason=reason,
-        meta=meta or {},
-    )

@@ -14,25 +14,17 @@ import numpy as np
 
 from agents.base import AgentManifest
 from orchestrator.routing.base import MAX_ROUTES, RoutingContext, RoutingDecision
-from orchestrator.routing.queries import respond_text, route_decision
+from orchestrator.routing.decisions import (
+    RESPOND,
+    RESPOND_EXAMPLES,
+    clarify_decision,
+    clarify_question,
+    enabled_manifests,
+    respond_decision,
+    route_decision,
+)
 
 Embed = Callable[[list[str]], np.ndarray]
-
-RESPOND = "__respond__"
-RESPOND_EXAMPLES = (
-    "hi",
-    "hello, are you there?",
-    "thanks!",
-    "ok thank you",
-    "thank you, that was helpful",
-    "perfect, cheers",
-    "great, that's all",
-    "ok got it",
-    "what can you do?",
-    "who are you and how do you work?",
-    "good morning",
-    "never mind",
-)
 
 
 @dataclass(frozen=True)
@@ -53,9 +45,7 @@ class SemanticRouter:
     ) -> None:
         self.config = config or SemanticRouterConfig()
         self.embed = embed
-        self.manifests = {m.name: m for m in manifests if m.enabled}
-        if not self.manifests:
-            raise ValueError("the semantic router needs at least one enabled agent")
+        self.manifests = enabled_manifests(manifests, self.name)
         texts, labels, counter_texts, counter_labels = [], [], [], []
         for m in self.manifests.values():
             texts += m.when_to_use
@@ -108,21 +98,12 @@ class SemanticRouter:
             and scores[RESPOND] >= cfg.respond_threshold
             and scores[RESPOND] - best_agent >= cfg.respond_margin
         ):
-            return RoutingDecision(
-                action="respond",
-                response=respond_text(ctx.query, self.manifests),
-                confidence=confidence,
-                router=self.name,
-                reason="conversational message",
-                meta=meta,
-            )
+            return respond_decision(ctx, self.manifests, confidence=confidence, router=self.name, meta=meta)
         agent_names = [n for n in (names[i] for i in order) if n != RESPOND]
         top = agent_names[0]
         if scores[top] < cfg.route_threshold:
-            options = " or ".join(self.manifests[n].title.lower() for n in agent_names[:2])
-            return RoutingDecision(
-                action="clarify",
-                response=f"Could you say a bit more about what you need — for example, is this about {options}?",
+            return clarify_decision(
+                clarify_question(self.manifests, agent_names),
                 confidence=confidence,
                 router=self.name,
                 reason=f"best match {top} at {scores[top]:.2f}",

@@ -13,10 +13,11 @@ from pydantic import ValidationError
 from agents.registry import AgentRegistry
 from orchestrator.routing.base import RoutingContext, RoutingDecision, RoutingError
 from orchestrator.routing.cascade import CascadeConfig, CascadeRouter
+from orchestrator.routing.decisions import RESPOND
 from orchestrator.routing.gemini import GeminiController
 from orchestrator.routing.keyword import KeywordRouter
-from orchestrator.routing.semantic import RESPOND, SemanticRouter
-from orchestrator.routing.thresholds import choose_threshold, coverage_report, grid, sweep
+from orchestrator.routing.semantic import SemanticRouter
+from orchestrator.routing.training.thresholds import choose_threshold, coverage_report, grid, sweep
 
 ORDER_Q = "where is order BO-104512, has it shipped yet?"
 VAGUE_Q = "zigbee bridge pairing fails"  # neither router is sure about it

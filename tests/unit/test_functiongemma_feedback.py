@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from agents.registry import AgentRegistry
+from orchestrator.routing.decisions import CLARIFY, RESPOND
 from orchestrator.routing.functiongemma.data import (
     RouterExample,
     feedback_examples,
@@ -16,7 +17,6 @@ from orchestrator.routing.functiongemma.data import (
     load_feedback,
     normalise,
 )
-from orchestrator.routing.functiongemma.format import CLARIFY, RESPOND
 
 
 @pytest.fixture(scope="module")

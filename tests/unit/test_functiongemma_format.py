@@ -9,14 +9,13 @@ import torch
 from pydantic import ValidationError
 
 from agents.registry import AgentRegistry
+from orchestrator.routing.decisions import CLARIFY, RESPOND
 from orchestrator.routing.functiongemma.data import DataConfig, generate, normalise, typo
 from orchestrator.routing.functiongemma.engine import TrieConstraint
 from orchestrator.routing.functiongemma.format import (
-    CLARIFY,
     END_CALL,
     END_TURN,
     ESCAPE,
-    RESPOND,
     START_CALL,
     START_DECL,
     FormatError,

@@ -12,8 +12,8 @@ import pytest
 from agents.registry import AgentRegistry
 from bench import router_functiongemma as rfg
 from bench.router_bench import markdown
-from orchestrator.routing.evaluation import Example
 from orchestrator.routing.functiongemma.data import RouterExample
+from orchestrator.routing.training.evaluation import Example
 
 
 @pytest.fixture

@@ -8,14 +8,14 @@ import pytest
 from click.testing import CliRunner
 
 from backend.cli import cli
-from orchestrator.routing.evaluation import (
+from orchestrator.routing.keyword import KeywordRouter
+from orchestrator.routing.training.evaluation import (
     evaluate,
     load_labelled,
     manifests_from_examples,
     route_name,
     write_eval_report,
 )
-from orchestrator.routing.keyword import KeywordRouter
 
 TRAIN = [
     ("where is my parcel", "track_order"),

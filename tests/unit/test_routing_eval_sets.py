@@ -18,10 +18,9 @@ from backend.cli import cli
 from bench.routing.seed_ecommerce import HUMAN, MANIFESTS, SPLITS, load_suite, templated_path
 from bench.routing.seed_ecommerce import generate as seed_generate
 from orchestrator.routing.base import Route, RoutingContext, RoutingDecision
-from orchestrator.routing.evaluation import Example, evaluate
+from orchestrator.routing.decisions import CLARIFY, CLARIFY_SEEDS, RESPOND, RESPOND_EXAMPLES, RESPOND_SEEDS
 from orchestrator.routing.functiongemma import data
-from orchestrator.routing.functiongemma.format import CLARIFY, RESPOND
-from orchestrator.routing.semantic import RESPOND_EXAMPLES
+from orchestrator.routing.training.evaluation import Example, evaluate
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ROOT / "store/demo_data/eval/routing_queries.jsonl"
@@ -103,7 +102,7 @@ def test_product_set_balance(product_rows, product_manifests):
 
 def test_product_set_is_independent_of_manifests_and_training_data(product_rows, product_manifests):
     templates = [e for m in product_manifests for e in (*m.when_to_use, *m.counter_examples)]
-    templates += [*data.RESPOND_SEEDS, *data.CLARIFY_SEEDS, *RESPOND_EXAMPLES]
+    templates += [*RESPOND_SEEDS, *CLARIFY_SEEDS, *RESPOND_EXAMPLES]
     generated = [
         e.text
         for seed in (0, 1, 2)

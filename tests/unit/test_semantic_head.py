@@ -8,20 +8,18 @@ from pydantic import ValidationError
 
 from agents.registry import AgentRegistry
 from orchestrator.routing.base import RoutingContext
-from orchestrator.routing.evaluation import Example, evaluate, manifests_from_examples
+from orchestrator.routing.decisions import CLARIFY, OUT_OF_SCOPE, RESPOND
 from orchestrator.routing.head import (
-    CLARIFY,
-    OUT_OF_SCOPE,
-    RESPOND,
     FinetuneHead,
     HeadConfig,
     LinearHead,
     SemanticHeadRouter,
     SemanticHeadRouterConfig,
-    fit_head,
     load_head,
-    product_examples,
 )
+from orchestrator.routing.training.calibration import product_examples
+from orchestrator.routing.training.evaluation import Example, evaluate, manifests_from_examples
+from orchestrator.routing.training.heads import fit_head
 
 TRAIN = [
     ("where is my parcel", "track_order"),

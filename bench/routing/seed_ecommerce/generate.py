@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 from bench.routing.seed_ecommerce import HUMAN, SPLITS, load_suite, templated_path
-from orchestrator.routing.evaluation import load_labelled
 from orchestrator.routing.functiongemma.data import DataConfig, RouterExample, generate
+from orchestrator.routing.training.evaluation import load_labelled
 
 CONFIG = DataConfig(seed=0, multi=0)
 

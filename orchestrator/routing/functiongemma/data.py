@@ -22,46 +22,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from agents.base import AgentManifest
-from orchestrator.routing.functiongemma.format import ARG, CLARIFY, RESPOND, FunctionCall
+from orchestrator.routing.decisions import (
+    ACTION_OF,
+    CLARIFY,
+    CLARIFY_SEEDS,
+    RESPOND,
+    RESPOND_SEEDS,
+    label_from_wire,
+)
+from orchestrator.routing.functiongemma.format import ARG, FunctionCall
 
 log = logging.getLogger(__name__)
-
-RESPOND_SEEDS = (
-    "hi",
-    "hello, are you there?",
-    "thanks!",
-    "ok thank you",
-    "thank you, that was helpful",
-    "perfect, cheers",
-    "great, that's all",
-    "ok got it",
-    "what can you do?",
-    "who are you and how do you work?",
-    "good morning",
-    "never mind",
-    "cool, thanks a lot",
-    "nice one",
-    "bye for now",
-    "that answers it",
-)
-CLARIFY_SEEDS = (
-    "help",
-    "can you check this",
-    "what about the other thing",
-    "is it ok?",
-    "the customer has a problem",
-    "look into it please",
-    "what should I do",
-    "not sure, see above",
-    "any ideas?",
-    "this one",
-    "check again",
-    "can you handle it",
-    "what now",
-    "is that right",
-    "the usual",
-    "same as before",
-)
 
 POLITE = (
     "Could you tell me {q}",
@@ -264,8 +235,6 @@ def save(splits: dict[str, list[RouterExample]], out_dir: str | Path) -> dict[st
 
 
 # --- feedback from the sidebar (docs/learning_loop.md) ----------------------------------------
-# Export labels → function names: the export speaks the protocol's pseudo-labels.
-FEEDBACK_PSEUDO = {"respond": RESPOND, "clarify": CLARIFY, RESPOND: RESPOND, CLARIFY: CLARIFY}
 MAX_FEEDBACK_BYTES = 50_000_000
 
 
@@ -311,8 +280,8 @@ def load_feedback(
             skipped["unlabelled"] += 1
             continue
         names = list(dict.fromkeys(p.strip() for p in label.split("+") if p.strip()))
-        calls = [FEEDBACK_PSEUDO.get(n, n) for n in names]
-        bad = [n for n, c in zip(names, calls, strict=True) if c not in agents and c not in FEEDBACK_PSEUDO]
+        calls = [label_from_wire(n) for n in names]  # the export speaks the protocol's labels
+        bad = [n for n, c in zip(names, calls, strict=True) if c not in agents and c not in ACTION_OF]
         if bad:
             skipped[f"unknown label {bad[0]!r}"] += 1
             continue

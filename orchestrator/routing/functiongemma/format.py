@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from agents.base import NAME_PATTERN, AgentManifest
+from orchestrator.routing.decisions import CLARIFY, RESPOND
 
 START_DECL = "<start_function_declaration>"
 END_DECL = "<end_function_declaration>"
@@ -40,8 +41,7 @@ CONTROL_TOKENS: tuple[str, ...] = (
     ESCAPE,
 )
 
-RESPOND = "respond_directly"
-CLARIFY = "ask_clarifying_question"
+# The pseudo-functions are the routing pseudo labels (the adapter was trained on these names).
 PSEUDO_FUNCTIONS = (RESPOND, CLARIFY)
 
 DEVELOPER_PROMPT = "You are a model that can do function calling with the following functions"

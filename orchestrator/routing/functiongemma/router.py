@@ -22,15 +22,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agents.base import AgentManifest
 from orchestrator.routing.base import MAX_ROUTES, RoutingContext, RoutingDecision, RoutingError
-from orchestrator.routing.functiongemma.engine import Decoded, Engine
-from orchestrator.routing.functiongemma.format import (
+from orchestrator.routing.decisions import (
     CLARIFY,
     RESPOND,
-    FormatError,
-    declarations_from_manifests,
+    clarify_decision,
+    clarify_question,
+    enabled_manifests,
+    respond_decision,
+    route_decision,
 )
+from orchestrator.routing.functiongemma.engine import Decoded, Engine
+from orchestrator.routing.functiongemma.format import FormatError, declarations_from_manifests
 from orchestrator.routing.functiongemma.model import BaseModelConfig, LoadedModel, get_base
-from orchestrator.routing.queries import respond_text, route_decision
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +112,7 @@ class FunctionGemmaRouter:
         loaded: LoadedModel | None = None,
     ) -> None:
         self.config = adapter_consistent(config or FunctionGemmaConfig())
-        self.manifests = {m.name: m for m in manifests if m.enabled}
-        if not self.manifests:
-            raise ValueError("the functiongemma router needs at least one enabled agent")
+        self.manifests = enabled_manifests(manifests, self.name)
         self.decls = declarations_from_manifests(
             self.manifests.values(),
             pseudo=self.config.pseudo_functions,
@@ -175,21 +176,20 @@ class FunctionGemmaRouter:
             "forward_passes": d.forward_passes,
         }
         if first.name == RESPOND:
-            return RoutingDecision(
-                action="respond",
-                response=respond_text(ctx.query, self.manifests),
+            return respond_decision(
+                ctx,
+                self.manifests,
                 confidence=confidence,
                 router=self.name,
-                reason="model called respond_directly",
+                reason=f"model called {RESPOND}",
                 meta=meta,
             )
         if first.name == CLARIFY:
-            return RoutingDecision(
-                action="clarify",
-                response=self._clarify_text(first.step_probs),
+            return clarify_decision(
+                self._clarify_text(first.step_probs),
                 confidence=confidence,
                 router=self.name,
-                reason="model called ask_clarifying_question",
+                reason=f"model called {CLARIFY}",
                 meta=meta,
             )
         agents = [c for c in d.calls if c.name in self.manifests]
@@ -208,5 +208,4 @@ class FunctionGemmaRouter:
         ranked: list[str] = []
         for group, _ in sorted((steps[0] if steps else {}).items(), key=lambda kv: -kv[1]):
             ranked += [n for n in group.split("/") if n in self.manifests and n not in ranked]
-        options = " or ".join(self.manifests[n].title.lower() for n in (ranked or list(self.manifests))[:2])
-        return f"Could you say a bit more about what you need — for example, is this about {options}?"
+        return clarify_question(self.manifests, ranked or list(self.manifests))

@@ -206,7 +206,7 @@ def evaluate_examples(
 
 
 def _exclusions(files: Sequence[str]) -> list[str]:
-    from orchestrator.routing.evaluation import load_labelled
+    from orchestrator.routing.training.evaluation import load_labelled
 
     return [ex.text for f in files for ex in load_labelled(f)]
 
@@ -327,7 +327,7 @@ def train(
 
 def held_out_metrics(engine: Engine, path: str) -> dict[str, Any]:
     """Decode a labelled file ("a+b" labels = both agents) with the trained adapter."""
-    from orchestrator.routing.evaluation import load_labelled
+    from orchestrator.routing.training.evaluation import load_labelled
 
     examples = [RouterExample(e.text, tuple(e.label.split("+")), e.text, "eval") for e in load_labelled(path)]
     unknown = sorted({n for e in examples for n in e.calls} - set(engine.names))

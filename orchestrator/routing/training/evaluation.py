@@ -1,7 +1,7 @@
 """Router evaluation on any labelled data: accuracy, macro-F1, per-route accuracy, confusion
 matrix, latency, an optional out-of-scope label with a threshold sweep, and per-example
 (confidence, correct) pairs with the coverage/accuracy sweep that cascade thresholds are chosen
-from (orchestrator/routing/thresholds.py).
+from (orchestrator/routing/training/thresholds.py).
 
 Routes come either from the agent registry (labels are agent names) or from a training file
 (one route per label, built from up to N examples each), so public intent data sets such as
@@ -24,13 +24,8 @@ import numpy as np
 
 from agents.base import AgentManifest
 from orchestrator.routing.base import Router, RoutingContext, RoutingError
-from orchestrator.routing.functiongemma.format import CLARIFY, RESPOND
-from orchestrator.routing.thresholds import coverage_report, plot_coverage
-
-OUT_OF_SCOPE = "__out_of_scope__"
-# Gold pseudo-labels (as in the FunctionGemma format, or as `export-routing-feedback` writes them)
-# and the router action each one expects.
-PSEUDO_ACTIONS = {RESPOND: "respond", CLARIFY: "clarify", "respond": "respond", "clarify": "clarify"}
+from orchestrator.routing.decisions import OUT_OF_SCOPE, expected_action
+from orchestrator.routing.training.thresholds import coverage_report, plot_coverage
 
 
 @dataclass(frozen=True)
@@ -278,9 +273,10 @@ def decision_scores(
     """Exact-decision and first-route accuracy over ALL examples, overall and per kind."""
     rows: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
     for label, action, agents in zip(gold, actions, routed, strict=True):
-        if label in PSEUDO_ACTIONS:
+        # Gold pseudo labels in either spelling (the eval sets' or an export's respond / clarify).
+        if expected_action(label) is not None:
             kind = label
-            exact = first = action == PSEUDO_ACTIONS[label]
+            exact = first = action == expected_action(label)
         elif label in oos_labels:
             kind = "out_of_scope"
             exact = first = action != "route"

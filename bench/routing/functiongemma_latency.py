@@ -1,7 +1,7 @@
 """Latency of the FunctionGemma router on this machine: prefix length, next-token latency with
 and without the cached declarations prefix, full routing latency, optional int8.
 
-    .venv/bin/python -m orchestrator.routing.functiongemma.measure [--n 20] [--int8]
+    .venv/bin/python -m bench.routing.functiongemma_latency [--n 20] [--int8]
 
 Writes bench/results/functiongemma-latency.{json,md} (machine noted, ratios in the same run).
 """
