@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from backend import protocol
 from backend.cli import cli
 from backend.learning import export_feedback, format_for, parse_since, routing_label, write_examples
-from orchestrator.routing.evaluation import load_labelled
+from orchestrator.routing.training.evaluation import load_labelled
 from store.sessions import SqliteSessionArchive
 from testkit.client import SidebarClient
 
