@@ -3,6 +3,7 @@ testkit.machine, which the tests use too)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import time
@@ -26,15 +27,29 @@ def percentiles(values: list[float], ps: tuple[int, ...] = (50, 95, 99)) -> dict
     return out
 
 
-def write_report(name: str, data: dict[str, Any], markdown: str) -> tuple[Path, Path]:
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def add_report_args(ap: argparse.ArgumentParser) -> None:
+    """`--out-dir` (where the reports go; tests point it at a temp dir so the committed reports
+    stay as they are) and `--smoke` (toy scale: seconds, through the whole report writer)."""
+    ap.add_argument("--out-dir", type=Path, default=RESULTS, help="report directory (default bench/results)")
+    ap.add_argument(
+        "--smoke", action="store_true", help="toy scale: checks the benchmark runs, measures nothing"
+    )
+
+
+def write_report(
+    name: str, data: dict[str, Any], markdown: str, out_dir: Path | None = None
+) -> tuple[Path, Path]:
+    """{name}.json (data plus the machine and the time) and {name}.md (markdown with `{machine}`
+    replaced by a line describing the machine) in `out_dir` (default bench/results)."""
+    out = Path(out_dir) if out_dir is not None else RESULTS
+    out.mkdir(parents=True, exist_ok=True)
     data = {
         "benchmark": name,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine(),
         **data,
     }
-    jp, mp = RESULTS / f"{name}.json", RESULTS / f"{name}.md"
+    jp, mp = out / f"{name}.json", out / f"{name}.md"
     jp.write_text(json.dumps(data, indent=2))
     m = data["machine"]
     header = (

@@ -11,6 +11,7 @@ Run: `python -m bench.orchestrator_bench`.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import statistics
 import time
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from bench.common import percentiles, write_report
+from bench.common import add_report_args, percentiles, write_report
 from orchestrator.orchestrator import Assistant
 from orchestrator.routing import Route, RoutingDecision, SemanticRouter
 from orchestrator.turn import Done, Principal, TurnRequest
@@ -167,9 +168,12 @@ def parallelism(repeats: int, delay: float) -> dict:
     }
 
 
-def main() -> None:
-    o = overhead(500)
-    p = parallelism(20, 0.2)
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_report_args(ap)
+    args = ap.parse_args(argv)
+    o = overhead(5 if args.smoke else 500)
+    p = parallelism(2, 0.02) if args.smoke else parallelism(20, 0.2)
     data = {
         "overhead": o,
         "parallelism": p,
@@ -189,7 +193,7 @@ is measured separately (with MiniLM, add one query embedding, ~10–20 ms on thi
 | 3 agents × {p["agent_delay_ms"]:.0f} ms in one stage: agents phase p50 / p95 | {p["agents_phase_ms"]["p50"]} / {p["agents_phase_ms"]["p95"]} ms | ≈ {p["ideal_parallel_ms"]:.0f} ms |
 | Ratio to ideal parallel ({p["ideal_parallel_ms"]:.0f} ms) / to sequential sum ({p["sequential_sum_ms"]:.0f} ms) | {p["ratio_to_ideal"]} / {p["ratio_to_sequential"]} | ≈ 1.0 / ≈ 0.33 |
 """
-    _, mp = write_report("orchestrator", data, md)
+    _, mp = write_report("orchestrator", data, md, args.out_dir)
     print(mp.read_text())
 
 

@@ -29,10 +29,10 @@ from backend.auth import DevTokenAuthenticator
 from backend.launcher import Instance, instance_env, wait_ready
 from backend.redis_embedded import EmbeddedRedis
 from backend.settings import Settings
-from bench.common import percentiles, write_report
+from bench.common import add_report_args, percentiles, write_report
 from testkit.servers import free_port
 
-SECRET = "bench-secret"
+SECRET = "socket-bench-secret-not-for-production"
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -95,6 +95,9 @@ async def bench(sessions: int, messages: int, resumes: int, rate: float) -> dict
         "SECRET_KEY": SECRET,
         "TURN_HANDLER": "testkit.handlers:EchoHandler",
         "PYTHONPATH": str(ROOT),
+        # The per-user turn limit (20/min, burst 8) would refuse the solo client's 120 turns: this
+        # measures the transport and the session store, not the limiter.
+        "RATE_LIMIT_PER_MINUTE": "0",
     }
     a, b = (
         Instance(p, instance_env(settings, p, redis_url=embedded.url, extra=extra))
@@ -257,16 +260,19 @@ loaded ack p50 / Redis PING p50 = {d["ratios"]["ack_p50_over_redis_ping_p50"]}.
 """
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sessions", type=int, default=1000)
     ap.add_argument("--messages", type=int, default=1000)
     ap.add_argument("--rate", type=float, default=50.0, help="messages per second")
     ap.add_argument("--resumes", type=int, default=200)
-    args = ap.parse_args()
+    add_report_args(ap)
+    args = ap.parse_args(argv)
+    if args.smoke:
+        args.sessions, args.messages, args.resumes, args.rate = 4, 4, 2, 200.0
     os.environ.setdefault("PYTHONPATH", str(ROOT))
     data = asyncio.run(bench(args.sessions, args.messages, args.resumes, args.rate))
-    jp, mp = write_report("socket_sessions", data, markdown(data))
+    jp, mp = write_report("socket_sessions", data, markdown(data), args.out_dir)
     print(mp.read_text())
     print(f"reports: {jp} {mp}")
 

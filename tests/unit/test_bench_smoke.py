@@ -1,0 +1,86 @@
+"""Every benchmark and suite in bench/ runs at toy scale (`--smoke`) through its report writer, into
+a temp dir (`--out-dir`), so a change that breaks one fails `make test` instead of the next
+`make bench` hours later (issue 16 item 9: retrieval_bench crashed in its report writer after
+the whole 100k-chunk run). No timing assertions: toy numbers measure nothing.
+
+A new benchmark module (bench/*.py or a bench/ package with __main__) must be added to SMOKE,
+or to NOT_BENCHMARKS with the reason: test_every_benchmark_has_a_smoke_run checks it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "bench"
+
+# module -> (report name, sections its Markdown report must have, extra CLI arguments)
+SMOKE: dict[str, tuple[str, list[str], list[str]]] = {
+    "bench.orchestrator_bench": (
+        "orchestrator",
+        ["# Orchestrator overhead and parallelism", "Overhead per turn", "agents phase"],
+        [],
+    ),
+    "bench.socket_bench": (
+        "socket_sessions",
+        ["# Concurrent sessions on one instance", "Sessions connected and joined", "Resume on instance B"],
+        [],
+    ),
+    "bench.security_suite": (
+        "security",
+        ["# Security suite", "| Group | Case |", "Fuzzing: 20 hypothesis cases"],
+        [],
+    ),
+}
+
+# Modules in bench/ that are not benchmarks of their own (libraries the benchmarks use).
+NOT_BENCHMARKS = {
+    "bench.common": "report writing and percentiles",
+    "bench.suite_common": "the load and chaos suites' machinery",
+    "bench.store_scale": "corpus growth for retrieval_bench (its smoke run covers it)",
+    "bench.run_all": "runs the benchmarks in turn (make bench)",
+    "bench.routing": "evaluation data for router_bench",
+}
+
+
+def bench_modules() -> set[str]:
+    found = {f"bench.{p.stem}" for p in BENCH.glob("*.py") if p.stem != "__init__"}
+    found |= {f"bench.{p.parent.name}" for p in BENCH.glob("*/__init__.py")}
+    return found
+
+
+def test_every_benchmark_has_a_smoke_run():
+    missing = bench_modules() - set(SMOKE) - set(NOT_BENCHMARKS)
+    assert not missing, f"add a smoke entry (or a NOT_BENCHMARKS reason) for {sorted(missing)}"
+
+
+def run_main(module: str, argv: list[str]) -> Any:
+    main = importlib.import_module(module).main
+    try:
+        return main(argv)
+    except SystemExit as exc:  # some mains sys.exit(code)
+        return exc.code
+
+
+@pytest.mark.parametrize("module", sorted(SMOKE))
+def test_benchmark_runs_at_toy_scale_through_its_report_writer(module: str, tmp_path: Path):
+    name, sections, extra = SMOKE[module]
+    out = tmp_path / "results"
+    rc = run_main(module, ["--smoke", "--out-dir", str(out), *extra])
+    md = (out / f"{name}.md").read_text()
+    data = json.loads((out / f"{name}.json").read_text())
+    assert rc in (None, 0), f"{module} exited {rc}:\n{md}"
+    for section in sections:
+        assert section in md, f"{section!r} missing from {name}.md:\n{md}"
+    assert "{machine}" not in md and data["machine"]["nproc"]
+
+
+def sqlite_copy(src: Path, dst: Path) -> None:
+    with sqlite3.connect(src) as s, sqlite3.connect(dst) as d:
+        s.backup(d)
