@@ -275,9 +275,11 @@ def lead(text: str, max_chars: int = 240) -> str:
 
 
 def model_summary(agent: BaseAgent, query: str, evidence: list[Evidence], ctx: AgentContext) -> str | None:
-    """With a real model: one short grounded summary of the evidence (summary.md). None offline
-    or when the model fails, so the caller falls back to its extractive summary."""
-    if not ctx.use_model or not evidence or ctx.cancel.is_set():
+    """With a model that follows instructions: one short grounded summary of the evidence
+    (summary.md). None without one or when the model fails, so the caller falls back to its
+    extractive summary."""
+    writes = ctx.llm is not None and ctx.llm.capabilities.follows_instructions
+    if not writes or not evidence or ctx.cancel.is_set():
         return None
     assert ctx.llm is not None
     prompt = agent.prompts.get("summary") or "Summarise the sources for the request in two sentences."

@@ -154,10 +154,11 @@ def build_routers(
 
     config = router_config(settings)
     router = build_router(settings.router, manifests, embed=embed, llm=llm, config=config)
-    if settings.router == "cascade" and llm.backend == "local":
+    if settings.router == "cascade" and not llm.capabilities.controlled_generation:
         log.warning(
-            "ROUTER=cascade with LLM_BACKEND=local: the local LLM has no controlled generation, so "
+            "ROUTER=cascade with LLM_BACKEND=%s: this LLM has no controlled generation, so "
             "every unsure turn keeps the %s decision (path local_fallback)",
+            llm.backend,
             settings.cascade_local,
         )
     fallback = SemanticRouter(embed, manifests) if needs_fallback(settings.router, config) else None

@@ -24,13 +24,15 @@ from orchestrator.orchestrator import Assistant
 from orchestrator.routing import Route, RoutingDecision, SemanticRouter
 from orchestrator.turn import Done, Principal, TurnRequest
 from testkit.agents import ScriptedAgent, ev, manifest
-from vertex_interface import CallbackChain, Delta, Response, Usage, UsageLedger
+from vertex_interface import CallbackChain, Delta, LLMCapabilities, Response, Usage, UsageLedger
 
 
 class InstantLLM:
     """Answers at once: isolates the orchestrator's own cost from any model's."""
 
     backend = "local"
+    # Answers like the offline responder does, so the turn takes the local path.
+    capabilities = LLMCapabilities(extractive=True)
 
     def __init__(self) -> None:
         self.ledger = UsageLedger()
