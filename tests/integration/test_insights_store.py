@@ -211,3 +211,15 @@ def test_sqlite_archive_written_before_insights_is_backfilled_on_open(tmp_path: 
     assert q.fetch("demo", DAY, DAY).daily[0].questions == 1
     q.close()
     arc.close()
+
+
+def test_insights_benchmark_runs_at_toy_scale(tmp_path: Path) -> None:
+    """bench/insights_bench.py end to end (write path, both query ways, report writer), in seconds."""
+    import json
+
+    from bench.insights_bench import main
+
+    assert main(["--smoke", "--out-dir", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "insights.json").read_text())
+    assert data["archive"]["turn_rows"] == 600 and len(data["ranges"]) == 3
+    assert "SessionTurns: whole report" in (tmp_path / "insights.md").read_text()
