@@ -35,7 +35,7 @@ from typing import Any
 import requests
 
 from backend.settings import Settings
-from bench.common import RESULTS, write_report
+from bench.common import add_report_args, write_report
 from bench.suite_common import (
     ECHO,
     ROOT,
@@ -994,21 +994,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--merge", action="store_true", help="keep the other scenarios of the existing report, replace these"
     )
+    add_report_args(ap)
     args = ap.parse_args(argv)
+    if args.smoke:  # one in-process scenario, two sidebars, short turns
+        args.only, args.sessions, args.turn_delay = "archive", 2, 0.05
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(only) - set(SCENARIOS))
     if unknown or args.sessions < 2:
         ap.error(f"unknown scenarios {unknown}" if unknown else "--sessions ≥ 2")
     os.environ.setdefault("PYTHONPATH", str(ROOT))
     data = asyncio.run(run(only, args.sessions, args.turn_delay))
-    previous = RESULTS / f"{args.name}.json"
+    previous = args.out_dir / f"{args.name}.json"
     if args.merge and previous.exists():
         old = json.loads(previous.read_text())
         merged = {k: v for k, v in old.get("scenarios", {}).items() if k in SCENARIOS}
         merged.update(data["scenarios"])
         data["scenarios"] = {k: merged[k] for k in SCENARIOS if k in merged}
         data["merged_from"] = old.get("when")
-    jp, mp = write_report(args.name, data, markdown(data))
+    jp, mp = write_report(args.name, data, markdown(data), args.out_dir)
     print(mp.read_text())
     print(f"reports: {jp} {mp}", file=sys.stderr)
     return 0 if all(r["passed"] for r in data["scenarios"].values()) else 1

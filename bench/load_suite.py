@@ -30,7 +30,7 @@ from typing import Any
 
 import psutil
 
-from bench.common import percentiles, write_report
+from bench.common import add_report_args, percentiles, write_report
 from bench.suite_common import (
     ECHO,
     ROOT,
@@ -323,7 +323,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline-turns", type=int, default=30)
     ap.add_argument("--think", type=float, default=None, help="fixed mean think time (skips sizing)")
     ap.add_argument("--name", default="load", help="report name in bench/results/")
+    add_report_args(ap)
     args = ap.parse_args(argv)
+    if args.smoke:  # two instances, four echo sessions, seconds of load
+        args.sessions, args.duration, args.handler, args.think = 4, 2, "echo", 0.2
+        args.calibrate, args.calibrate_sessions, args.baseline_turns = 1, 2, 2
     if args.sessions < 1 or args.duration <= 0 or not 0 < args.load_factor <= 2:
         ap.error("--sessions ≥ 1, --duration > 0 and 0 < --load-factor ≤ 2")
     os.environ.setdefault("PYTHONPATH", str(ROOT))
@@ -340,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     md = markdown(data).replace("{nproc}", str(os.cpu_count()))
-    jp, mp = write_report(args.name, data, md)
+    jp, mp = write_report(args.name, data, md, args.out_dir)
     print(mp.read_text())
     print(f"reports: {jp} {mp}", file=sys.stderr)
     return 0 if all(data["goals"].values()) else 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -32,12 +33,39 @@ SMOKE: dict[str, tuple[str, list[str], list[str]]] = {
         ["# Concurrent sessions on one instance", "Sessions connected and joined", "Resume on instance B"],
         [],
     ),
+    "bench.load_suite": (
+        "load",
+        ["# ", "## Sustainable rate", "## Results", "## Messages lost", "Lost: 0"],
+        [],
+    ),
+    "bench.chaos_suite": (
+        "chaos",
+        ["# Chaos: one fault at a time, mid-turn", "## 3. Archive unavailable"],
+        [],
+    ),
     "bench.security_suite": (
         "security",
         ["# Security suite", "| Group | Case |", "Fuzzing: 20 hypothesis cases"],
         [],
     ),
 }
+
+
+
+def _load_checks(data: dict[str, Any]) -> None:
+    # Four echo sessions on two real gunicorn instances: all connect, turns complete, none lost.
+    assert data["ramp"]["connected"] == 4
+    assert data["load"]["turns_completed"] > 0
+    assert data["messages"]["lost"] == 0 and data["messages"]["acknowledged"] > 0
+    assert data["load"]["instances_alive_at_end"] == [True, True]
+
+
+def _chaos_checks(data: dict[str, Any]) -> None:
+    assert list(data["scenarios"]) == ["archive"] and data["scenarios"]["archive"]["lost"]["lost"] == 0
+
+
+# What a toy run must still get right beyond writing its report (correctness, never timing).
+CHECKS = {"bench.load_suite": _load_checks, "bench.chaos_suite": _chaos_checks}
 
 # Modules in bench/ that are not benchmarks of their own (libraries the benchmarks use).
 NOT_BENCHMARKS = {
@@ -72,6 +100,7 @@ def run_main(module: str, argv: list[str]) -> Any:
 def test_benchmark_runs_at_toy_scale_through_its_report_writer(module: str, tmp_path: Path):
     name, sections, extra = SMOKE[module]
     out = tmp_path / "results"
+    os.environ.setdefault("PYTHONPATH", str(ROOT))  # the gunicorn instances import testkit
     rc = run_main(module, ["--smoke", "--out-dir", str(out), *extra])
     md = (out / f"{name}.md").read_text()
     data = json.loads((out / f"{name}.json").read_text())
@@ -79,6 +108,8 @@ def test_benchmark_runs_at_toy_scale_through_its_report_writer(module: str, tmp_
     for section in sections:
         assert section in md, f"{section!r} missing from {name}.md:\n{md}"
     assert "{machine}" not in md and data["machine"]["nproc"]
+    if module in CHECKS:
+        CHECKS[module](data)
 
 
 def sqlite_copy(src: Path, dst: Path) -> None:

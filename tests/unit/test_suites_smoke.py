@@ -1,12 +1,11 @@
 """Keeps the load and chaos suites' machinery working (bench/load_suite.py, bench/chaos_suite.py,
 bench/suite_common.py): a tiny real run of each piece with small numbers. No timing assertions:
-the numbers themselves are the suites' business."""
+the numbers themselves are the suites' business. The suites' whole toy runs, through their report
+writers, are in test_bench_smoke.py."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 from pathlib import Path
 
 import pytest
@@ -16,8 +15,8 @@ from backend.app import create_app
 from backend.redis_embedded import EmbeddedRedis
 from backend.sessions import KEY_PREFIX
 from backend.settings import Settings
-from bench import chaos_suite, load_suite
-from bench.suite_common import ROOT, SECRET, Cluster, audit, sidebars
+from bench import chaos_suite
+from bench.suite_common import SECRET, Cluster, audit, sidebars
 from store.sessions import SqliteSessionArchive
 from testkit.handlers import EchoHandler
 from testkit.servers import LiveServer, stop_redis
@@ -81,29 +80,6 @@ def test_redis_restart_comes_back_empty_on_the_same_url(tmp_path: Path):
         assert redis.Redis.from_url(url).dbsize() == 0
     finally:
         stop_redis(cl.redis)
-
-
-def test_load_suite_runs_end_to_end_on_two_instances():
-    os.environ.setdefault("PYTHONPATH", str(ROOT))
-    data = asyncio.run(
-        load_suite.run(
-            4,
-            2,
-            "echo",
-            calibrate_s=1,
-            calibrate_sessions=2,
-            load_factor=0.7,
-            baseline_turns=2,
-            think_s=0.2,
-        )
-    )
-    assert data["ramp"]["connected"] == 4
-    assert data["load"]["turns_completed"] > 0
-    assert data["messages"]["lost"] == 0 and data["messages"]["acknowledged"] > 0
-    assert data["load"]["instances_alive_at_end"] == [True, True]
-    md = load_suite.markdown(data)
-    assert "Lost: 0" in md and "{" not in md.replace("{machine}", "").replace("{nproc}", "")
-    json.dumps(data)  # the report is JSON
 
 
 def test_chaos_report_renders_every_scenario():
