@@ -125,6 +125,17 @@ def turn_rows(
     return rows
 
 
+def rebuild_turns(archive: Any, *, tenant: str | None = None) -> int:
+    """Rewrite every session's rows from its document (a Spanner archive written before the
+    table existed; SQLite backfills itself on open). Saving a record again at its own version is
+    allowed by both backends' version guard and replaces its rows. Returns the sessions written."""
+    written = 0
+    for record in archive.iter_sessions(tenant=tenant, page_size=200):
+        archive.save(record)
+        written += 1
+    return written
+
+
 # --- SQLite twin: the table lives in the session archive's own file --------------------------------
 
 SQLITE_TURNS_SCHEMA = f"""

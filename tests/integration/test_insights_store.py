@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from store.factory import open_session_archive
-from store.insights import SqliteInsights, day_of
+from store.insights import SqliteInsights, day_of, rebuild_turns
 from store.sessions import SessionArchive, SessionRecord
 from store.spanner import SpannerConfig
 
@@ -223,3 +223,26 @@ def test_insights_benchmark_runs_at_toy_scale(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "insights.json").read_text())
     assert data["archive"]["turn_rows"] == 600 and len(data["ranges"]) == 3
     assert "SessionTurns: whole report" in (tmp_path / "insights.md").read_text()
+
+
+def test_rebuild_turns_rewrites_every_sessions_rows(archive, insights) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    archive.save(session(tenant, "ann", "1", [{"q": "one"}, {"q": "two"}]))
+    archive.save(session(tenant, "bob", "2", [{"q": "three"}]))
+    _drop_rows(insights, tenant)  # as sessions archived before the table existed
+    assert insights.fetch(tenant, DAY, DAY).daily == []
+    assert rebuild_turns(archive, tenant=tenant) == 2
+    assert insights.fetch(tenant, DAY, DAY).daily[0].questions == 3
+
+
+def _drop_rows(insights, tenant: str) -> None:
+    if isinstance(insights, SqliteInsights):
+        insights._conn.execute("DELETE FROM SessionTurns WHERE Tenant = ?", (tenant,))
+        return
+    from google.cloud.spanner_v1 import param_types as pt
+
+    insights._db.run_in_transaction(
+        lambda txn: txn.execute_update(
+            "DELETE FROM SessionTurns WHERE Tenant = @t", params={"t": tenant}, param_types={"t": pt.STRING}
+        )
+    )
