@@ -24,7 +24,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from backend import protocol
-from bench.common import RESULTS, write_report
+from bench.common import RESULTS, add_report_args, write_report
 from bench.suite_common import prepare_demo_data, work_dir
 from testkit.servers import LiveServer
 
@@ -54,7 +54,7 @@ def live_label(routing: dict) -> list[str]:
     return [routing["action"]] if routing.get("action") in ("respond", "clarify") else list(routing["routes"])
 
 
-def run(limit: int | None, stride: int = 1) -> dict:
+def run(limit: int | None, stride: int = 1, out_dir: Path = RESULTS) -> dict:
     from backend.app import create_app
     from backend.auth import DevTokenAuthenticator
     from backend.cli import cli
@@ -121,9 +121,10 @@ def run(limit: int | None, stride: int = 1) -> dict:
     export = data_dir / "routing_feedback.jsonl"
     out = runner.invoke(cli, ["export-routing-feedback", "--out", str(export)], env=env)
     assert out.exit_code == 0, out.output
-    out = runner.invoke(cli, ["shadow-report", "--out", str(RESULTS)], env=env)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = runner.invoke(cli, ["shadow-report", "--out", str(out_dir)], env=env)
     assert out.exit_code == 0, out.output
-    shadow = json.loads((RESULTS / "shadow_report.json").read_text())
+    shadow = json.loads((out_dir / "shadow_report.json").read_text())
     evals = {}
     for router in ("keyword", "semantic"):
         out = runner.invoke(
@@ -204,13 +205,16 @@ def markdown(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=None, help="ask only the first N questions")
     ap.add_argument("--stride", type=int, default=1, help="ask every Nth question (all labels, fewer turns)")
-    args = ap.parse_args()
-    data = run(args.limit, args.stride)
-    _, md = write_report("learning_loop", data, markdown(data))
+    add_report_args(ap)
+    args = ap.parse_args(argv)
+    if args.smoke:  # three questions of different labels
+        args.limit, args.stride = 3, 40
+    data = run(args.limit, args.stride, args.out_dir)
+    _, md = write_report("learning_loop", data, markdown(data), args.out_dir)
     print(md.read_text())
 
 

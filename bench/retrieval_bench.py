@@ -328,7 +328,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rounds", type=int, default=3, help="Passes over the query set per latency measurement."
     )
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--out", "--out-dir", dest="out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="toy scale: the first 5 queries, one 500-chunk scale test, one round (with --workdir "
+        "holding a built demo index it takes seconds)",
+    )
     parser.add_argument(
         "--workdir",
         type=Path,
@@ -341,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
 
     queries_file = args.queries or (EVAL_QUERIES if EVAL_QUERIES.exists() else SAMPLE_QUERIES)
     queries = load_queries(queries_file)
+    if args.smoke:
+        queries, args.scales, args.rounds = queries[:5], "500", 1
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="retrieval-bench-") as tmp:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from backend import protocol
-from bench.common import RESULTS, write_report
+from bench.common import RESULTS, add_report_args, write_report
 from testkit.client import SidebarClient
 
 from . import score
@@ -544,10 +544,11 @@ def compare_section(results: Sequence[dict[str, Any]], baseline: Path, cases: Se
 
 
 def report(
-    results: list[dict[str, Any]], meta: dict[str, Any], out: str, compare: str = ""
+    results: list[dict[str, Any]], meta: dict[str, Any], out: str, compare: str = "", out_dir: Path = RESULTS
 ) -> tuple[Path, Path]:
     summary = score.summarise(results)
-    chart = RESULTS / f"{out}.png"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    chart = out_dir / f"{out}.png"
     if write_chart(summary, chart, meta.get("label") or out):
         meta["chart"] = chart.name
     data = {
@@ -560,7 +561,7 @@ def report(
         "summary": summary,
         "cases": results,
     }
-    return write_report(out, data, build_markdown(summary, results, meta, compare))
+    return write_report(out, data, build_markdown(summary, results, meta, compare), out_dir)
 
 
 # --- command line ---------------------------------------------------------------------------
@@ -592,7 +593,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="an earlier report under bench/results to compare with (before → after); '' for none",
     )
     p.add_argument("--timeout", type=float, default=TURN_TIMEOUT_S, help="seconds to wait for one turn")
-    return p.parse_args(argv)
+    add_report_args(p)
+    args = p.parse_args(argv)
+    if args.smoke:  # two dev cases through the whole path and the report
+        args.split, args.limit = "dev", 2
+    return args
 
 
 def select(cases: list[Case], args: argparse.Namespace) -> list[Case]:
@@ -673,7 +678,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     baseline = RESULTS / f"{args.baseline}.json" if args.baseline else None
     if baseline is not None and args.baseline != out and baseline.exists():
         compare = compare_section(results, baseline, all_cases)
-    jp, mp = report(results, meta, out, compare)
+    jp, mp = report(results, meta, out, compare, args.out_dir)
     summary = score.summarise(results)["by_split"]
     for split, m in summary.items():
         print(
@@ -684,3 +689,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(category_table(results, failures=False))
     print(f"{meta['runtime_s']:.0f} s; report: {mp} ({jp.name})")
     return 0
+                args.out_dir,

@@ -43,13 +43,19 @@ SMOKE: dict[str, tuple[str, list[str], list[str]]] = {
         ["# Chaos: one fault at a time, mid-turn", "## 3. Archive unavailable"],
         [],
     ),
+    "bench.retrieval_bench": (
+        "retrieval",
+        ["# Retrieval benchmark", "## Quality (demo tenant", "## Scale (SQLite twin", "load average"],
+        [],
+    ),
+    "bench.learning_loop": ("learning_loop", ["# Routing learning loop on the demo tenant"], []),
+    "bench.answers": ("answers", ["# Answer benchmark", "## Headline", "## Per category"], []),
     "bench.security_suite": (
         "security",
         ["# Security suite", "| Group | Case |", "Fuzzing: 20 hypothesis cases"],
         [],
     ),
 }
-
 
 
 def _load_checks(data: dict[str, Any]) -> None:
@@ -63,6 +69,38 @@ def _load_checks(data: dict[str, Any]) -> None:
 def _chaos_checks(data: dict[str, Any]) -> None:
     assert list(data["scenarios"]) == ["archive"] and data["scenarios"]["archive"]["lost"]["lost"] == 0
 
+
+def _demo_index_copy(request: pytest.FixtureRequest, dst: Path) -> Path:
+    """A copy of the run's demo index (built once per run, cached across runs): the benchmarks
+    would otherwise embed the whole demo tenant (minutes) before their toy run."""
+    index = request.getfixturevalue("demo_index")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(index.path) as s, sqlite3.connect(dst) as d:
+        s.backup(d)
+    return dst
+
+
+def _retrieval_setup(request: pytest.FixtureRequest, tmp: Path) -> list[str]:
+    _demo_index_copy(request, tmp / "work" / "demo.sqlite3")
+    return ["--workdir", str(tmp / "work")]
+
+
+def _learning_loop_setup(request: pytest.FixtureRequest, tmp: Path) -> list[str]:
+    request.getfixturevalue("demo_index")  # bench.suite_common.prepare_demo_data seeds from it
+    return []
+
+
+def _answers_setup(request: pytest.FixtureRequest, tmp: Path) -> list[str]:
+    _demo_index_copy(request, tmp / "index" / "knowledge.sqlite3")
+    return ["--index-dir", str(tmp / "index")]
+
+
+# Extra arguments a module's toy run needs from the test run (a built demo index).
+SETUP = {
+    "bench.retrieval_bench": _retrieval_setup,
+    "bench.learning_loop": _learning_loop_setup,
+    "bench.answers": _answers_setup,
+}
 
 # What a toy run must still get right beyond writing its report (correctness, never timing).
 CHECKS = {"bench.load_suite": _load_checks, "bench.chaos_suite": _chaos_checks}
@@ -89,7 +127,8 @@ def test_every_benchmark_has_a_smoke_run():
 
 
 def run_main(module: str, argv: list[str]) -> Any:
-    main = importlib.import_module(module).main
+    # A package's main is where its __main__ takes it from.
+    main = importlib.import_module({"bench.answers": "bench.answers.run"}.get(module, module)).main
     try:
         return main(argv)
     except SystemExit as exc:  # some mains sys.exit(code)
@@ -97,9 +136,13 @@ def run_main(module: str, argv: list[str]) -> Any:
 
 
 @pytest.mark.parametrize("module", sorted(SMOKE))
-def test_benchmark_runs_at_toy_scale_through_its_report_writer(module: str, tmp_path: Path):
+def test_benchmark_runs_at_toy_scale_through_its_report_writer(
+    module: str, tmp_path: Path, request: pytest.FixtureRequest
+):
     name, sections, extra = SMOKE[module]
     out = tmp_path / "results"
+    if module in SETUP:
+        extra = [*extra, *SETUP[module](request, tmp_path)]
     os.environ.setdefault("PYTHONPATH", str(ROOT))  # the gunicorn instances import testkit
     rc = run_main(module, ["--smoke", "--out-dir", str(out), *extra])
     md = (out / f"{name}.md").read_text()
@@ -110,8 +153,3 @@ def test_benchmark_runs_at_toy_scale_through_its_report_writer(module: str, tmp_
     assert "{machine}" not in md and data["machine"]["nproc"]
     if module in CHECKS:
         CHECKS[module](data)
-
-
-def sqlite_copy(src: Path, dst: Path) -> None:
-    with sqlite3.connect(src) as s, sqlite3.connect(dst) as d:
-        s.backup(d)
