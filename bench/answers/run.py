@@ -656,6 +656,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 out,
                 {"meta": meta, "skipped": reason},
                 f"# Answer benchmark (vertex)\n\n{{machine}}skipped: {reason}\n",
+                args.out_dir,
             )
             return 0
     t0 = time.monotonic()
@@ -689,4 +690,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(category_table(results, failures=False))
     print(f"{meta['runtime_s']:.0f} s; report: {mp} ({jp.name})")
     return 0
-                args.out_dir,
