@@ -105,11 +105,19 @@ def recap(view: TicketView, lines: TicketLines, *, include_internal: bool) -> di
     # The customer's own opening (the subject is on screen already); the subject when none.
     opening = _after_label(lines.opening) if lines.opening else ""
     ask = _after_label(lines.ask) if lines.ask else ""
+    implicit = False
+    if not ask:
+        # No request or question in so many words ("app crashes every time"): what the customer
+        # last reported is what they want dealt with.
+        last = next((c for c in reversed(view.public) if c.customer), None)
+        if last is not None:
+            ask, implicit = " ".join(last.sentences[:2]), True
     told = [x for x in re.split(r"(?<=[.!?])\s+", opening) if x and x not in ask]  # the ask has its own line
     problem = " ".join(told[:2]) if told else view.subject
     out: dict[str, Any] = {
         "problem": _clip(problem),
         "ask": _clip(ask),
+        "ask_stated": bool(ask) and not implicit,  # False: the customer's report, not a request
         "done": _clip(_after_label(lines.done)) if lines.done else "",
         "promised": _clip(_after_label(lines.promised)) if lines.promised else "",
         "next_step": _clip(_after_label(lines.next_step)) if lines.next_step else "",
@@ -117,10 +125,9 @@ def recap(view: TicketView, lines: TicketLines, *, include_internal: bool) -> di
         "comments": len(view.public),
         "internal_notes": len(view.internal),
     }
+    # A promise stated just above is said once (as the ticket agent's recap does).
     if out["waiting_on"] == "as we said" and any(lines.next_quote in x for x in (lines.done, lines.promised)):
-        out["next_step"] = out["waiting_on"] = (
-            ""  # a promise stated just above, said once (as the agent does)
-        )
+        out["next_step"] = out["waiting_on"] = ""
     if not out["done"] and lines.no_reply:
         out["done"] = "No public reply from support yet."
     if include_internal and lines.internal:
@@ -376,6 +383,8 @@ def render_text(brief: Mapping[str, Any]) -> str:
                        ("Promised", "promised"), ("Next step", "next_step")):  # fmt: skip
         if r.get(key):
             owner = f" ({_OWNER[r['waiting_on']]})" if key == "next_step" and r.get("waiting_on") else ""
+            if key == "ask" and r.get("ask_stated") is False:
+                label = "Customer reports"
             out.append(f"{label}{owner}: {r[key]}")
     for e in brief.get("entities") or []:
         out.append(f"{e['kind'].title()}: {e['state']}")

@@ -46,7 +46,10 @@ CATEGORIES = (
     "german",  # asked in German on the German articles / tickets
     "unanswerable",  # must be declined
     "draft",  # "what should I tell the customer?"
+    "brief",  # the ticket brief on open (ask: "@brief"): the order's state and the customer's ask
 )
+# A turn asking this is not sent: it scores the brief the sidebar got on join (bench/answers/run.py).
+BRIEF_ASK = "@brief"
 Category = Literal[
     "policy",
     "order",
@@ -58,6 +61,7 @@ Category = Literal[
     "german",
     "unanswerable",
     "draft",
+    "brief",
 ]
 
 

@@ -29,7 +29,7 @@ from bench.common import RESULTS, add_report_args, write_report
 from testkit.client import SidebarClient
 
 from . import score
-from .cases import CATEGORIES, DATA_DIR, Case, load_cases
+from .cases import BRIEF_ASK, CATEGORIES, DATA_DIR, Case, load_cases
 from .payload import in_customer_words, sidebar_ticket, ticketless
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,6 +102,42 @@ class TimedClient(SidebarClient):
                     }
                 self._cond.wait(left)
 
+    def brief_record(self, joined_at: float, timeout: float) -> dict[str, Any]:
+        """The brief the sidebar got on join, as a turn's record: what it states of the customer's
+        ask and the records' state (the scored text), the sources it read (cited), join → brief:done."""
+        try:
+            done = self.wait_for(protocol.BRIEF_DONE, timeout=timeout)
+        except TimeoutError:
+            failed = self.of(protocol.BRIEF_ERROR)
+            why = (
+                f"brief:error {failed[0].get('code')}" if failed else f"no brief:done within {timeout:.0f} s"
+            )
+            return {"error": why}
+        with self._cond:
+            at = next(
+                t for (n, _), t in zip(self.events, self.times, strict=True) if n == protocol.BRIEF_DONE
+            )
+        brief = done.get("brief") or {}
+        return {
+            "text": brief_scored_text(brief),
+            "citations": [
+                {"id": s, "kind": s.split(":", 1)[0], "cited": True} for s in brief.get("sources") or []
+            ],
+            "server_timings": brief.get("timings"),
+            # Not `total_s`: the answer turns' latency targets are about answers (the brief's
+            # own times are in bench/results/brief.md).
+            "brief_s": round(at - joined_at, 4),
+            "first_token_s": None,
+            "error": None,
+        }
+
+
+def brief_scored_text(brief: dict[str, Any]) -> str:
+    """What a brief case scores: the customer's ask and the state line of each record it found."""
+    ask = (brief.get("recap") or {}).get("ask") or ""
+    states = [f"{e.get('kind', '').title()}: {e.get('state', '')}" for e in brief.get("entities") or []]
+    return "\n".join([f"Customer wants: {ask}", *states])
+
 
 def _since(t0: float, t: float | None) -> float | None:
     return None if t is None else round(t - t0, 4)
@@ -128,15 +164,19 @@ def run_case(
     turns: list[dict[str, Any]] = []
     client = TimedClient()
     failure = None
+    joined_at = time.perf_counter()
     try:
         client.connect(url, mint(user_id))
+        joined_at = time.perf_counter()
         client.join(join_payload(case, user_id), timeout=30)
     except Exception as exc:  # connection or join refused: every turn is unanswered
         failure = f"{type(exc).__name__}: {exc}"[:300]
     try:
         for k, turn in enumerate(case.turns, 1):
             rec: dict[str, Any] = {"ask": turn.ask, "text": "", "citations": [], "routing": None}
-            if failure is None:
+            if failure is None and turn.ask == BRIEF_ASK:
+                rec.update(client.brief_record(joined_at, timeout))
+            elif failure is None:
                 got = client.send(f"t{k}", turn.ask, timeout)
                 done = got.get("done")
                 if done:

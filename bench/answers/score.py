@@ -193,14 +193,19 @@ def target_status(m: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+NOT_IN_HEADLINE = frozenset({"brief"})
+
+
 def summarise(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Metrics per split (plus ``all``) and per category × split."""
     by_split: dict[str, Any] = {}
+    # The headline is about answers: the brief's cases (no question asked) have their own row.
+    answers = [r for r in results if r["category"] not in NOT_IN_HEADLINE] or list(results)
     for split in ("dev", "test"):
-        chosen = [r for r in results if r["split"] == split]
+        chosen = [r for r in answers if r["split"] == split]
         if chosen:
             by_split[split] = metrics(chosen)
-    by_split["all"] = metrics(results)
+    by_split["all"] = metrics(answers)
     by_category: dict[str, dict[str, Any]] = {}
     for cat in CATEGORIES:
         for split in ("dev", "test"):

@@ -137,7 +137,10 @@ def test_an_unknown_order_and_a_down_order_system(commerce) -> None:
 
     _, brief = brief_of(ticket, Down())
     assert brief["entities"] == [] and "unavailable" in brief["entity_notes"][0]
-    assert brief["recap"]["problem"] == "Order BO-999999 never came."  # the brief stands
+    # The brief stands. Nothing asked in so many words: what the customer reported is the ask.
+    assert brief["recap"]["ask"] == "Order BO-999999 never came." and brief["recap"]["ask_stated"] is False
+    assert brief["recap"]["problem"] == "Where is BO-999999?"  # the subject, not the same line twice
+    assert "Customer reports: Order BO-999999 never came." in brief["text"]
 
 
 def test_language_urgency_and_sentiment(commerce) -> None:
@@ -171,3 +174,26 @@ def test_suggestions_say_why_they_matched() -> None:
     assert why.startswith("shares “") and "“lumo”" in why and "“garden”" in why
     assert why.endswith("search score 0.91")
     assert "please" not in why  # filler is never a reason
+
+
+def test_brief_cases_score_the_ask_and_the_state_lines_apart_from_the_answers() -> None:
+    from bench.answers.run import brief_scored_text
+    from bench.answers.score import summarise
+
+    brief = {
+        "recap": {"ask": "Please send it.", "problem": "Something's missing."},
+        "entities": [{"kind": "order", "state": "BO-100693 · delivered 2026-11-15 · 2 items"}],
+    }
+    assert (
+        brief_scored_text(brief)
+        == "Customer wants: Please send it.\nOrder: BO-100693 · delivered 2026-11-15 · 2 items"
+    )
+
+    def case(category: str, right: bool) -> dict:
+        verdict = {"kind": "fact", "right": right, "declined": False, "wrong_fact": False, "cited": ["x"],
+                   "cited_holding": 1}  # fmt: skip
+        return {"split": "dev", "category": category, "turns": [{"verdict": verdict}]}
+
+    s = summarise([case("policy", False), case("brief", True), case("brief", True)])
+    assert s["by_split"]["dev"]["fact_accuracy"] == 0.0  # the answers' headline: the brief is apart
+    assert s["by_category"]["brief"]["dev"]["fact_accuracy"] == 1.0

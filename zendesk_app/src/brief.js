@@ -67,7 +67,8 @@ export function initBrief({ socket, el, before, insertText }) {
   function recapList(r) {
     const rows = RECAP.filter(([key]) => r[key]).map(([key, label]) => {
       const owner = key === 'next_step' && OWNER[r.waiting_on] ? ` (${OWNER[r.waiting_on]})` : '';
-      return [el('dt', { text: `${label}${owner}` }), el('dd', { 'data-recap': key, text: r[key] })];
+      const name = key === 'ask' && r.ask_stated === false ? 'Customer reports' : label;
+      return [el('dt', { text: `${name}${owner}` }), el('dd', { 'data-recap': key, text: r[key] })];
     });
     const list = el('dl', { class: 'sa-brief__recap' }, ...rows.flat());
     const internal = (r.internal || []).map((line) => el('p', { class: 'sa-brief__internal' },
