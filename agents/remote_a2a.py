@@ -665,7 +665,10 @@ class RemoteA2AAgent(BaseAgent):
                 error=self.unavailable_reason,
                 latency_s=time.perf_counter() - started,
             )
-        return super().run(query, ctx)
+        result = super().run(query, ctx)
+        if ctx.cancel.is_set() and result.status != "ok":
+            result.status = "cancelled"  # the stream was closed on purpose, not by a fault
+        return result
 
     def summarise(self, query: str, evidence: list[Evidence], ctx: AgentContext) -> str:
         return "\n".join(f"- {e.title}: {lead(e.text)}" for e in evidence[:3])

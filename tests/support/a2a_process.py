@@ -48,8 +48,8 @@ class A2AProcess:
         card = f"{url}{card_path or '/.well-known/agent-card.json'}"
         while True:
             try:
-                if httpx.get(card, timeout=1.0).status_code == 200:
-                    return url
+                httpx.get(card, timeout=1.0)  # any answer (a 401 included) means it listens
+                return url
             except httpx.HTTPError:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
