@@ -19,6 +19,7 @@ average, in the JSON). `--fresh` trains it again.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -26,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS, machine, percentiles, write_report
+from bench.common import RESULTS, add_report_args, machine, percentiles, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("BANKING77_DIR", ROOT.parent / "shared" / "data" / "banking77"))
@@ -180,7 +181,8 @@ def run(
     def embed(texts: list[str]):
         return embedder.embed(texts, task_type="SEMANTIC_SIMILARITY")
 
-    embed(["warm up"])  # model load is not anyone's training time
+    if any(name != "keyword" for _, name, _ in specs):
+        embed(["warm up"])  # model load is not anyone's training time (the keyword router needs none)
     memo = MemoEmbed(embed)
     rows = []
     for spec, name, per_route in specs:
@@ -260,20 +262,30 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    use_cache = "--fresh" not in args
-    specs = [a for a in args if a != "--fresh"] or list(DEFAULT)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("specs", nargs="*", help=f"router specs (default: {' '.join(DEFAULT)})")
+    ap.add_argument("--fresh", action="store_true", help="retrain cached semantic-ft heads")
+    ap.add_argument("--data-dir", type=Path, default=DATA, help="train.csv and test.csv (BANKING77_DIR)")
+    add_report_args(ap)
+    args = ap.parse_args(argv)
+    specs = args.specs or (["keyword"] if args.smoke else list(DEFAULT))
     try:
         for s in specs:
             parse(s)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if not (DATA / "train.csv").is_file():
-        print(f"error: BANKING77 not found in {DATA} (set BANKING77_DIR)", file=sys.stderr)
+    if not (args.data_dir / "train.csv").is_file():
+        print(f"error: BANKING77 not found in {args.data_dir} (set BANKING77_DIR)", file=sys.stderr)
         return 2
-    rows = run(specs, use_cache=use_cache)
-    write_report("router_banking77", {"dataset": ATTRIBUTION, "rows": rows}, markdown(rows))
+    rows = run(
+        specs,
+        args.out_dir,
+        data_dir=args.data_dir,
+        use_cache=not args.fresh,
+        latency_n=5 if args.smoke else 300,
+    )
+    write_report("router_banking77", {"dataset": ATTRIBUTION, "rows": rows}, markdown(rows), args.out_dir)
     print(markdown(rows).replace("{machine}", ""))
     return 0
 

@@ -22,9 +22,10 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-from bench.common import machine, write_report
+from bench.common import add_report_args, machine, write_report
 from bench.router_functiongemma import (
     PRODUCT_ADAPTER,
     RESULTS,
@@ -72,10 +73,16 @@ def row(suite: str, dataset: str, report: EvalReport | None, **extra: Any) -> di
 
 
 def _eval(
-    router: Any, data: Sequence[Example], manifests: Sequence[Any], dataset: str, **kw: Any
+    router: Any,
+    data: Sequence[Example],
+    manifests: Sequence[Any],
+    dataset: str,
+    *,
+    out_dir: Path = RESULTS,
+    **kw: Any,
 ) -> EvalReport:
     report = evaluate(router, data, manifests, dataset=dataset, **kw)
-    write_eval_report(report, RESULTS, f"router_{report.router}_{dataset}")
+    write_eval_report(report, out_dir, f"router_{report.router}_{dataset}")
     return report
 
 
@@ -111,11 +118,11 @@ def product_manifests() -> list[Any]:
         return [AgentManifest.model_validate(yaml.safe_load(p.read_text())) for p in paths]
 
 
-def _head_note(router: Any, suffix: str = "") -> str:
+def _head_note(router: Any, suffix: str = "", out_dir: Path = RESULTS) -> str:
     """The semantic-head row's note: the thresholds its calibration chose (and the full report
     beside the table)."""
     summary = router.calibration_summary()
-    (RESULTS / f"router_{router.name}{suffix}_calibration.json").write_text(
+    (out_dir / f"router_{router.name}{suffix}_calibration.json").write_text(
         json.dumps({"routes": sorted(router.manifests), **router.calibration}, indent=2)
     )
     t = router.thresholds
@@ -128,7 +135,10 @@ def _head_note(router: Any, suffix: str = "") -> str:
 
 
 def product(
-    train_missing: bool, routers: Sequence[str] = LOCAL_ROUTERS, local_only: bool = False
+    train_missing: bool,
+    routers: Sequence[str] = LOCAL_ROUTERS,
+    local_only: bool = False,
+    out_dir: Path = RESULTS,
 ) -> list[dict[str, Any]]:
     from orchestrator.routing.cascade import CascadeConfig, CascadeRouter
     from orchestrator.routing.factory import build_router
@@ -144,8 +154,8 @@ def product(
         router = _local_router(name, manifests, embed)
         if hasattr(router, "warm_up"):
             router.warm_up()  # fit (and calibrate) outside the timed routing calls
-        r = _eval(router, data, manifests, "routing_queries", out_of_scope_label=PSEUDO)
-        note = {"note": _head_note(router)} if name == "semantic-head" else {}
+        r = _eval(router, data, manifests, "routing_queries", out_dir=out_dir, out_of_scope_label=PSEUDO)
+        note = {"note": _head_note(router, out_dir=out_dir)} if name == "semantic-head" else {}
         rows.append(row("product", "routing_queries", r, **note))
     if "semantic-head" in routers and any(m.name == "ticket" for m in manifests):
         # The route set's effect: the same router without the ticket agent (no query is labelled
@@ -160,7 +170,7 @@ def product(
                 "routing_queries",
                 r,
                 router="semantic-head (no ticket agent)",
-                note=_head_note(router, "_no_ticket"),
+                note=_head_note(router, "_no_ticket", out_dir),
             )
         )
     if local_only:
@@ -179,6 +189,7 @@ def product(
             dataset="routing_queries",
             pseudo_functions=True,
             int8=int8,
+            out_dir=out_dir,
             out_of_scope_label=PSEUDO,
         )
         fg[int8] = r
@@ -189,13 +200,13 @@ def product(
     local = FunctionGemmaRouter(manifests, FunctionGemmaConfig(adapter_path=str(PRODUCT_ADAPTER)))
     test = [Example(e.text, e.label) for e in generate(manifests)["test"]]
     calib = evaluate(local, test, manifests, dataset="generated_test", out_of_scope_label=PSEUDO)
-    write_eval_report(calib, RESULTS, "router_functiongemma_generated_test")
+    write_eval_report(calib, out_dir, "router_functiongemma_generated_test")
     pairs = [(p["confidence"], p["correct"]) for p in calib.per_example]
     threshold = choose_threshold(pairs, CASCADE_TARGET) or 1.0
     llm = create_llm(LLMConfig(backend="local"))
     remote = build_router("gemini", manifests, llm=llm)
     cascade = CascadeRouter(local, remote, CascadeConfig(local_threshold=threshold))
-    r = _eval(cascade, data, manifests, "routing_queries", out_of_scope_label=PSEUDO)
+    r = _eval(cascade, data, manifests, "routing_queries", out_dir=out_dir, out_of_scope_label=PSEUDO)
     stats = getattr(cascade, "stats", lambda: {})()
     total = max(1, sum(stats.values())) if stats else 1
     to_gemini = sum(v for k, v in stats.items() if k != "local") / total if stats else None
@@ -218,7 +229,7 @@ def product(
 
 
 # --- seed replication ----------------------------------------------------------------------------
-def seed(train_missing: bool, epochs: int = 2) -> list[dict[str, Any]]:
+def seed(train_missing: bool, epochs: int = 2, out_dir: Path = RESULTS) -> list[dict[str, Any]]:
     from bench.routing.seed_ecommerce import (
         HUMAN,
         load_suite,
@@ -235,7 +246,7 @@ def seed(train_missing: bool, epochs: int = 2) -> list[dict[str, Any]]:
     for name in LOCAL_ROUTERS:
         router = _local_router(name, seen, embed)
         for ds, data in sets.items():
-            rows.append(row("seed", ds, _eval(router, data, manifests, ds)))
+            rows.append(row("seed", ds, _eval(router, data, manifests, ds, out_dir=out_dir)))
     adapter, metrics = adapter_for(
         "seed", manifests, train, epochs=epochs, pseudo_functions=False, train=train_missing
     )
@@ -244,19 +255,21 @@ def seed(train_missing: bool, epochs: int = 2) -> list[dict[str, Any]]:
         return rows
     for ds, data in sets.items():
         # Single-label task, as in the reference: one call, no "another call?" decision.
-        r = evaluate_adapter(adapter, manifests, data, dataset=ds, pseudo_functions=False, max_calls=1)
+        r = evaluate_adapter(
+            adapter, manifests, data, dataset=ds, pseudo_functions=False, max_calls=1, out_dir=out_dir
+        )
         rows.append(row("seed", ds, r, train_s=metrics.get("train_seconds"), train_examples=len(train)))
     return rows
 
 
 # --- BANKING77 -----------------------------------------------------------------------------------
-def banking77(train_missing: bool, per_route: Sequence[int]) -> list[dict[str, Any]]:
+def banking77(train_missing: bool, per_route: Sequence[int], out_dir: Path = RESULTS) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     try:
         from bench.router_banking77 import DEFAULT
         from bench.router_banking77 import run as run_b77
 
-        for r in run_b77(DEFAULT, RESULTS):
+        for r in run_b77(DEFAULT, out_dir):
             per = r.get("train_examples_per_route")
             rows.append(
                 {
@@ -271,7 +284,7 @@ def banking77(train_missing: bool, per_route: Sequence[int]) -> list[dict[str, A
         print(f"banking77 (non-FunctionGemma routers) skipped: {exc}", file=sys.stderr)
     from bench.router_functiongemma import banking77 as fg_b77
 
-    for r in fg_b77(per_route, train_missing=train_missing):
+    for r in fg_b77(per_route, train_missing=train_missing, out_dir=out_dir):
         rows.append({"dataset": f"banking77_test{r.get('test_n', '')}", **r})
     return rows
 
@@ -359,25 +372,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="keep the other rows of bench/results/routers.json, replacing only the rows rerun",
     )
+    add_report_args(ap)
     args = ap.parse_args(argv)
+    if args.smoke:  # the keyword router on the product suite: no model, no training
+        args.suites, args.product_routers, args.no_train = ["product"], ["keyword"], True
+    out = args.out_dir
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
     for suite in args.suites:
         print(f"--- {suite}", flush=True)
         if suite == "product" and args.product_routers:
-            rows += product(not args.no_train, args.product_routers, local_only=True)
+            rows += product(not args.no_train, args.product_routers, local_only=True, out_dir=out)
         elif suite == "product":
-            rows += product(not args.no_train)
+            rows += product(not args.no_train, out_dir=out)
         elif suite == "seed":
-            rows += seed(not args.no_train)
+            rows += seed(not args.no_train, out_dir=out)
         else:
-            rows += banking77(not args.no_train, args.per_route)
-    if args.merge and (RESULTS / "routers.json").is_file():
-        rows = _merge(json.loads((RESULTS / "routers.json").read_text()).get("rows", []), rows)
+            rows += banking77(not args.no_train, args.per_route, out)
+    if args.merge and (out / "routers.json").is_file():
+        rows = _merge(json.loads((out / "routers.json").read_text()).get("rows", []), rows)
     write_report(
         "routers",
         {"rows": rows, "seconds": round(time.perf_counter() - started, 1), "machine_detail": machine()},
         markdown(rows),
+        out,
     )
     print(markdown(rows).replace("{machine}", ""))
     return 0

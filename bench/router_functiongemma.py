@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.base import AgentManifest
+from bench.common import add_report_args
 from orchestrator.routing.functiongemma.data import RouterExample
 from orchestrator.routing.training.evaluation import (
     EvalReport,
@@ -270,7 +271,12 @@ def seed_sweep(names: Sequence[str] | None = None) -> list[dict[str, Any]]:
 
 
 def prefix_ablation(
-    n_train: int = 32, *, epochs: int = 1, learning_rate: float = 1e-3, out_dir: Path = RESULTS
+    n_train: int = 32,
+    *,
+    epochs: int = 1,
+    learning_rate: float = 1e-3,
+    out_dir: Path = RESULTS,
+    n_test: int | None = None,
 ) -> dict[str, Any]:
     """Accuracy cost of the cached-prefix trick: the same small run trained both ways (same
     examples, order, seed), both decoded on the same held-out examples with the base prefix
@@ -284,7 +290,7 @@ def prefix_ablation(
     manifests = AgentRegistry().manifests()
     splits = generate(manifests)
     train = splits["train"][:n_train]
-    test = splits["test"]
+    test = splits["test"][:n_test]
     runs = {}
     for cached in (True, False):
         out = Path("/tmp") / f"fg-ablation-{'cached' if cached else 'full'}-{os.getpid()}"
@@ -309,6 +315,7 @@ def prefix_ablation(
         "load_average": os.getloadavg(),
         "runs": runs,
     }
+    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "functiongemma-prefix-ablation.json").write_text(json.dumps(result, indent=2) + "\n")
     c, f = runs["cached"], runs["full"]
     lines = [
@@ -338,7 +345,9 @@ def prefix_ablation(
 
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = ap.add_subparsers(dest="suite", required=True)
+    # --smoke: the prefix ablation at toy scale (2 training examples, 2 held out, one epoch each way).
+    add_report_args(ap)
+    sub = ap.add_subparsers(dest="suite")
     b = sub.add_parser("banking77")
     b.add_argument("--per-route", type=int, nargs="+", default=[5, 10])
     b.add_argument("--epochs", type=int, default=2)
@@ -349,13 +358,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     s = sub.add_parser("seed", help="training settings on the seed suite (SEED_SWEEP)")
     s.add_argument("--settings", nargs="+", choices=list(SEED_SWEEP), default=None)
     args = ap.parse_args(argv)
-    if args.suite == "seed":
+    if args.smoke:
+        prefix_ablation(2, epochs=1, out_dir=args.out_dir, n_test=2)
+    elif args.suite is None:
+        ap.error("name a suite (banking77, prefix-ablation, seed) or --smoke")
+    elif args.suite == "seed":
         seed_sweep(args.settings)
     elif args.suite == "prefix-ablation":
-        prefix_ablation(args.n_train, epochs=args.epochs)
+        prefix_ablation(args.n_train, epochs=args.epochs, out_dir=args.out_dir)
     elif args.suite == "banking77":
-        rows = banking77(args.per_route, epochs=args.epochs, test_per_label=args.test_per_label or None)
-        write_curve(RESULTS / "router_functiongemma_banking77_curve.json", rows)
+        rows = banking77(
+            args.per_route,
+            epochs=args.epochs,
+            test_per_label=args.test_per_label or None,
+            out_dir=args.out_dir,
+        )
+        write_curve(args.out_dir / "router_functiongemma_banking77_curve.json", rows)
 
 
 if __name__ == "__main__":

@@ -10,17 +10,20 @@ set (store/demo_data/eval/routing_queries.jsonl) is never used for choosing.
 
 from __future__ import annotations
 
+import argparse
 import itertools
 from typing import Any
 
-from bench.common import write_report
+from bench.common import add_report_args, write_report
 
 THRESHOLDS = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4)
 MARGINS = (0.1, 0.2, 0.3, 0.5)
 MIN_PROBABILITIES = (0.05, 0.1, 0.2)
 
 
-def sweep() -> dict[str, Any]:
+def sweep(smoke: bool = False) -> dict[str, Any]:
+    """The grid over the generated val+test split; `smoke` (toy scale): 5 training examples per
+    route, 6 held-out examples and one grid point, for tests."""
     from agents.registry import AgentRegistry
     from orchestrator.routing.decisions import CLARIFY, RESPOND
     from orchestrator.routing.functiongemma.data import DataConfig, generate
@@ -33,7 +36,10 @@ def sweep() -> dict[str, Any]:
     splits = generate(manifests, DataConfig())
     held = [e for s in ("val", "test") for e in splits[s]]
     exclude = [e.text for e in held] + [e.source for e in held if "|" not in e.source]
-    pairs = product_examples(manifests, exclude=exclude)
+    pairs = product_examples(manifests, exclude=exclude, per_label=5 if smoke else 80)
+    grid = list(itertools.product(THRESHOLDS, MARGINS, MIN_PROBABILITIES))
+    if smoke:
+        held, grid = held[:6], grid[:1]
     embedder = LocalEmbedder()
 
     def embed(texts: list[str]):
@@ -50,7 +56,7 @@ def sweep() -> dict[str, Any]:
 
     examples = [Example(x.text, x.label) for x in held]
     rows = []
-    for th, margin, floor in itertools.product(THRESHOLDS, MARGINS, MIN_PROBABILITIES):
+    for th, margin, floor in grid:
         config = SemanticHeadRouterConfig(clarify_threshold=th, margin=margin, min_probability=floor)
         router = SemanticHeadRouter(embed, manifests, config, examples=pairs)
         router._head = base._head  # same fitted head, other decision rule
@@ -72,8 +78,11 @@ def sweep() -> dict[str, Any]:
     return {"n": len(examples), "train_examples": len(pairs), "rows": rows}
 
 
-def main() -> int:
-    data = sweep()
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_report_args(ap)
+    args = ap.parse_args(argv)
+    data = sweep(args.smoke)
     lines = [
         "# semantic-head decision thresholds (generated val+test split)",
         "",
@@ -89,7 +98,7 @@ def main() -> int:
             f"| {r['clarify_threshold']} | {r['margin']} | {r['min_probability']} | {r['exact']:.1%} | "
             f"{r['accuracy']:.1%} | {k.get('multi', 0):.1%} | {k.get('single', 0):.1%} |"
         )
-    write_report("router_head_tuning", data, "\n".join(lines) + "\n")
+    write_report("router_head_tuning", data, "\n".join(lines) + "\n", args.out_dir)
     print("\n".join(lines).replace("{machine}", ""))
     return 0
 

@@ -50,6 +50,22 @@ SMOKE: dict[str, tuple[str, list[str], list[str]]] = {
     ),
     "bench.learning_loop": ("learning_loop", ["# Routing learning loop on the demo tenant"], []),
     "bench.answers": ("answers", ["# Answer benchmark", "## Headline", "## Per category"], []),
+    "bench.router_bench": (
+        "routers",
+        ["# Router benchmark: every router, every suite", "| product | routing_queries | keyword |"],
+        [],
+    ),
+    "bench.router_banking77": ("router_banking77", ["# Routers on BANKING77", "| keyword | all |"], []),
+    "bench.router_head_tuning": (
+        "router_head_tuning",
+        ["# semantic-head decision thresholds", "| clarify threshold | margin |"],
+        [],
+    ),
+    "bench.router_functiongemma": (
+        "functiongemma-prefix-ablation",
+        ["# FunctionGemma: cached-prefix vs full-sequence training", "| cached prefix (default) |"],
+        [],
+    ),
     "bench.security_suite": (
         "security",
         ["# Security suite", "| Group | Case |", "Fuzzing: 20 hypothesis cases"],
@@ -95,11 +111,28 @@ def _answers_setup(request: pytest.FixtureRequest, tmp: Path) -> list[str]:
     return ["--index-dir", str(tmp / "index")]
 
 
+def _banking77_setup(request: pytest.FixtureRequest, tmp: Path) -> list[str]:
+    # Three intents in BANKING77's CSV shape (text,category): the dataset itself is not bundled.
+    rows = {
+        "card_arrival": ["my card has not arrived", "when will my new card come", "card still not here"],
+        "top_up_failed": ["my top up failed", "top-up did not go through", "could not top up my account"],
+        "lost_or_stolen_card": ["I lost my card", "my card was stolen", "someone took my card"],
+    }
+    data = tmp / "banking77"
+    data.mkdir()
+    train = [f"{t},{label}" for label, texts in rows.items() for t in texts[:2]]
+    test = [f"{texts[2]},{label}" for label, texts in rows.items()]
+    (data / "train.csv").write_text("text,category\n" + "\n".join(train) + "\n")
+    (data / "test.csv").write_text("text,category\n" + "\n".join(test) + "\n")
+    return ["--data-dir", str(data)]
+
+
 # Extra arguments a module's toy run needs from the test run (a built demo index).
 SETUP = {
     "bench.retrieval_bench": _retrieval_setup,
     "bench.learning_loop": _learning_loop_setup,
     "bench.answers": _answers_setup,
+    "bench.router_banking77": _banking77_setup,
 }
 
 # What a toy run must still get right beyond writing its report (correctness, never timing).
