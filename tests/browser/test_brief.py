@@ -84,3 +84,27 @@ def test_a_new_comment_refreshes_the_brief(real_server, page):  # noqa: F811
     expect(brief).to_have_attribute("data-state", "ready", timeout=90_000)
     expect(brief.locator('[data-recap="ask"]')).to_contain_text("refund the light kit")
     expect(brief.locator("dt").filter(has_text="Next step")).to_contain_text("our reply is due")
+
+
+def test_an_internal_suggestion_is_badged_and_asks_before_insert(real_server, page):  # noqa: F811
+    """Ticket #41332 gets the Help Center article restricted to a user segment ("The website or
+    checkout isn't working"): internal, as in answers (docs/protocol.md, Citation `internal`)."""
+    frame = open_ticket(page, real_server, 41332, "dora")
+    brief = frame.locator("#brief")
+    expect(brief).to_have_attribute("data-state", "ready", timeout=90_000)
+    internal = brief.locator(".sa-suggestion").filter(has=frame.locator(".sa-internal"))
+    expect(internal.first).to_be_visible()
+    expect(internal.first.locator(".sa-internal")).to_have_text("Internal")
+    editor = page.locator("#reply-editor")
+    internal.first.locator('[data-action="insert-suggestion"]').click()
+    confirm = brief.locator('[data-confirm="insert"]')
+    expect(confirm).to_be_visible()
+    expect(confirm.locator('[data-action="confirm-insert"]')).to_be_focused()
+    expect(editor).to_have_value("")  # nothing inserted before the agent confirms
+    confirm.locator('[data-action="cancel-insert"]').click()
+    expect(confirm).to_have_count(0)
+    expect(editor).to_have_value("")
+    internal.first.locator('[data-action="insert-suggestion"]').click()
+    brief.locator('[data-action="confirm-insert"]').click()
+    expect(editor).not_to_have_value("")
+    assert "/hc/" not in editor.input_value()  # a restricted article is never linked for the customer
