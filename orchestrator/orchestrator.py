@@ -175,7 +175,14 @@ class OrchestratorConfig:
 
 @dataclass
 class Assistant:
-    """The TurnHandler: shared, thread-safe resources; one Orchestrator per turn."""
+    """The backend's TurnHandler: what lives for the process, shared by every turn.
+
+    Holds the enabled agents (`by_name`), the router and its fallback, the LLM, the knowledge
+    index, the agent thread pool with a slot semaphore per agent, and the prompt-leak filter.
+    Thread-safe: turns run concurrently on the backend's threads, each in its own
+    `Orchestrator`; nothing here changes after construction except the pool and the slots,
+    which are made for concurrent use.
+    """
 
     agents: Sequence[BaseAgent]
     router: Router
@@ -202,15 +209,26 @@ class Assistant:
         return [a.manifest for a in self.by_name.values()]
 
     def handle(self, request: TurnRequest) -> Iterator[TurnEvent]:
+        """Answer one turn: a fresh `Orchestrator` for `request`, as a generator (see
+        `Orchestrator.run` for what it yields and raises). Nothing runs until it is iterated."""
         return Orchestrator(self, request).run()
 
     def close(self) -> None:
+        """Stop the agent pool (running agents are not waited for) and a shadow router's."""
         self.executor.shutdown(wait=False, cancel_futures=True)
         if isinstance(self.router, ShadowRouter):
             self.router.close()
 
 
 class Orchestrator:
+    """One turn: route → run the agents stage by stage, in parallel within a stage → synthesise.
+
+    Built per turn by `Assistant.handle` and used by one thread (the backend's turn thread);
+    the agents of a stage run on the assistant's pool, and their `think` lines come back through
+    a queue, so only `run`'s thread yields events. State lives for the turn only: `turn_id` (see
+    `orchestrator.turn.new_turn_id`) tags the turn's model usage, log lines and shadow decision.
+    """
+
     def __init__(self, assistant: Assistant, request: TurnRequest) -> None:
         self.assistant = assistant
         self.request = request
@@ -224,6 +242,16 @@ class Orchestrator:
 
     # --- the turn -----------------------------------------------------------------------------
     def run(self) -> Iterator[TurnEvent]:
+        """The turn as events (the `TurnHandler` contract, orchestrator/turn.py).
+
+        Yields `Thinking` (where it looks, what each agent found), `Delta` (the answer as it is
+        written) and finally one `Done` with the text, citations, routing summary, timings,
+        cost, the bounded model history and any shadow decision. A respond/clarify decision
+        yields its text and `Done` without running agents. Raises `TurnFailed` when no router
+        can decide (`routing_failed`), the model blocks the answer (`blocked`) or the LLM is
+        unavailable (`llm_unavailable`); an agent that fails, times out or is busy never raises:
+        the answer notes it. Stops early, without `Done`, once `request.cancel` is set.
+        """
         req = self.request
         injected = detect_injection(" ".join(str(req.ticket.get(k, "")) for k in ("subject", "description")))
         if injected:
@@ -537,6 +565,10 @@ class Orchestrator:
 
     # --- agents -------------------------------------------------------------------------------
     def _run_stage(self, stage: list[Route], prior: list[AgentResult]) -> Iterator[TurnEvent]:
+        """Run one stage's agents at once on the pool, yielding their thinking lines while they
+        work; returns their results in the stage's order. An agent past its deadline is told to
+        cancel and recorded as `timeout` (or `cancelled` with the turn); an agent whose earlier
+        calls still hold all its slots is `unavailable` without being called."""
         lines: queue.SimpleQueue[Thinking] = queue.SimpleQueue()
         running: dict[Future[AgentResult], _InFlight] = {}
         bounded_prior = _bounded(prior, self.assistant.config.prior_summary_chars)
