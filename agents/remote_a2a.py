@@ -288,25 +288,27 @@ def ticket_context(ticket: Mapping[str, Any], max_chars: int) -> dict[str, Any]:
     out["comments"] = [
         {"text": _clean(c.get("text") or c.get("body") or c.get("value") or "", 600)} for c in comments[-3:]
     ]
-    description = _clean(ticket.get("description") or "", max_chars)
-    # Whatever room is left goes to the description; comments go first when there is none.
-    while True:
-        out["description"] = description
-        size = len(json.dumps(out, ensure_ascii=False))
-        if size <= max_chars:
-            break
-        if out["comments"]:
-            out["comments"].pop(0)
-            continue
-        if len(description) > 40:
-            description = _clean(description, max(40, len(description) - (size - max_chars) - 2))
-            continue
-        out.pop("custom_fields", None)
-        out.pop("tags", None)
-        out["description"] = ""
-        break
-    if not out.get("description"):
-        out.pop("description", None)
+
+    def size(d: dict[str, Any]) -> int:
+        return len(json.dumps(d, ensure_ascii=False))
+
+    # The description gets the room the other fields leave; comments give way first, then the
+    # tags and fields, when even an empty description does not fit.
+    out["description"] = ""
+    while size(out) > max_chars and out["comments"]:
+        out["comments"].pop(0)
+    for key in ("custom_fields", "tags", "requester"):
+        if size(out) > max_chars:
+            out.pop(key, None)
+    room = max_chars - size(out)
+    description = _clean(ticket.get("description") or "", max(0, room))
+    while description and size({**out, "description": description}) > max_chars:
+        description = description[
+            : max(0, len(description) - (size({**out, "description": description}) - max_chars) - 1)
+        ]
+    out["description"] = description.strip()
+    if not out["description"]:
+        out.pop("description")
     if not out["comments"]:
         out.pop("comments")
     return out
@@ -344,7 +346,7 @@ def _score(value: object, default: float) -> float:
 def _flatten(data: Mapping[str, Any], limit: int) -> str:
     """A data record as 'key: value' lines (nested values as compact JSON)."""
     lines = []
-    for k, v in list(data.items())[:50]:
+    for k, v in sorted(data.items())[:50]:  # sorted: a protobuf Struct keeps no key order
         if isinstance(v, float) and v.is_integer():
             v = int(v)  # protobuf Values carry every number as a double
         value = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
