@@ -17,7 +17,8 @@ import yaml
 from agents.base import NAME_PATTERN
 from agents.registry import BUILTIN_DIR, load_manifest
 
-KINDS = ("dumb", "deterministic", "intelligent", "retrieval", "a2a")
+KINDS = ("dumb", "deterministic", "intelligent", "retrieval")  # folders with code
+REMOTE_KIND = "a2a"  # a manifest-only folder for a remote agent (needs a card URL)
 
 
 class ScaffoldError(ValueError):
@@ -269,8 +270,8 @@ def scaffold_agent(name: str, kind: str, path: str | Path | None = None, *, url:
     """Create `<path>/<name>/` (default path: the built-in agents folder) and return it. `url`
     (the agent card's URL) is needed for, and only for, kind a2a."""
     validate_name(name)
-    if kind not in KINDS:
-        raise ScaffoldError(f"invalid kind {kind!r}: choose one of {', '.join(KINDS)}")
+    if kind not in (*KINDS, REMOTE_KIND):
+        raise ScaffoldError(f"invalid kind {kind!r}: choose one of {', '.join((*KINDS, REMOTE_KIND))}")
     if (kind == "a2a") != bool(url):
         raise ScaffoldError("--url (the agent card's URL) is needed for, and only for, --kind a2a")
     if url is not None:
