@@ -5,7 +5,7 @@ validate and build the ``ModelRequest``, run the callbacks, record usage in the 
 controlled-generation repair step. A backend implements only the calls:
 
 - ``_generate_impl(request, schema)`` → ``Response``
-- ``_stream_impl(request)`` → text ``Delta``\\ s, then one final ``Delta(response=...)``
+- ``_stream_impl(request)`` → text deltas, then one final ``Delta(response=...)``
 - ``_embed_impl(request)`` → ``Embeddings`` (rows need not be normalised)
 
 and sets ``backend`` (a label), ``capabilities``, ``text_model``, ``embedding_model`` and
@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, final, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel
@@ -218,6 +218,7 @@ class BaseLLM:
         raise NotImplementedError
 
     # --- the public surface (final) ---------------------------------------------------------------
+    @final
     def generate(
         self,
         contents: Contents,
@@ -233,6 +234,7 @@ class BaseLLM:
         )
         return self._call(request, None)
 
+    @final
     def stream(
         self,
         contents: Contents,
@@ -248,6 +250,7 @@ class BaseLLM:
         self.callbacks.run_before(request)
         return self._streamed(request)
 
+    @final
     def generate_json(
         self,
         contents: Contents,
@@ -297,6 +300,7 @@ class BaseLLM:
                 detail=str(problem),
             ) from problem
 
+    @final
     def embed(
         self, texts: Sequence[str], *, task_type: str = "RETRIEVAL_DOCUMENT", tags: CallTags | None = None
     ) -> np.ndarray:
