@@ -79,7 +79,10 @@ class BriefRunner:
         self.include_internal = include_internal
         self.enabled = enabled and source is not None
         self.spawn = spawn or (lambda fn, *a: threading.Thread(target=fn, args=a, daemon=True).start())
-        self._running: set[tuple[str, str]] = set()
+        self._running: dict[str, str] = {}  # session id -> the version being computed
+        # A join with yet another version while one runs: only the latest waits (one computation
+        # per session at a time, so a client re-joining in a loop cannot pile up work).
+        self._next: dict[str, tuple[BriefRequest, Principal]] = {}
         self._lock = threading.Lock()
 
     def version(self, session: Session) -> str:
@@ -87,7 +90,7 @@ class BriefRunner:
 
     def on_join(self, session: Session, principal: Principal, sid: str) -> str | None:
         """After a join: the cached brief to this socket, or a computation for the room. Returns
-        what happened ("cached", "started", "running"; None when briefs are off)."""
+        what happened ("cached", "started", "running", "queued"; None when briefs are off)."""
         if not self.enabled:
             return None
         version = self.version(session)
@@ -95,13 +98,6 @@ class BriefRunner:
         if cached:
             self.emit(protocol.BRIEF_DONE, {"version": version, "brief": cached, "cached": True}, sid)
             return "cached"
-        key = (session.id, version)
-        with self._lock:
-            if key in self._running:
-                # Already streaming to the room this socket just joined: tell it a brief is coming.
-                self.emit(protocol.BRIEF_START, {"version": version}, sid)
-                return "running"
-            self._running.add(key)
         request = BriefRequest(
             session_id=session.id,
             tenant=principal.tenant,
@@ -110,6 +106,17 @@ class BriefRunner:
             include_internal=self.include_internal,
             version=version,
         )
+        with self._lock:
+            running = self._running.get(session.id)
+            if running == version:
+                # Already streaming to the room this socket just joined: tell it a brief is coming.
+                self.emit(protocol.BRIEF_START, {"version": version}, sid)
+                return "running"
+            if running is not None:
+                self._next[session.id] = (request, principal)
+                self.emit(protocol.BRIEF_START, {"version": version}, room_for(session.id))
+                return "queued"
+            self._running[session.id] = version
         self.emit(protocol.BRIEF_START, {"version": version}, room_for(session.id))
         self.spawn(self._run, request, principal)
         return "started"
@@ -137,7 +144,13 @@ class BriefRunner:
             )
         finally:
             with self._lock:
-                self._running.discard((request.session_id, request.version))
+                following = self._next.pop(request.session_id, None)
+                if following is None:
+                    self._running.pop(request.session_id, None)
+                else:
+                    self._running[request.session_id] = following[0].version
+            if following is not None:
+                self.spawn(self._run, *following)
 
     def _compute(self, request: BriefRequest, room: str, started: float) -> None:
         assert self.source is not None

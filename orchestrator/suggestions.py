@@ -39,7 +39,7 @@ _PLEASANTRY = re.compile(r"^(?:thanks|thank you|sorry|apologies|good news)\b[^.!
 class SuggestionConfig:
     per_kind: int = PER_KIND
     # The agents' own timeouts are 6 s; the first search of a process also loads the embedder.
-    timeout_s: float = 12.0
+    timeout_s: float = 15.0
 
 
 def suggestion_query(ticket: Mapping[str, Any], recap: Mapping[str, Any]) -> str:

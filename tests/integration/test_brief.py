@@ -176,3 +176,39 @@ def test_no_brief_when_disabled_or_the_handler_cannot_brief(live_app, tokens, as
         finally:
             c.disconnect()
         assert not [n for n, _ in c.events if n.startswith("brief:")]
+
+
+def test_one_brief_per_session_at_a_time_and_only_the_latest_waits(redis_client, tmp_path):
+    """A client re-joining with ever-changing tickets cannot pile up work: while one brief runs,
+    only the latest version waits; the stored brief is that latest one."""
+    import threading
+
+    from backend.briefs import BriefRunner
+    from backend.sessions import SessionStore
+    from orchestrator.brief import BriefDone
+    from orchestrator.turn import Principal
+    from store.sessions import SqliteSessionArchive
+
+    store = SessionStore(redis_client, SqliteSessionArchive(tmp_path / "a.sqlite3"), ttl_seconds=60,
+                         instance_id="inst-brief")  # fmt: skip
+    gate, computed, sent = threading.Event(), [], []
+
+    def source(request):
+        computed.append(request.ticket["subject"])
+        gate.wait(10)
+        yield BriefDone({"recap": {"problem": request.ticket["subject"]}})
+
+    runner = BriefRunner(store, source, lambda event, payload, to: sent.append((event, payload)))
+    principal = Principal("demo", "hal", "Hal")
+    outcomes = []
+    for subject in ("v1", "v2", "v3"):
+        session, _, _ = store.open(principal, {"id": "6001", "subject": subject})
+        outcomes.append(runner.on_join(session, principal, "sid-1"))
+    assert outcomes == ["started", "queued", "queued"]
+    gate.set()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len([e for e, _ in sent if e == protocol.BRIEF_DONE]) < 2:
+        time.sleep(0.05)
+    assert computed == ["v1", "v3"]  # v2 was superseded before it started
+    stored = store.get(session.id).brief
+    assert stored["recap"]["problem"] == "v3" and stored["version"] == runner.version(session)
