@@ -92,6 +92,19 @@ def ticket_language(ticket: Mapping[str, Any]) -> str:
     return text_language(customer_text(ticket))
 
 
+# Tags that say how or from where a ticket came, not what it is about.
+_META_TAG = re.compile(r"^(?:country_\w+|email|web|chat|api|phone|voice|sms|mobile|web_form|closed_by_merge)$")
+
+
+def ticket_topics(ticket: Mapping[str, Any]) -> str:
+    """The ticket's topic in the team's words: its tags ("split_shipment" → "split shipment"),
+    without channel and country tags. Triggers and agents tag in the team's language, so a
+    French or German ticket still names its topic in the words of the (English) sources."""
+    tags = [str(t) for t in ticket.get("tags") or [] if isinstance(t, str)]
+    words = [t.replace("_", " ") for t in tags if not _META_TAG.match(t.lower())]
+    return ", ".join(dict.fromkeys(words))[:300]
+
+
 @dataclass(frozen=True)
 class ReplyLanguage:
     """The language a draft is written in, and why.

@@ -47,7 +47,14 @@ from orchestrator.coverage import (
     is_ticket_question,
     mentions_this_product,
 )
-from orchestrator.drafting import ReplyLanguage, compose_draft, is_draft_request, reply_language
+from orchestrator.drafting import (
+    ReplyLanguage,
+    compose_draft,
+    is_draft_request,
+    reply_language,
+    ticket_language,
+    ticket_topics,
+)
 from orchestrator.guardrails import PromptLeakFilter, detect_injection, render_ticket, retrieval_only
 from orchestrator.routing.base import Route, Router, RoutingContext, RoutingDecision, RoutingError, timed
 from orchestrator.routing.gemini import PROMPT as CONTROLLER_PROMPT
@@ -316,8 +323,15 @@ class Orchestrator:
         sources = [e.as_source(n) for n, e in enumerate(evidence, 1)]
         question = self._synthesis_question(follow, ref, draft)
         language = self._reply_language(evidence) if draft else None
-        if language is not None:
-            decision.meta["reply_language"] = language.code
+        if language is not None and language.wanted != "en":
+            # The customer's words in another language rarely match the sources' sentences
+            # offline; the ticket's tags name its topic in the team's words.
+            topics = ticket_topics(self.request.ticket)
+            if topics:
+                # Offline, sentences are ranked against the question: the customer's own words in
+                # another language match few (and the coverage check declines long ones); the
+                # ticket's tags name the topic in the words the sources use.
+                question = topics
         t = time.perf_counter()
         declined = False
         if sources:
@@ -332,6 +346,8 @@ class Orchestrator:
             yield from self._stream_text(text)
         if declined:
             decision.meta["declined"] = True
+        if language is not None:
+            decision.meta["reply_language"] = getattr(self, "reply_language", language).code
         note = self._unavailable_note(results)
         if note:
             yield Delta(("\n\n" if text else "") + note)
@@ -401,6 +417,10 @@ class Orchestrator:
         """ "What should I tell the customer?": the facts a reply needs are those of the customer's
         problem, so route the ticket's own ask too, and read the ticket."""
         problem = ticket_problem(self.request.ticket)
+        topics = ticket_topics(self.request.ticket) if ticket_language(self.request.ticket) != "en" else ""
+        if problem and topics:
+            # A customer writing another language: the sources' own words for the topic too.
+            problem = f"{problem} ({topics})"
         agents = [self.assistant.config.ticket_agent]
         if problem:
             try:
@@ -758,11 +778,13 @@ class Orchestrator:
             ) from exc
         if hold:
             paragraphs = reply_paragraphs(text, sources, language.code)
-            if not paragraphs and language.code != "en":
-                # Only other-language sentences were quoted: the draft quotes them, in English.
+            quoted = {text_language(p, min_words=2) for p in paragraphs}
+            if language.code != "en" and language.code not in quoted:
+                # Nothing in the customer's language was quoted (only records' lines, or sentences
+                # of English sources): a draft in English, saying so, rather than a mixed one.
                 paragraphs = reply_paragraphs(text, sources, "en")
                 name = language.name
-                language = ReplyLanguage("en", language.wanted, f"no {name} sources quoted; draft in English")
+                language = ReplyLanguage("en", language.wanted, f"no {name} sources; draft in English")
             if paragraphs or not declined:
                 body = compose_draft(
                     self.request.ticket, self.request.principal.user_name, paragraphs, language.code
@@ -771,7 +793,8 @@ class Orchestrator:
                 text = f"{label}\n\n{body}" if body else text
                 declined = False if body else declined
             yield from self._stream_text(text)
-        elif draft and language.note and text:
+        self.reply_language = language
+        if not hold and draft and language.note and text:
             text = f"Draft reply ({language.note}):\n\n{text}"
         if self.assistant.leak_filter.leaks(text):
             log.warning("synthesis output quoted a protected prompt; replaced")
