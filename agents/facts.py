@@ -518,10 +518,6 @@ def asked_spec_concepts(question: str) -> list[str]:
     return [name for name, rx in _SPEC_ASKS if rx.search(q)]
 
 
-def concept_keys(concept: str) -> Sequence[str]:
-    return SPEC_CONCEPTS[concept][1]
-
-
 _WORD_RE = re.compile(r"[a-z0-9äöüß]+", re.IGNORECASE)
 
 

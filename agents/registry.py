@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -321,11 +321,6 @@ class AgentRegistry:
             lines.append("Examples: " + "; ".join(f"“{x}”" for x in m.when_to_use[:3]))
             lines.append("")
         return "\n".join(lines).rstrip() + "\n"
-
-
-def discover(paths: Sequence[str | Path] = (), *, strict: bool = True) -> AgentRegistry:
-    """Shorthand for ``AgentRegistry(paths, strict=strict)`` (built-ins + the extra paths)."""
-    return AgentRegistry(paths, strict=strict)
 
 
 if __name__ == "__main__":  # python -m agents.registry > regenerates the list for docs/agents.md

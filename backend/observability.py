@@ -18,7 +18,6 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pythonjsonlogger.json import JsonFormatter
 
-CORRELATION_FIELDS = ("tenant", "session_id", "turn_id", "message_id", "instance")
 _ctx: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("sidebar_correlation", default={})  # noqa: B039 - never mutated
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60)
@@ -32,10 +31,6 @@ def correlation(**ids: Any) -> Iterator[None]:
         yield
     finally:
         _ctx.reset(token)
-
-
-def current_correlation() -> dict[str, str]:
-    return dict(_ctx.get())
 
 
 class CorrelationFilter(logging.Filter):

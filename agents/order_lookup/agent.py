@@ -262,11 +262,6 @@ def order_lines(
     return lines
 
 
-def render_order(order: Mapping[str, Any]) -> str:
-    """Concise, factual text for one order record (only what the record says)."""
-    return join(order_lines(order))
-
-
 def order_fields(question: str, order: Mapping[str, Any] | None = None) -> set[str]:
     """The order fields a question asks for, with the lines that come along (a status answer
     says where the parcel is); a question naming one of the order's items adds the items."""

@@ -188,10 +188,6 @@ def product_lines(
     return lines
 
 
-def render_product(p: Mapping[str, Any]) -> str:
-    return join(product_lines(p))
-
-
 def _without_name(question: str, p: Mapping[str, Any]) -> str:
     """The question with the product's own name words removed: "weatherproof seat cushions in
     stock?" asks about stock, not about seats or weather."""

@@ -5,13 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 RRF_K = 60
-MAX_TENANT_CHARS = 128
 MAX_DOC_ID_CHARS = 256
 _TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_\-]{0,31}$")
@@ -226,15 +225,6 @@ class UpsertStats:
 class IndexStats:
     documents: int
     chunks: int
-
-
-@dataclass(frozen=True)
-class ChunkRecord:
-    """A chunk ready to be written: text plus its embedding (internal between chunker and backends)."""
-
-    position: int
-    text: str
-    embedding: np.ndarray = field(repr=False)
 
 
 @runtime_checkable
