@@ -278,9 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tickets", type=int, default=0, help="only the first N demo tickets (default: all)")
     ap.add_argument("--out-dir", type=Path, default=RESULTS)
     ap.add_argument("--out", default="brief")
+    ap.add_argument("--smoke", action="store_true", help="toy scale: two tickets")
     args = ap.parse_args(argv)
     ids = [int(t["id"]) for t in demo_tickets()]
-    ids = ids[: args.tickets] if args.tickets else ids
+    ids = ids[: 2 if args.smoke else args.tickets or len(ids)]
     cost = measure_cost(ids)
     print(
         f"cost: {cost['input_tokens']} in, {cost['output_tokens']} out, ${cost['cost_usd']['mean']:.6f}/ticket"

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
 from typing import Any
+
+from testkit.machine import machine
 
 QUERIES = (
     "where is my order BO-100234?",
@@ -39,28 +39,6 @@ QUERIES = (
     "how do i reset a customer's password",
     "did we already answer a ticket like this one",
 )
-
-
-def machine() -> dict[str, Any]:
-    cpu = ""
-    try:
-        cpu = next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            "",
-        )
-        mem = next(
-            line.split()[1]
-            for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal")
-        )
-        ram_gib = round(int(mem) / 1024**2, 1)
-    except (OSError, StopIteration):
-        ram_gib = 0.0
-    return {"nproc": os.cpu_count(), "cpu": cpu or platform.processor(), "ram_gib": ram_gib}
 
 
 def p50(xs: list[float]) -> float:
@@ -147,13 +125,14 @@ def write(result: dict[str, Any], out_dir: Path) -> None:
     (out_dir / "functiongemma-latency.md").write_text("\n".join(lines) + "\n")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--int8", action="store_true")
-    ap.add_argument("--out", default="bench/results")
-    args = ap.parse_args()
-    result = measure(args.n, args.int8)
+    ap.add_argument("--out", "--out-dir", dest="out", default="bench/results")
+    ap.add_argument("--smoke", action="store_true", help="toy scale: 2 queries")
+    args = ap.parse_args(argv)
+    result = measure(2 if args.smoke else args.n, args.int8)
     write(result, Path(args.out))
     print(json.dumps(result, indent=2))
 

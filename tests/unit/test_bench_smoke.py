@@ -66,6 +66,13 @@ SMOKE: dict[str, tuple[str, list[str], list[str]]] = {
         ["# FunctionGemma: cached-prefix vs full-sequence training", "| cached prefix (default) |"],
         [],
     ),
+    "bench.routing.functiongemma_latency": (
+        "functiongemma-latency",
+        ["# FunctionGemma router latency", "| prefix_tokens |", "| route_cached_ms_p50 |"],
+        [],
+    ),
+    "bench.brief_bench": ("brief", ["# Ticket brief benchmark"], []),
+    "bench.insights_bench": ("insights", ["# Insights queries at scale", "| Range | Questions |"], []),
     "bench.security_suite": (
         "security",
         ["# Security suite", "| Group | Case |", "Fuzzing: 20 hypothesis cases"],
@@ -101,8 +108,9 @@ def _retrieval_setup(request: pytest.FixtureRequest, tmp: Path) -> list[str]:
     return ["--workdir", str(tmp / "work")]
 
 
-def _learning_loop_setup(request: pytest.FixtureRequest, tmp: Path) -> list[str]:
-    request.getfixturevalue("demo_index")  # bench.suite_common.prepare_demo_data seeds from it
+def _needs_demo_index(request: pytest.FixtureRequest, tmp: Path) -> list[str]:
+    # bench.suite_common.prepare_demo_data seeds from it; bench.answers.local_server opens it.
+    request.getfixturevalue("demo_index")
     return []
 
 
@@ -130,7 +138,8 @@ def _banking77_setup(request: pytest.FixtureRequest, tmp: Path) -> list[str]:
 # Extra arguments a module's toy run needs from the test run (a built demo index).
 SETUP = {
     "bench.retrieval_bench": _retrieval_setup,
-    "bench.learning_loop": _learning_loop_setup,
+    "bench.learning_loop": _needs_demo_index,
+    "bench.brief_bench": _needs_demo_index,
     "bench.answers": _answers_setup,
     "bench.router_banking77": _banking77_setup,
 }
@@ -138,24 +147,28 @@ SETUP = {
 # What a toy run must still get right beyond writing its report (correctness, never timing).
 CHECKS = {"bench.load_suite": _load_checks, "bench.chaos_suite": _chaos_checks}
 
-# Modules in bench/ that are not benchmarks of their own (libraries the benchmarks use).
+# Runnable modules in bench/ that are not benchmarks.
 NOT_BENCHMARKS = {
-    "bench.common": "report writing and percentiles",
-    "bench.suite_common": "the load and chaos suites' machinery",
-    "bench.store_scale": "corpus growth for retrieval_bench (its smoke run covers it)",
     "bench.run_all": "runs the benchmarks in turn (make bench)",
-    "bench.routing": "evaluation data for router_bench",
+    "bench.routing.seed_ecommerce.generate": "writes the seed suite's evaluation data",
 }
 
 
-def bench_modules() -> set[str]:
-    found = {f"bench.{p.stem}" for p in BENCH.glob("*.py") if p.stem != "__init__"}
-    found |= {f"bench.{p.parent.name}" for p in BENCH.glob("*/__init__.py")}
+def bench_entry_points() -> set[str]:
+    """Every module under bench/ that runs as a program (`if __name__ == "__main__"`, or a
+    package's __main__.py)."""
+    found = set()
+    for path in BENCH.rglob("*.py"):
+        rel = path.relative_to(ROOT).with_suffix("")
+        if path.name == "__main__.py":
+            found.add(".".join(rel.parts[:-1]))
+        elif '__name__ == "__main__"' in path.read_text(encoding="utf-8"):
+            found.add(".".join(rel.parts))
     return found
 
 
 def test_every_benchmark_has_a_smoke_run():
-    missing = bench_modules() - set(SMOKE) - set(NOT_BENCHMARKS)
+    missing = bench_entry_points() - set(SMOKE) - set(NOT_BENCHMARKS)
     assert not missing, f"add a smoke entry (or a NOT_BENCHMARKS reason) for {sorted(missing)}"
 
 
@@ -168,7 +181,13 @@ def run_main(module: str, argv: list[str]) -> Any:
         return exc.code
 
 
-@pytest.mark.parametrize("module", sorted(SMOKE))
+# Toy runs that still cost minutes of CPU: loading Gemma 3 270M and (ablation) two LoRA trainings.
+SLOW = {"bench.router_functiongemma", "bench.routing.functiongemma_latency"}
+
+
+@pytest.mark.parametrize(
+    "module", [pytest.param(m, marks=[pytest.mark.slow] if m in SLOW else []) for m in sorted(SMOKE)]
+)
 def test_benchmark_runs_at_toy_scale_through_its_report_writer(
     module: str, tmp_path: Path, request: pytest.FixtureRequest
 ):
