@@ -14,20 +14,24 @@ from flask import Flask
 from flask_socketio import SocketIO
 
 from backend import protocol
-from backend.auth import Authenticator
 from backend.catalog import AgentCatalog
 from backend.http import bp as http_bp
 from backend.insights import register_insights
 from backend.observability import Metrics, configure_logging, configure_tracing
 from backend.ratelimit import RateLimiter
 from backend.redis_manager import RedisManager, redis_connection_options
-from backend.services import Services, open_archive, server_secret, session_tokens
+from backend.services import (
+    Services,
+    build_authenticator,
+    open_archive,
+    server_secret,
+    session_tokens,
+)
 from backend.sessions import SessionStore
 from backend.settings import Settings
 from backend.sidebar import register_sidebar
 from backend.socket_events import register_socket_events
 from backend.turns import TurnRunner, record_late_shadow, room_for
-from backend.zendesk_auth import SessionTokens, ZendeskSessionAuthenticator
 from orchestrator.routing.factory import RouterWarmup
 from orchestrator.turn import TurnHandler
 from store.sessions import SessionArchive
@@ -46,17 +50,6 @@ def load_turn_handler(path: str) -> TurnHandler:
     if not isinstance(handler, TurnHandler):
         raise TypeError(f"{path} did not produce a TurnHandler")
     return handler
-
-
-def build_authenticator(settings: Settings, secret: str, tokens: SessionTokens) -> Authenticator:
-    """Who may connect: session tokens from the Zendesk sidebar, and in AUTH_MODE=dev dev tokens too."""
-    sessions = ZendeskSessionAuthenticator(tokens)
-    if settings.auth_mode == "dev":
-        from backend.dev_auth import DevModeAuthenticator
-
-        # Dev tokens for scripts, session tokens for the /dev/sidebar harness.
-        return DevModeAuthenticator(secret, settings.dev_token_ttl_seconds, sessions)
-    return sessions
 
 
 def create_app(

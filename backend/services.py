@@ -20,7 +20,7 @@ from backend.observability import Metrics
 from backend.ratelimit import RateLimiter
 from backend.sessions import SessionStore
 from backend.settings import Settings
-from backend.zendesk_auth import SessionTokens
+from backend.zendesk_auth import SessionTokens, ZendeskSessionAuthenticator
 from orchestrator.turn import Principal
 from store.sessions import SessionArchive, SqliteSessionArchive
 
@@ -108,6 +108,17 @@ def server_secret(settings: Settings) -> str:
     if settings.secret_key:
         return settings.secret_key.get_secret_value()
     return load_or_create_secret(settings.data_dir)
+
+
+def build_authenticator(settings: Settings, secret: str, tokens: SessionTokens) -> Authenticator:
+    """Who may connect: session tokens from the Zendesk sidebar, and in AUTH_MODE=dev dev tokens too."""
+    sessions = ZendeskSessionAuthenticator(tokens)
+    if settings.auth_mode == "dev":
+        from backend.dev_auth import DevModeAuthenticator
+
+        # Dev tokens for scripts, session tokens for the /dev/sidebar harness.
+        return DevModeAuthenticator(secret, settings.dev_token_ttl_seconds, sessions)
+    return sessions
 
 
 def session_tokens(settings: Settings, secret: str) -> SessionTokens:

@@ -40,10 +40,9 @@ def serve_agents(
     import uvicorn
 
     from backend.a2a_server import CallerAuth, build_app, load_api_keys, select_agents
-    from backend.app import build_authenticator
     from backend.assistant import build_assistant, prepare_demo_tenant
     from backend.observability import configure_logging
-    from backend.services import server_secret, session_tokens
+    from backend.services import build_authenticator, server_secret, session_tokens
 
     settings = Settings()
     configure_logging(settings.log_level, json_logs=settings.log_format == "json")
