@@ -150,7 +150,11 @@ class TurnRunner:
 
     # --- the turn -----------------------------------------------------------------------------
     def _run(self, session_id: str, principal: Principal, message_id: str, attempt: int) -> None:
-        """The turn's thread: stream the handler's events, settle the reply. Never raises."""
+        """The turn's thread: stream the handler's events to the room, settle the reply once.
+
+        A handler's failure becomes `chat:error` (its `TurnFailed` code, else `internal_error`);
+        only storage still down after `settle_timeout` escapes, and the sweep of orphaned turns
+        settles that reply later."""
         with (
             correlation(
                 tenant=principal.tenant, session_id=session_id, message_id=message_id, attempt=attempt
