@@ -29,6 +29,7 @@ import logging
 import math
 import os
 import re
+import socket
 import threading
 import time
 import uuid
@@ -235,7 +236,11 @@ class _CappedTransport(httpx.AsyncBaseTransport):
     cannot make us buffer an unbounded body."""
 
     def __init__(self, cap: int) -> None:
-        self.inner = httpx.AsyncHTTPTransport(retries=0)
+        # TCP_NODELAY: a request's headers and body go out as separate writes; with Nagle on,
+        # the body waits for the peer's delayed ACK (~40 ms on Linux) on every call.
+        self.inner = httpx.AsyncHTTPTransport(
+            retries=0, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+        )
         self.cap = cap
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -639,6 +644,11 @@ class RemoteA2AAgent(BaseAgent):
             log.info("a2a agent %s: card %r, %d skills", self.name, card.name, len(card.skills))
             return
         log.warning("a2a agent %s unavailable: %s", self.name, self.unavailable_reason)
+
+    def refresh_card(self, timeout: float | None = None) -> bool:
+        """Fetch the card now (bounded); True when the agent can be called."""
+        self._wait_for_card(self.spec.card_timeout_s + 0.5 if timeout is None else timeout)
+        return self._client is not None
 
     def _ensure_card(self) -> bool:
         if self._client is not None:

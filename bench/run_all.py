@@ -16,6 +16,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("socket sessions (1000 concurrent)", ["-m", "bench.socket_bench"]),
     ("retrieval quality and scale", ["bench/retrieval_bench.py"]),
     ("orchestrator overhead and parallelism", ["-m", "bench.orchestrator_bench"]),
+    ("A2A agent call overhead against in-process", ["-m", "bench.a2a_bench"]),
     ("insights queries at 100k archived turns", ["-m", "bench.insights_bench"]),
     ("answers: labelled agent questions end to end", ["-m", "bench.answers", "--split", "all"]),
     # Trains FunctionGemma adapters for the benchmark suites on first run (cached afterwards):

@@ -28,6 +28,7 @@ SMOKE: dict[str, tuple[str, list[str], list[str]]] = {
         ["# Orchestrator overhead and parallelism", "Overhead per turn", "agents phase"],
         [],
     ),
+    "bench.a2a_bench": ("a2a", ["# A2A agent call overhead", "| Agent work |"], []),
     "bench.socket_bench": (
         "socket_sessions",
         ["# Concurrent sessions on one instance", "Sessions connected and joined", "Resume on instance B"],
