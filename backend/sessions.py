@@ -61,6 +61,8 @@ class ReplyMeta(BaseModel):
     shadow: dict[str, Any] | None = None  # a shadow router's decision (`Done.shadow`, or late)
     error: ReplyError | None = None
     interrupted_reason: str | None = None  # timeout, instance_lost, stale
+    # {count, first_at, user_id}: the agent put this answer into the ticket (`chat:insert`).
+    inserted: dict[str, Any] | None = None
 
     def merge(self, other: ReplyMeta) -> None:
         """Set every field `other` has set."""
