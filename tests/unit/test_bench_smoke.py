@@ -173,6 +173,16 @@ def test_every_benchmark_has_a_smoke_run():
     assert not missing, f"add a smoke entry (or a NOT_BENCHMARKS reason) for {sorted(missing)}"
 
 
+def test_make_bench_runs_only_benchmarks_with_a_smoke_run():
+    from bench.run_all import BENCHMARKS
+
+    modules = {
+        args[1] if args[0] == "-m" else ".".join(Path(args[0]).with_suffix("").parts)
+        for _, args in BENCHMARKS
+    }
+    assert modules and modules <= set(SMOKE), sorted(modules - set(SMOKE))
+
+
 def run_main(module: str, argv: list[str]) -> Any:
     # A package's main is where its __main__ takes it from.
     main = importlib.import_module({"bench.answers": "bench.answers.run"}.get(module, module)).main
