@@ -5,13 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: run run-cluster test test-fast lint format bench bench-answers security train-router clean help zendesk-build zendesk-package
+.PHONY: run run-cluster test test-fast lint format bench bench-smoke bench-answers security train-router clean help zendesk-build zendesk-package
 
 help:
 	@echo "make run          run the assistant on the embedded defaults (http://127.0.0.1:8080)"
 	@echo "make test         install test extras and run the whole test suite"
 	@echo "make run-cluster  two instances behind nginx (sticky sessions): 8080 -> 8081, 8082"
 	@echo "make bench        benchmarks; reports in bench/results/"
+	@echo "make bench-smoke  every benchmark at toy scale (seconds each), reports in a temp dir"
 	@echo "make bench-answers  end-to-end answer benchmark (dev + test cases); bench/results/answers.md"
 	@echo "make security     security suite (JWT, isolation, fuzzing, rate limits); report in bench/results/"
 	@echo "make lint         ruff"
@@ -55,6 +56,9 @@ format: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.run_all
+
+bench-smoke: $(VENV)/.installed-test
+	$(BIN)/python -m bench.run_all --smoke
 
 # Every labelled agent question over the demo tenant, asked through Socket.IO and scored (bench/answers).
 bench-answers: $(VENV)/.installed-test
