@@ -56,6 +56,10 @@ def test_chips_restrict_the_question_and_persist_in_the_session(server, page):
     assert [m["text"] for m in sent] == ["first question", "second question"]
     assert "sources" not in sent[0]
     assert sent[1]["sources"] == ["macros", "store"]
+    # The question says what it was restricted to; the first one says nothing.
+    users = frame.locator("li.sa-msg--user")
+    expect(users.nth(1).locator("[data-sources]")).to_have_text("Only: Macros, Store systems")
+    expect(users.nth(0).locator("[data-sources]")).to_have_count(0)
     page.screenshot(path=str(_artifact("sidebar-source-chips.png")))
 
     # The same session after a reload: the chips are as the agent left them.
@@ -64,6 +68,10 @@ def test_chips_restrict_the_question_and_persist_in_the_session(server, page):
     expect(frame.locator("#status")).to_be_hidden(timeout=20_000)
     expect(frame.locator('#source-chips [data-source="macros"]')).to_have_attribute("aria-pressed", "true")
     expect(frame.locator('#source-chips [data-source="store"]')).to_have_attribute("aria-pressed", "true")
+    # The thread from the server still shows the second question's filter (its meta.sources).
+    expect(frame.locator("li.sa-msg--user").nth(1).locator("[data-sources]")).to_have_text(
+        "Only: Macros, Store systems"
+    )
     frame.locator('#source-chips [data-source="macros"]').click()
     frame.locator("#question").fill("third question")
     frame.locator("#question").press("Enter")

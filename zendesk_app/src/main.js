@@ -366,6 +366,7 @@ function render(id) {
     li.replaceChildren(...[
       el('span', { class: 'sa-visually-hidden', text: 'You asked:' }),
       el('p', { class: 'sa-msg__text', text: m.text }),
+      sourceFilterNote(m),
       m.status === 'sending' ? el('span', { class: 'sa-msg__meta', 'data-pending': 'true', text: 'Sending…' }) : null,
       m.status === 'failed' ? el('span', { class: 'sa-msg__meta sa-msg__meta--error', role: 'alert',
         text: `Not sent: ${(m.meta && m.meta.error && m.meta.error.message) || 'refused'}` }) : null,
@@ -691,6 +692,13 @@ function toggleSourceChip(group) {
     } catch { /* storage may be unavailable in a sandboxed frame: the choice lasts for this page */ }
   }
   renderSourceChips();
+}
+
+function sourceFilterNote(m) {
+  // The filter a question was asked with (the server keeps it in the user message's meta).
+  const groups = (m.meta && Array.isArray(m.meta.sources) && m.meta.sources) || [];
+  const titles = SOURCE_CHIPS.filter(([g]) => groups.includes(g)).map(([, t]) => t);
+  return titles.length ? el('span', { class: 'sa-msg__meta', 'data-sources': groups.join(' '), text: `Only: ${titles.join(', ')}` }) : null;
 }
 
 function restoreSourceChips(sessionId) {
