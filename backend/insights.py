@@ -368,7 +368,7 @@ def build_report(raw: RawInsights, start: str, end: str) -> dict[str, Any]:
         a["per_active_day"] = round(a["questions"] / a["active_days"], 2) if a["active_days"] else 0
         a["per_day"] = [a["per_day"][d] for d in days]
     totals["agents"] = len(agent_list)
-    totals["tickets"] = sum(a["tickets"] for a in agent_list)
+    totals["tickets"] = raw.tickets
     rated = totals["thumbs_up"] + totals["thumbs_down"]
 
     mix: dict[str, int] = defaultdict(int)

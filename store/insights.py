@@ -212,6 +212,10 @@ FROM {{TURNS}} WHERE {_RANGE} GROUP BY UserId, Day ORDER BY UserId, Day""",
 FROM {{TURNS}} WHERE {_RANGE} AND Status = 'complete' AND LatencyS IS NOT NULL""",
     "routes": f"""SELECT Action, Agents, COUNT(*)
 FROM {{TURNS}} WHERE {_RANGE} GROUP BY Action, Agents""",
+    # Tickets touched, distinct over the whole range (a ticket two agents worked on, or one agent on
+    # two days, is one).
+    "reach": f"""SELECT COUNT(DISTINCT TicketId)
+FROM {{TURNS}} WHERE {_RANGE}""",
     "gaps": f"""SELECT MessageId, TicketId, UserId, AskedAt, Question, Declined, WrongSources
 FROM {{TURNS}} WHERE {_RANGE} AND (Declined OR WrongSources)
 ORDER BY AskedAt DESC LIMIT @limit""",
@@ -267,6 +271,7 @@ class RawInsights:
     latency: list[tuple[str, str, float]]  # (action, agents, seconds)
     routes: list[tuple[str, str, int]]  # (action, agents, questions)
     gaps: list[GapRow]
+    tickets: int = 0  # distinct tickets touched in the range
 
 
 class InsightsQueries(Protocol):
@@ -294,6 +299,7 @@ def shape(rows_by_query: Mapping[str, list[Sequence[Any]]]) -> RawInsights:
             GapRow(str(r[0]), str(r[1]), str(r[2]), float(r[3]), str(r[4]), bool(r[5]), bool(r[6]))
             for r in rows_by_query["gaps"]
         ],
+        tickets=i(rows_by_query["reach"][0][0]) if rows_by_query["reach"] else 0,
     )
 
 

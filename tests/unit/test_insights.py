@@ -110,6 +110,7 @@ def raw(gaps: list[GapRow] | None = None) -> RawInsights:
         latency=[("route", "knowledge_base", 1.0), ("route", "knowledge_base", 3.0), ("respond", "", 0.1)],
         routes=[("route", "knowledge_base", 3), ("respond", "", 1), ("route", "", 1)],
         gaps=gaps or [],
+        tickets=4,
     )
 
 
