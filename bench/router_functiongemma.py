@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.base import AgentManifest
-from bench.common import add_report_args
+from bench.common import add_report_args, machine
 from orchestrator.routing.functiongemma.data import RouterExample
 from orchestrator.routing.training.evaluation import (
     EvalReport,
@@ -308,6 +308,7 @@ def prefix_ablation(
         shutil.rmtree(out, ignore_errors=True)
         print(json.dumps(runs["cached" if cached else "full"]), flush=True)
     result = {
+        "machine": machine(),
         "train_examples": len(train),
         "test_examples": len(test),
         "epochs": epochs,
