@@ -72,8 +72,10 @@ class BriefRunner:
         include_internal: bool = False,
         enabled: bool = True,
         spawn: Callable[..., Any] | None = None,
+        chat_wait_s: float = 20.0,
     ) -> None:
         self.store = store
+        self.chat_wait_s = chat_wait_s
         self.source = source
         self.emit = emit
         self.include_internal = include_internal
@@ -105,6 +107,7 @@ class BriefRunner:
             ticket=dict(session.ticket),
             include_internal=self.include_internal,
             version=version,
+            before_suggestions=lambda: self.wait_for_chat(session.id),
         )
         with self._lock:
             running = self._running.get(session.id)
@@ -120,6 +123,19 @@ class BriefRunner:
         self.emit(protocol.BRIEF_START, {"version": version}, room_for(session.id))
         self.spawn(self._run, request, principal)
         return "started"
+
+    def wait_for_chat(self, session_id: str) -> None:
+        """Chat first: while a turn of this session is streaming (the agent asked something right
+        away), the brief's searches wait, up to `chat_wait_s`."""
+        deadline = time.monotonic() + self.chat_wait_s
+        while time.monotonic() < deadline:
+            try:
+                session = self.store.get(session_id)
+            except redis.RedisError:
+                return
+            if session is None or not any(m.status == "streaming" for m in session.thread):
+                return
+            time.sleep(0.1)
 
     def _run(self, request: BriefRequest, principal: Principal) -> None:
         room = room_for(request.session_id)

@@ -21,7 +21,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -87,6 +87,9 @@ class BriefRequest:
     include_internal: bool = False
     suggestions: bool = True
     version: str = field(default="")
+    # Called before the suggestions' searches (the brief's only heavy part): the backend waits
+    # there while a chat turn of this session is running, so the agent's question comes first.
+    before_suggestions: Callable[[], None] | None = None
 
 
 # --- recap --------------------------------------------------------------------------------------
@@ -451,6 +454,10 @@ def build_brief(
 
     suggestions: dict[str, Any] = {"items": [], "notes": []}
     if request.suggestions and suggest is not None:
+        if request.before_suggestions is not None:
+            waited = time.perf_counter()
+            request.before_suggestions()
+            timings["waited_for_chat_ms"] = round((time.perf_counter() - waited) * 1000, 2)
         t = time.perf_counter()
         try:
             suggestions = suggest(ticket, summary)

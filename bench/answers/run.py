@@ -271,8 +271,11 @@ def vertex_skip_reason() -> str | None:
 
 
 @contextmanager
-def local_server(backend: str = "local", index_dir: Path | None = None) -> Iterator[tuple[str, Mint]]:
-    """The real app in this process on a free port: orchestrator, embedded Redis, demo index."""
+def local_server(
+    backend: str = "local", index_dir: Path | None = None, *, briefs: bool = True
+) -> Iterator[tuple[str, Mint]]:
+    """The real app in this process on a free port: orchestrator, embedded Redis, demo index.
+    `briefs`: the ticket brief on every join, as in production (off: to measure its effect)."""
     from backend.app import create_app
     from backend.assistant import build_assistant, build_llm
     from backend.auth import DevTokenAuthenticator
@@ -291,6 +294,7 @@ def local_server(backend: str = "local", index_dir: Path | None = None) -> Itera
             data_dir=work / "data",
             secret_key=SECRET,
             turn_handler="orchestrator",
+            brief_enabled=briefs,
             llm_backend=backend,
             rate_limit_per_minute=0,  # a benchmark is one user asking hundreds of questions
             turn_timeout_seconds=TURN_TIMEOUT_S,
@@ -633,6 +637,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="an earlier report under bench/results to compare with (before → after); '' for none",
     )
     p.add_argument("--timeout", type=float, default=TURN_TIMEOUT_S, help="seconds to wait for one turn")
+    p.add_argument(
+        "--no-briefs", action="store_true", help="no ticket brief on join (brief cases then fail): its cost"
+    )
     add_report_args(p)
     args = p.parse_args(argv)
     if args.smoke:  # two dev cases through the whole path and the report
@@ -712,7 +719,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cases, args.url, lambda u: tokens.mint(args.tenant, u), workers=args.workers, timeout=args.timeout
         )
     else:
-        with local_server(args.backend, args.index_dir) as (url, mint):
+        with local_server(args.backend, args.index_dir, briefs=not args.no_briefs) as (url, mint):
             results = run_cases(cases, url, mint, workers=args.workers, timeout=args.timeout)
     meta["runtime_s"] = round(time.monotonic() - t0, 1)
     compare = ""

@@ -212,3 +212,43 @@ def test_one_brief_per_session_at_a_time_and_only_the_latest_waits(redis_client,
     assert computed == ["v1", "v3"]  # v2 was superseded before it started
     stored = store.get(session.id).brief
     assert stored["recap"]["problem"] == "v3" and stored["version"] == runner.version(session)
+
+
+def test_the_brief_searches_wait_while_a_chat_turn_streams(redis_client, tmp_path):
+    """Chat first: the agent asked right away, so the brief's searches start after the answer."""
+    import threading
+
+    from backend.briefs import BriefRunner
+    from backend.sessions import SessionStore, ThreadMessage
+    from orchestrator.brief import BriefDone
+    from orchestrator.turn import Principal
+    from store.sessions import SqliteSessionArchive
+
+    store = SessionStore(redis_client, SqliteSessionArchive(tmp_path / "a.sqlite3"), ttl_seconds=60,
+                         instance_id="inst-chat-first")  # fmt: skip
+    principal = Principal("demo", "ida", "Ida")
+    session, _, _ = store.open(principal, {"id": "6002", "subject": "Where is it?"})
+    store.update(
+        session.id,
+        lambda s: s.thread.append(ThreadMessage(id="m1.reply", role="assistant", status="streaming")),
+    )
+    searched_at, done = [], threading.Event()
+
+    def source(request):
+        request.before_suggestions()
+        searched_at.append(time.monotonic())
+        yield BriefDone({"recap": {}})
+        done.set()
+
+    runner = BriefRunner(store, source, lambda *a: None)
+    started = time.monotonic()
+    assert runner.on_join(session, principal, "sid-1") == "started"
+    time.sleep(0.6)
+    assert searched_at == []  # still waiting for the turn
+
+    def finish(s):
+        s.thread[-1].status = "complete"
+
+    store.update(session.id, finish)
+    assert done.wait(5)
+    assert searched_at[0] - started >= 0.6
