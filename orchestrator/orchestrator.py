@@ -418,13 +418,15 @@ class Orchestrator:
         problem, so route the ticket's own ask too, and read the ticket."""
         problem = ticket_problem(self.request.ticket)
         topics = ticket_topics(self.request.ticket) if ticket_language(self.request.ticket) != "en" else ""
-        if problem and topics:
-            # A customer writing another language: the sources' own words for the topic too.
-            problem = f"{problem} ({topics})"
+        # A customer writing another language: the knowledge base searches their language first
+        # (with the topic's words too), the other sources by the topic in the team's words
+        # (the ticket's tags), with the customer's text as the ticket context.
+        native = f"{problem} ({topics})" if problem and topics else problem
+        topical = f"{topics} — ticket: {problem}" if problem and topics else problem
         agents = [self.assistant.config.ticket_agent]
         if problem:
             try:
-                for_problem = self._route(follow, history, query=problem)
+                for_problem = self._route(follow, history, query=topical)
             except TurnFailed:
                 for_problem = None
             if for_problem is not None and for_problem.action == "route":
@@ -438,11 +440,12 @@ class Orchestrator:
         for name in dict.fromkeys(agents):
             if name not in self.assistant.by_name:
                 continue
-            query = (
-                self.request.text
-                if name == self.assistant.config.ticket_agent
-                else (problem or self.request.text)
-            )
+            if name == self.assistant.config.ticket_agent:
+                query = self.request.text
+            elif name == self.assistant.config.knowledge_agent:
+                query = native or self.request.text
+            else:
+                query = topical or self.request.text
             routes.append(self._new_route(name, query))
         if not routes:
             return decision
@@ -778,10 +781,11 @@ class Orchestrator:
             ) from exc
         if hold:
             paragraphs = reply_paragraphs(text, sources, language.code)
-            quoted = {text_language(p, min_words=2) for p in paragraphs}
-            if language.code != "en" and language.code not in quoted:
-                # Nothing in the customer's language was quoted (only records' lines, or sentences
-                # of English sources): a draft in English, saying so, rather than a mixed one.
+            quoted = [text_language(p, min_words=2) for p in reply_paragraphs(text, sources)]
+            native, english = quoted.count(language.code), quoted.count("en")
+            if language.code != "en" and (not native or native < english):
+                # Less was quoted in the customer's language than in English (records' lines count
+                # as English): a draft in English, saying so, rather than a mixed or a thin one.
                 paragraphs = reply_paragraphs(text, sources, "en")
                 name = language.name
                 language = ReplyLanguage("en", language.wanted, f"no {name} sources; draft in English")
