@@ -327,14 +327,19 @@ class SqliteInsights:
         check_range(tenant, start, end)
         params = {"tenant": tenant, "start": start, "end": end, "limit": int(gap_limit)}
         out: dict[str, list[Sequence[Any]]] = {}
-        with self._lock:
-            # One read transaction: every chart sees the same snapshot.
-            self._conn.execute("BEGIN")
-            try:
-                for name, sql in QUERIES.items():
-                    out[name] = self._conn.execute(sql.replace("{TURNS}", TURNS_TABLE), params).fetchall()
-            finally:
-                self._conn.execute("COMMIT")
+        from store.sessions import ArchiveError  # store.sessions imports this module
+
+        try:
+            with self._lock:
+                # One read transaction: every chart sees the same snapshot.
+                self._conn.execute("BEGIN")
+                try:
+                    for name, sql in QUERIES.items():
+                        out[name] = self._conn.execute(sql.replace("{TURNS}", TURNS_TABLE), params).fetchall()
+                finally:
+                    self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise ArchiveError(f"sqlite insights read failed: {exc}") from exc
         return shape(out)
 
     def close(self) -> None:

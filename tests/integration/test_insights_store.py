@@ -246,3 +246,12 @@ def _drop_rows(insights, tenant: str) -> None:
             "DELETE FROM SessionTurns WHERE Tenant = @t", params={"t": tenant}, param_types={"t": pt.STRING}
         )
     )
+
+
+def test_sqlite_read_failure_is_an_archive_error(tmp_path: Path) -> None:
+    from store.sessions import ArchiveError
+
+    q = SqliteInsights(tmp_path / "not-an-archive.sqlite3")  # no SessionTurns table
+    with pytest.raises(ArchiveError, match="insights read failed"):
+        q.fetch("demo", DAY, DAY)
+    q.close()
