@@ -92,7 +92,11 @@ def servers():
 def assistant_server(live_app, settings, demo_index, local_llm):
     def start(**overrides):
         s = settings.model_copy(update={"turn_handler": "orchestrator", **overrides})
-        return live_app(handler=build_assistant(s, llm=local_llm, index=demo_index))
+        # The first turn may wait for the router's warm-up (calibration): generous on a busy machine.
+        return live_app(
+            settings={"turn_timeout_seconds": 120},
+            handler=build_assistant(s, llm=local_llm, index=demo_index),
+        )
 
     return start
 
@@ -101,7 +105,7 @@ def ask(server, tokens, text: str = QUESTION) -> tuple[dict, list[str], SidebarC
     c = SidebarClient()
     c.connect(server.url, tokens.mint("demo", "agent-1", "Dana"))
     c.join(TICKET)
-    done = c.ask("a1", text, timeout=60)
+    done = c.ask("a1", text, timeout=150)
     thinking = [t["text"] for t in c.of(protocol.THINKING)]
     c.disconnect()
     return done, thinking, c
@@ -162,7 +166,8 @@ def test_faults_give_the_unavailable_note_and_never_sink_the_turn(
     write_folder(tmp_path / "agents", url, timeout_s=2, extra=extra)
     started = time.monotonic()
     server = assistant_server(agent_paths=str(tmp_path / "agents"))
-    assert time.monotonic() - started < 30  # start-up never waits on the remote
+    # Start-up never waits on the remote beyond its bounded card fetch (generous: a busy machine).
+    assert time.monotonic() - started < 60
 
     t0 = time.monotonic()
     done, thinking, _ = ask(server, tokens)
@@ -171,7 +176,7 @@ def test_faults_give_the_unavailable_note_and_never_sink_the_turn(
     assert note in done["message"]["text"], done["message"]["text"]
     assert not any(c["id"].startswith("a2a:") for c in done["citations"])
     assert done["routing"]["agents"]["warehouse"]["status"] in ("unavailable", "timeout")
-    assert time.monotonic() - t0 < 20
+    assert time.monotonic() - t0 < 100  # the 2 s agent timeout ended it, not the 120 s turn watchdog
     if mode == "slow":
         assert "Warehouse: Checking the warehouse schedule" in thinking  # streamed before it stalled
 
