@@ -676,7 +676,8 @@ function renderSourceChips() {
       group.append(el('button', { type: 'button', class: 'sa-chip', 'data-source': g, 'aria-pressed': 'false',
         onclick: () => toggleSourceChip(g) }, title));
     }
-    ui.question.before(group);
+    // After the question box, so Shift+Tab from the composer still reaches the last reply's actions.
+    ui.question.after(group);
   }
   for (const chip of group.querySelectorAll('[data-source]')) {
     chip.setAttribute('aria-pressed', chipState.has(chip.dataset.source) ? 'true' : 'false');
