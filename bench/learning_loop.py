@@ -26,17 +26,17 @@ from click.testing import CliRunner
 from backend import protocol
 from bench.common import RESULTS, add_report_args, write_report
 from bench.suite_common import prepare_demo_data, work_dir
+from orchestrator.routing.decisions import label_to_wire
 from testkit.servers import LiveServer
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = ROOT / "store" / "demo_data" / "eval" / "routing_queries.jsonl"
-# The eval set names the pseudo-functions; the sidebar's picker says respond / clarify.
-PSEUDO = {"respond_directly": "respond", "ask_clarifying_question": "clarify"}
 PER_TICKET = 20  # questions per sidebar session
 
 
 def gold(label: str) -> list[str]:
-    return [PSEUDO.get(p, p) for p in label.split("+")]
+    # The eval set names the pseudo-functions; the sidebar's picker says respond / clarify.
+    return [label_to_wire(p) for p in label.split("+")]
 
 
 def settled(client, mid: str, start: int, timeout: float = 900.0) -> tuple[str, dict]:
