@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import logging
 import math
@@ -749,33 +750,35 @@ class RemoteA2AAgent(BaseAgent):
     async def _exchange(self, request: SendMessageRequest, lines: _ThinkingLines) -> Collected:
         assert self._client is not None
         got = Collected()
-        async for event in self._client.send_message(request):
-            got.events += 1
-            if got.events > MAX_EVENTS:
-                break
-            kind = event.WhichOneof("payload")
-            if kind == "message":
-                got.reply = list(event.message.parts)
-                break
-            if kind == "task":
-                for artifact in event.task.artifacts:
-                    got.add_artifact(artifact, append=False)
-                status = event.task.status
-            elif kind == "artifact_update":
-                got.add_artifact(event.artifact_update.artifact, append=event.artifact_update.append)
-                continue
-            elif kind == "status_update":
-                status = event.status_update.status
-            else:
-                continue
-            got.state = status.state
-            text = " ".join(p.text for p in status.message.parts if p.text).strip()
-            if status.state in _TERMINAL or status.state in _INTERRUPTED:
-                got.status_text = text
-                if status.state == TaskState.TASK_STATE_COMPLETED and status.message.parts:
-                    got.reply = list(status.message.parts)
-                break
-            lines.add(text or ("working" if status.state == TaskState.TASK_STATE_WORKING else ""))
+        # aclosing: leaving early (terminal state, a Message, too many events) closes the stream now.
+        async with contextlib.aclosing(self._client.send_message(request)) as events:
+            async for event in events:
+                got.events += 1
+                if got.events > MAX_EVENTS:
+                    break
+                kind = event.WhichOneof("payload")
+                if kind == "message":
+                    got.reply = list(event.message.parts)
+                    break
+                if kind == "task":
+                    for artifact in event.task.artifacts:
+                        got.add_artifact(artifact, append=False)
+                    status = event.task.status
+                elif kind == "artifact_update":
+                    got.add_artifact(event.artifact_update.artifact, append=event.artifact_update.append)
+                    continue
+                elif kind == "status_update":
+                    status = event.status_update.status
+                else:
+                    continue
+                got.state = status.state
+                text = " ".join(p.text for p in status.message.parts if p.text).strip()
+                if status.state in _TERMINAL or status.state in _INTERRUPTED:
+                    got.status_text = text
+                    if status.state == TaskState.TASK_STATE_COMPLETED and status.message.parts:
+                        got.reply = list(status.message.parts)
+                    break
+                lines.add(text or ("working" if status.state == TaskState.TASK_STATE_WORKING else ""))
         return got
 
     def _evidence(self, got: Collected) -> list[Evidence]:
