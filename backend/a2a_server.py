@@ -70,6 +70,7 @@ log = logging.getLogger(__name__)
 MAX_QUERY_CHARS = 2000
 MAX_TICKET_CHARS = 8000
 MAX_BEARER_CHARS = 8192
+MAX_BODY_BYTES = 256_000  # one message: a query and a bounded ticket, never more
 _TENANT = re.compile(r"^[A-Za-z0-9_.@\-]{1,128}$")
 _SHA256 = re.compile(r"^(sha256:)?([0-9a-f]{64})$")
 CARD_SUFFIX = "/.well-known/agent-card.json"
@@ -154,6 +155,19 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        length = headers.get("content-length", "")
+        if scope.get("method") == "POST" and not (length.isdigit() and int(length) <= MAX_BODY_BYTES):
+            too_big = length.isdigit()
+            response = JSONResponse(
+                {
+                    "error": f"request body must be at most {MAX_BODY_BYTES} bytes"
+                    if too_big
+                    else "Content-Length required"
+                },
+                status_code=413 if too_big else 411,
+            )
+            await response(scope, receive, send)
+            return
         principal = await asyncio.to_thread(self.auth.principal, headers.get("authorization"))
         if principal is None:
             response = JSONResponse(

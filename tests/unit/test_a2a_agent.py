@@ -400,3 +400,52 @@ def test_agent_card_is_generated_from_the_manifest():
     ]
     assert c["skills"][0]["examples"] == list(agent.manifest.when_to_use)
     assert c["capabilities"] == {"streaming": True}
+
+
+def test_new_agent_cli_scaffolds_an_a2a_folder_and_says_why_its_card_is_not_usable(tmp_path):
+    from click.testing import CliRunner
+
+    from backend.cli import cli
+
+    url = "http://127.0.0.1:9/.well-known/agent-card.json"  # nothing listens on the discard port
+    out = CliRunner().invoke(
+        cli, ["new-agent", "billing", "--kind", "a2a", "--url", url, "--path", str(tmp_path)]
+    )
+    assert out.exit_code == 0, out.output
+    assert "Agent card not usable yet: agent card cannot be fetched (cannot connect)" in out.output
+    assert load_manifest(tmp_path / "billing").a2a.url == url
+    refused = CliRunner().invoke(cli, ["new-agent", "billing2", "--kind", "a2a", "--path", str(tmp_path)])
+    assert refused.exit_code != 0 and "--url" in refused.output
+
+
+def test_serve_agents_refuses_unauthenticated_and_oversized_calls(tmp_path):
+    """The ASGI app itself (Starlette's test client, no process): the card is public, calls need a
+    verified caller, bodies are capped."""
+    from starlette.testclient import TestClient
+
+    from backend.a2a_server import MAX_BODY_BYTES, build_app
+    from orchestrator.orchestrator import Assistant
+    from orchestrator.routing.keyword import KeywordRouter
+
+    agent = ScriptedAgent(manifest("kb", "Help Center articles for the test.", ["refund policy"]))
+    assistant = Assistant([agent], KeywordRouter([agent.manifest]), None, None)  # type: ignore[arg-type]
+    key = "k-acme-0123456789"
+    app = build_app(
+        assistant,
+        [agent],
+        "http://testserver",
+        CallerAuth(None, {hashlib.sha256(key.encode()).hexdigest(): "acme"}),
+    )
+    with TestClient(app) as client:
+        assert client.get("/agents/kb/.well-known/agent-card.json").json()["name"] == "Kb"
+        rpc = {"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": "nope"}}
+        assert client.post("/agents/kb/", json=rpc).status_code == 401
+        ok = client.post(
+            "/agents/kb/", json=rpc, headers={"Authorization": f"Bearer {key}", "A2A-Version": "1.0"}
+        )
+        assert ok.status_code == 200 and ok.json()["error"]["code"] == -32001  # TaskNotFound: for this caller
+        big = client.post(
+            "/agents/kb/", content=b"x" * (MAX_BODY_BYTES + 1), headers={"Authorization": f"Bearer {key}"}
+        )
+        assert big.status_code == 413
+    assistant.close()
