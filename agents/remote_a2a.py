@@ -654,7 +654,8 @@ class RemoteA2AAgent(BaseAgent):
     def _ensure_card(self) -> bool:
         if self._client is not None:
             return True
-        if time.monotonic() - self._last_fetch >= CARD_RETRY_S:
+        in_flight = self._pending is not None and not self._pending.done()
+        if in_flight or time.monotonic() - self._last_fetch >= CARD_RETRY_S:  # join it, or try again
             self._wait_for_card(self.spec.card_timeout_s + 0.5)
         return self._client is not None
 
