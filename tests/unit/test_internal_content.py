@@ -359,7 +359,8 @@ def test_a_turn_runs_as_its_principal_so_searches_see_what_that_agent_may_see() 
 
     seen: list[Viewer] = []
     runner = TurnRunner(Store(), handler=None, emit=lambda *a: None, turn_timeout=5)  # type: ignore[arg-type]
-    runner._run_turn = lambda *a: seen.append(current_viewer())  # type: ignore[method-assign]
+    # The turn's first step inside its context; None (no session) ends the turn there.
+    runner._load = lambda *a: seen.append(current_viewer())  # type: ignore[method-assign]
     runner._run("s", Principal("acme", "7", "Ann", ("900",)), "m1", 1)
     runner._run("s", Principal("acme", "8", "Bo"), "m2", 1)
     assert seen == [Viewer("7", ("900",)), Viewer("8", None)]
