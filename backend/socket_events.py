@@ -215,9 +215,7 @@ def register_socket_events(socketio: SocketIO, svc: Services) -> Connections:
                     "not_insertable", f"the answer {payload.message_id} is {reply.status}"
                 )
             # Counted, not logged: what the insights page reads as "inserted answers" (and drafts used).
-            # An extra ReplyMeta key (kept in the archive as meta.inserted; see docs/protocol.md).
-            seen = getattr(reply.meta, "inserted", None)
-            seen = seen if isinstance(seen, dict) else {}
+            seen = reply.meta.inserted or {}  # ReplyMeta.inserted (docs/protocol.md, chat:insert)
             reply.meta.inserted = {
                 "count": int(seen.get("count", 0)) + 1,
                 "first_at": seen.get("first_at", time.time()),
