@@ -167,3 +167,22 @@ def test_support_packages_import_in_one_direction():
         if _package(dep) in SUPPORT and _package(dep) not in allowed.get(_package(module), set())
     ]
     assert wrong == []
+
+
+def _reachable(module: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        for dep in GRAPH.get(todo.pop(), {}):
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+def test_the_app_factory_is_imported_by_the_wsgi_entry_only():
+    # Services live in backend/services.py: the routes, the sidebar, the Socket.IO handlers and
+    # the CLI reach them without the factory (and the CLI without Flask-SocketIO's handlers).
+    importers = {m for m, deps in GRAPH.items() if "backend.app" in deps and _package(m) in LAYERS}
+    assert importers == {"backend.wsgi"}
+    assert not _reachable("backend.cli") & {"backend.app", "backend.socket_events"}
