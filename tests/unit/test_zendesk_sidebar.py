@@ -236,3 +236,17 @@ def test_zendesk_mode_end_to_end_over_socketio(live_app, tmp_path, key):
     with pytest.raises(socketio.exceptions.ConnectionError):
         intruder.connect(server.url, DevTokenAuthenticator(TEST_SECRET, 3600).mint("acme", "42"))
     assert intruder.connect_errors[0]["message"] in ("malformed token", "invalid token")
+
+
+@pytest.mark.parametrize("mode", ["dev", "zendesk"])
+def test_the_sidebar_pages_and_the_socket_share_one_session_token_signer(make_app, tmp_path, key, mode):
+    """Built once in create_app (backend/services.py): what the page mints, the connect accepts."""
+    from orchestrator.turn import Principal
+
+    tenants = tmp_path / "tenants.json"
+    tenants.write_text(json.dumps({"installations": []}))
+    app = make_app(auth_mode=mode, zendesk_tenants_file=tenants)
+    svc = app.extensions["sidebar"]
+    assert app.extensions["zendesk_sidebar"].tokens is svc.tokens
+    principal = Principal("acme", "7", "Ann", ("900",))
+    assert svc.authenticator.authenticate({"token": svc.tokens.mint(principal)}) == principal
