@@ -137,7 +137,8 @@ def build(name: str, per_route: int | None, train, embed, *, cache: Path | None)
 
         router = SemanticRouter(embed, manifests)
     else:
-        from orchestrator.routing.head import HeadConfig, SemanticHeadRouter, SemanticHeadRouterConfig
+        from orchestrator.routing.head import SemanticHeadRouter
+        from orchestrator.routing.head_model import HeadConfig, SemanticHeadRouterConfig
 
         config = SemanticHeadRouterConfig(
             head=HeadConfig(kind="finetune" if name == "semantic-ft" else "linear"),

@@ -96,7 +96,8 @@ def _local_router(name: str, manifests: Sequence[Any], embed: Any) -> Any:
 
     if name != "semantic-ft":
         return build_router(name, manifests, embed=embed)
-    from orchestrator.routing.head import HeadConfig, SemanticHeadRouter, SemanticHeadRouterConfig
+    from orchestrator.routing.head import SemanticHeadRouter
+    from orchestrator.routing.head_model import HeadConfig, SemanticHeadRouterConfig
 
     return SemanticHeadRouter(embed, manifests, SemanticHeadRouterConfig(head=HeadConfig(kind="finetune")))
 

@@ -27,7 +27,8 @@ def sweep(smoke: bool = False) -> dict[str, Any]:
     from agents.registry import AgentRegistry
     from orchestrator.routing.decisions import CLARIFY, RESPOND
     from orchestrator.routing.functiongemma.data import DataConfig, generate
-    from orchestrator.routing.head import SemanticHeadRouter, SemanticHeadRouterConfig
+    from orchestrator.routing.head import SemanticHeadRouter
+    from orchestrator.routing.head_model import SemanticHeadRouterConfig
     from orchestrator.routing.training.calibration import product_examples
     from orchestrator.routing.training.evaluation import Example, evaluate
     from vertex_interface.local_embedder import LocalEmbedder

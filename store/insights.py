@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from store.errors import ArchiveError
+
 TURNS_TABLE = "SessionTurns"
 TURNS_INDEX = "SessionTurnsByTenantDay"
 MAX_QUESTION_CHARS = 500  # what an agent typed, clipped: enough to read, never a pasted ticket
@@ -327,8 +329,6 @@ class SqliteInsights:
         check_range(tenant, start, end)
         params = {"tenant": tenant, "start": start, "end": end, "limit": int(gap_limit)}
         out: dict[str, list[Sequence[Any]]] = {}
-        from store.sessions import ArchiveError  # store.sessions imports this module
-
         try:
             with self._lock:
                 # One read transaction: every chart sees the same snapshot.

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from store.errors import ArchiveError
 from store.insights import (
     SQLITE_TURNS_SCHEMA,
     TurnRow,
@@ -25,10 +26,6 @@ from store.insights import (
     turn_rows,
 )
 from store.sqlite_util import connect_wal
-
-
-class ArchiveError(RuntimeError):
-    """The archive could not be read or written (backend down, corrupt row)."""
 
 
 @dataclass(frozen=True)

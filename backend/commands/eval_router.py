@@ -174,7 +174,8 @@ def _head_router(router_name: str, manifests: list, from_train: bool):
     file's routes as sampled by --examples-per-route, and always picks a route (closed-set
     accuracy; the threshold sweep shows what clarifying would cost). Heads are cached under
     data/cache/router_heads (fine-tuning takes minutes)."""
-    from orchestrator.routing.head import HeadConfig, SemanticHeadRouter, SemanticHeadRouterConfig
+    from orchestrator.routing.head import SemanticHeadRouter
+    from orchestrator.routing.head_model import HeadConfig, SemanticHeadRouterConfig
     from vertex_interface.local_embedder import LocalEmbedder
 
     embedder = LocalEmbedder()

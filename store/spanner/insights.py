@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from store.errors import ArchiveError
 from store.insights import MAX_GAP_ROWS, QUERIES, RawInsights, check_range, shape
-from store.sessions import ArchiveError
 from store.spanner.connection import SpannerConfig, SpannerConnectionHandler
 from store.spanner.ddl import TURNS_INDEX, TURNS_TABLE
 

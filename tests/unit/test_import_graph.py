@@ -130,21 +130,6 @@ def test_cycle_detection_finds_a_cycle():
     assert _cycles({"a": {"b": 1}, "b": {}}) == []
 
 
-# KNOWN, to be removed (each is a lazy import that hides the cycle at import time):
-KNOWN_CYCLES = [
-    # issue 16 item 3 (routing): the runtime SemanticHeadRouter fits and calibrates itself on
-    # first use through routing.training.calibration, which imports routing.head back.
-    [
-        "orchestrator.routing.head",
-        "orchestrator.routing.training.calibration",
-        "orchestrator.routing.training.heads",
-    ],
-    # insights: store.insights raises store.sessions.ArchiveError, and store.sessions imports
-    # store.insights (an errors module both import would end it).
-    ["store.insights", "store.sessions"],
-]
-
-
 def _scope_cycles(scope: str) -> list[list[str]]:
     packages = set(LAYERS) if scope == "product" else set(SUPPORT)
     graph = {
@@ -157,15 +142,7 @@ def _scope_cycles(scope: str) -> list[list[str]]:
 
 @pytest.mark.parametrize("scope", ["product", "support"])
 def test_no_module_imports_itself_back(scope):
-    assert [c for c in _scope_cycles(scope) if c not in KNOWN_CYCLES] == []
-
-
-@pytest.mark.xfail(
-    strict=True, reason="KNOWN_CYCLES: routing.head <-> routing.training, store.insights <-> store.sessions"
-)
-def test_the_known_cycles_are_gone():
-    # Passes (and so fails, strict) once routing untangles them: then empty KNOWN_CYCLES.
-    assert _scope_cycles("product") == []
+    assert _scope_cycles(scope) == []
 
 
 def test_nothing_imports_upward():

@@ -9,11 +9,11 @@ from pydantic import ValidationError
 from agents.registry import AgentRegistry
 from orchestrator.routing.base import RoutingContext
 from orchestrator.routing.decisions import CLARIFY, OUT_OF_SCOPE, RESPOND
-from orchestrator.routing.head import (
+from orchestrator.routing.head import SemanticHeadRouter
+from orchestrator.routing.head_model import (
     FinetuneHead,
     HeadConfig,
     LinearHead,
-    SemanticHeadRouter,
     SemanticHeadRouterConfig,
     load_head,
 )
@@ -339,7 +339,7 @@ def test_too_little_calibration_data_falls_back_to_fixed_thresholds_with_a_warni
 
 
 def test_split_clauses_only_splits_real_multi_part_questions():
-    from orchestrator.routing.head import split_clauses
+    from orchestrator.routing.head_model import split_clauses
 
     assert (
         split_clauses("is the bench in stock? and where is my order BO-100218")

@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -23,12 +23,13 @@ from orchestrator.routing.decisions import (
     RESPOND,
     RESPOND_EXAMPLES,
 )
-from orchestrator.routing.head import (
+from orchestrator.routing.head_model import (
     DecisionThresholds,
     Embed,
     Head,
     HeadConfig,
     LinearHead,
+    SemanticHeadRouterConfig,
     calibration_summary,
     decide,
     normalise,
@@ -36,9 +37,6 @@ from orchestrator.routing.head import (
     split_clauses,
 )
 from orchestrator.routing.training.heads import fit_head, fit_logreg, memo
-
-if TYPE_CHECKING:
-    from orchestrator.routing.head import SemanticHeadRouter
 
 log = logging.getLogger(__name__)
 
@@ -309,8 +307,22 @@ def product_examples(
     return list(dict.fromkeys((it.text, it.gold[0]) for it in items if len(it.gold) == 1))
 
 
+class FitTarget(Protocol):
+    """What fitting reads of a router (routing.head.SemanticHeadRouter is one): its examples,
+    calibration items, routes and configuration. A protocol, so this training module never
+    imports the runtime router back."""
+
+    name: str
+    embed: Embed
+    config: SemanticHeadRouterConfig
+    examples: list[tuple[str, str]]
+    items: list[CalibrationItem]
+    manifests: Mapping[str, AgentManifest]
+    thresholds: DecisionThresholds
+
+
 # --- fitting the head router at first use ----------------------------------------------------------
-def fit_router(router: SemanticHeadRouter) -> tuple[Head, np.ndarray, DecisionThresholds, dict[str, Any]]:
+def fit_router(router: FitTarget) -> tuple[Head, np.ndarray, DecisionThresholds, dict[str, Any]]:
     """Fit `router`'s head on its examples and calibrate its thresholds: (head, the agent
     examples' vectors for the novelty check, thresholds, calibration report)."""
     texts = [t for t, _ in router.examples]
@@ -327,7 +339,7 @@ def fit_router(router: SemanticHeadRouter) -> tuple[Head, np.ndarray, DecisionTh
     return head, support_x, thresholds, calibration
 
 
-def _calibration_items(router: SemanticHeadRouter) -> list[CalibrationItem]:
+def _calibration_items(router: FitTarget) -> list[CalibrationItem]:
     items = router.items
     cap = router.config.max_calibration_items
     if len(items) <= cap:
@@ -344,7 +356,7 @@ def _calibration_items(router: SemanticHeadRouter) -> list[CalibrationItem]:
     return out
 
 
-def _calibrate(router: SemanticHeadRouter, embed: Embed) -> tuple[DecisionThresholds, dict[str, Any]]:
+def _calibrate(router: FitTarget, embed: Embed) -> tuple[DecisionThresholds, dict[str, Any]]:
     cfg = router.config
     pinned = cfg.pinned()
     if not cfg.calibrate or len(pinned) == 3:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from orchestrator.routing.head import (
+from orchestrator.routing.head_model import (
     Embed,
     FinetuneHead,
     Head,
