@@ -49,3 +49,27 @@ def test_protocol_agent_names_match_the_manifest_pattern():
     from agents.base import NAME_PATTERN
 
     assert protocol.AGENT_NAME_PATTERN == NAME_PATTERN
+
+
+def test_architecture_doc_names_only_files_that_exist_and_the_walk_the_test_allows():
+    """docs/architecture.md is read by newcomers first: every path it names must exist, and the
+    frame count of one turn's walk is the bound tests/integration/test_turn_walk.py enforces."""
+    import re
+
+    root = DOCS.parent
+    text = (DOCS / "architecture.md").read_text()
+    named = set(
+        re.findall(
+            r"\b((?:backend|orchestrator|agents|vertex_interface|store|tests|bench|testkit|docs)"
+            r"/[\w/.<>-]*\.(?:py|md))\b",
+            text,
+        )
+    )
+    # Relative names inside a package ("routing/decisions.py") are resolved against orchestrator/.
+    named |= {f"orchestrator/{m}" for m in re.findall(r"`(routing/[\w/]+\.py)`", text)}
+    assert len(named) > 20
+    missing = sorted(p for p in named if "<" not in p and not (root / p).exists())
+    assert missing == [], f"docs/architecture.md names files that do not exist: {missing}"
+    walk = (root / "tests" / "integration" / "test_turn_walk.py").read_text()
+    bound = int(re.search(r"^MAX_FRAMES = (\d+)", walk, re.M).group(1))
+    assert f"the stack holds {bound} project frames" in text
