@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 
 from agents.base import ToolError
 from agents.common import day, money
-from agents.language import detect_language
+from agents.language import LANGUAGE_NAMES, detect_language
 from agents.order_lookup.agent import (  # type: ignore[import-not-found]
     find_customer_key,
     order_lines,
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 MAX_ENTITIES = 2  # per kind: a ticket naming five orders gets the first two
 MAX_RECAP_CHARS = 600
-LANGUAGES = {"en": "English", "de": "German"}
+LANGUAGES = LANGUAGE_NAMES  # one table of the languages the detector knows
 _SKU = re.compile(r"\b[A-Z]{2}-\d{3}\b")
 
 
