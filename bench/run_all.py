@@ -21,6 +21,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("orchestrator overhead and parallelism", ["-m", "bench.orchestrator_bench"]),
     ("A2A agent call overhead against in-process", ["-m", "bench.a2a_bench"]),
     ("insights queries at 100k archived turns", ["-m", "bench.insights_bench"]),
+    ("ticket brief on open: time and Gemini cost per ticket", ["-m", "bench.brief_bench"]),
     ("answers: labelled agent questions end to end", ["-m", "bench.answers", "--split", "all"]),
     # Trains FunctionGemma adapters for the benchmark suites on first run (cached afterwards):
     # about 30 min on a 2-core CPU the first time, a few minutes of evaluation after that.
