@@ -75,6 +75,7 @@ from vertex_interface.config import BreakerPolicy
 log = logging.getLogger(__name__)
 
 TOOL = "send_message"
+TIMED_OUT = "did not answer within"
 MAX_EVENTS = 500  # a stream longer than this is cut off (a remote stuck in a loop)
 MAX_THINKING_LINES = 8
 MAX_THINKING_CHARS = 160
@@ -597,7 +598,7 @@ class RemoteA2AAgent(BaseAgent):
                 transport=_CappedTransport(self.spec.max_response_bytes),
                 timeout=httpx.Timeout(
                     connect=self.spec.card_timeout_s,
-                    read=self.manifest.timeout_s,
+                    read=self.manifest.timeout_s + 1.0,  # a backstop: the agent's deadline decides
                     write=5.0,
                     pool=5.0,
                 ),
@@ -682,6 +683,8 @@ class RemoteA2AAgent(BaseAgent):
         result = super().run(query, ctx)
         if ctx.cancel.is_set() and result.status != "ok":
             result.status = "cancelled"  # the stream was closed on purpose, not by a fault
+        elif result.status == "unavailable" and TIMED_OUT in (result.error or ""):
+            result.status = "timeout"
         return result
 
     def summarise(self, query: str, evidence: list[Evidence], ctx: AgentContext) -> str:
@@ -695,7 +698,9 @@ class RemoteA2AAgent(BaseAgent):
         request = SendMessageRequest(message=build_message(query, ctx.ticket, self.spec))
         lines = _ThinkingLines(ctx.think)
         future = LOOP.submit(self._exchange(request, lines))
-        deadline = time.monotonic() + self.manifest.timeout_s
+        # A backstop past the manifest's timeout: inside a turn the orchestrator's own deadline
+        # decides (status "timeout") and sets the cancel event; this ends runs outside a turn.
+        deadline = time.monotonic() + self.manifest.timeout_s + 0.5
         try:
             while True:
                 try:
@@ -709,7 +714,7 @@ class RemoteA2AAgent(BaseAgent):
                             raise ToolUnavailable(f"{self.manifest.title} was cancelled") from None
                         self.breaker.record_failure()
                         raise ToolUnavailable(
-                            f"{self.manifest.title} did not answer within {self.manifest.timeout_s:g}s"
+                            f"{self.manifest.title} {TIMED_OUT} {self.manifest.timeout_s:g}s"
                         ) from None
         except ToolUnavailable:
             raise
@@ -732,7 +737,7 @@ class RemoteA2AAgent(BaseAgent):
             return ToolUnavailable(f"{title} sent a {exc}")
         if isinstance(exc, A2AClientTimeoutError):
             self.breaker.record_failure()
-            return ToolUnavailable(f"{title} timed out")
+            return ToolUnavailable(f"{title} {TIMED_OUT} {self.manifest.timeout_s:g}s")
         if isinstance(exc, A2AClientError):
             status = getattr(exc.__cause__, "response", None)
             code = getattr(status, "status_code", None)
