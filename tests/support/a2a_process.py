@@ -30,7 +30,11 @@ class A2AProcess:
             text=True,
         )
         self.output: list[str] = []
-        self.url = self._ready(card_path)
+        try:
+            self.url = self._ready(card_path)
+        except BaseException:
+            self.stop()  # never leave a half-started server behind
+            raise
 
     def _ready(self, card_path: str, timeout: float = 120.0) -> str:
         deadline = time.monotonic() + timeout
