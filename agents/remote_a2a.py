@@ -615,9 +615,13 @@ class RemoteA2AAgent(BaseAgent):
                 self.spec.card_timeout_s,
             )
             check_card(card)
-            client = ClientFactory(ClientConfig(streaming=True, httpx_client=self._http_client())).create(
-                card
-            )
+            client = ClientFactory(
+                ClientConfig(
+                    streaming=True,
+                    httpx_client=self._http_client(),
+                    supported_protocol_bindings=["JSONRPC", "HTTP+JSON"],  # what check_card accepts
+                )
+            ).create(card)
         except TimeoutError:
             self.unavailable_reason = f"agent card did not arrive within {self.spec.card_timeout_s:g}s"
         except SecretUnavailable as exc:
