@@ -584,3 +584,21 @@ def offline_credentials() -> Any:
     from google.oauth2.credentials import Credentials
 
     return Credentials(token="test-token")
+
+
+def vertex_llm_for(fake: FakeVertex, **overrides: Any) -> Any:
+    """The real google-genai backend pointed at `fake`: offline credentials, a 5 s timeout and
+    near-instant retries unless `overrides` (LLMConfig fields) say otherwise, and no real sleeps."""
+    from vertex_interface import LLMConfig, RetryPolicy, create_llm
+
+    fields: dict[str, Any] = {
+        "backend": "vertex",
+        "project": "demo-project",
+        "location": "europe-west4",
+        "api_endpoint": fake.base_url,
+        "timeout_s": 5,
+        "retry": RetryPolicy(initial_backoff_s=0.01, max_backoff_s=0.02, jitter_s=0),
+    }
+    return create_llm(
+        LLMConfig(**(fields | overrides)), credentials=offline_credentials(), sleep=lambda s: None
+    )

@@ -13,8 +13,13 @@ import pytest
 from agents.commerce import LocalCommerceAPI
 from bench.answers.payload import sidebar_ticket
 from orchestrator.brief import BriefDone, BriefRequest, build_brief
-from testkit.fake_vertex import FakeVertex, RecordedRequest, json_reply, offline_credentials, server_error
-from vertex_interface import LLMConfig, RetryPolicy, create_llm
+from testkit.fake_vertex import (
+    FakeVertex,
+    RecordedRequest,
+    json_reply,
+    server_error,
+    vertex_llm_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -38,15 +43,7 @@ def fake():
 
 @pytest.fixture
 def llm(fake):
-    config = LLMConfig(
-        backend="vertex",
-        project="demo-project",
-        location="europe-west4",
-        api_endpoint=fake.base_url,
-        timeout_s=5,
-        retry=RetryPolicy(initial_backoff_s=0.01, max_backoff_s=0.02, jitter_s=0),
-    )
-    return create_llm(config, credentials=offline_credentials(), sleep=lambda s: None)
+    return vertex_llm_for(fake)
 
 
 def text_of(req: RecordedRequest) -> str:

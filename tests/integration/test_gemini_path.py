@@ -22,11 +22,10 @@ from testkit.fake_vertex import (
     RecordedRequest,
     json_reply,
     malformed_json,
-    offline_credentials,
     slow,
     stream_reply,
+    vertex_llm_for,
 )
-from vertex_interface import LLMConfig, RetryPolicy, create_llm
 
 pytestmark = pytest.mark.integration
 
@@ -83,15 +82,7 @@ def fake() -> Iterator[FakeVertex]:
 
 @pytest.fixture
 def vertex_llm(fake):
-    config = LLMConfig(
-        backend="vertex",
-        project="demo-project",
-        location="europe-west4",
-        api_endpoint=fake.base_url,
-        timeout_s=5,
-        retry=RetryPolicy(initial_backoff_s=0.01, max_backoff_s=0.02, jitter_s=0),
-    )
-    return create_llm(config, credentials=offline_credentials(), sleep=lambda s: None)
+    return vertex_llm_for(fake)
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,14 @@ from orchestrator.orchestrator import Assistant, reply_paragraphs
 from orchestrator.routing import Route, RoutingContext, RoutingDecision
 from orchestrator.turn import Delta, Done, Principal, TurnRequest
 from testkit.agents import ScriptedAgent, ev, manifest
-from testkit.fake_vertex import FakeVertex, RecordedRequest, json_reply, offline_credentials, stream_reply
-from vertex_interface import LLMConfig, RetryPolicy, Source, create_llm
+from testkit.fake_vertex import (
+    FakeVertex,
+    RecordedRequest,
+    json_reply,
+    stream_reply,
+    vertex_llm_for,
+)
+from vertex_interface import Source
 
 MARKDOWN_JS = Path(__file__).resolve().parents[2] / "zendesk_app" / "src" / "markdown.js"
 
@@ -205,15 +211,7 @@ def fake() -> Iterator[FakeVertex]:
 
 @pytest.fixture
 def vertex_llm(fake):
-    config = LLMConfig(
-        backend="vertex",
-        project="demo-project",
-        location="europe-west4",
-        api_endpoint=fake.base_url,
-        timeout_s=5,
-        retry=RetryPolicy(initial_backoff_s=0.01, max_backoff_s=0.02, jitter_s=0),
-    )
-    return create_llm(config, credentials=offline_credentials(), sleep=lambda s: None)
+    return vertex_llm_for(fake)
 
 
 def synthesis_prompt(fake: FakeVertex) -> str:

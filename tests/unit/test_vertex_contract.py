@@ -22,6 +22,7 @@ from testkit.fake_vertex import (
     proto_json_keys,
     stream_reply,
     text_reply,
+    vertex_llm_for,
 )
 from vertex_interface import (
     CallTags,
@@ -51,16 +52,7 @@ def fake() -> Iterator[FakeVertex]:
 
 
 def make_llm(fake: FakeVertex, **overrides) -> VertexLLM:
-    config = LLMConfig(
-        backend="vertex",
-        project="demo-project",
-        location="europe-west4",
-        api_endpoint=fake.base_url,
-        timeout_s=5,
-        retry=RetryPolicy(initial_backoff_s=0.01, max_backoff_s=0.02, jitter_s=0),
-        **overrides,
-    )
-    llm = create_llm(config, credentials=offline_credentials(), sleep=lambda s: None)
+    llm = vertex_llm_for(fake, **overrides)
     assert isinstance(llm, VertexLLM)
     return llm
 
