@@ -4,15 +4,18 @@ Never downloads a browser: Playwright launches /usr/bin/chromium (.ci/run instal
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from backend.launcher import Instance, wait_ready
 from testkit.servers import free_port
-from tests.conftest import TEST_SECRET
+from tests.conftest import DEMO_CACHE, TEST_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
@@ -71,6 +74,30 @@ def server_env(data_dir: Path, redis_url: str, port: int, **extra: str) -> dict[
     )
     env.update(extra)
     return env
+
+
+@contextlib.contextmanager
+def real_assistant(data: Path, redis_url: str, *, ready_timeout: float = 180) -> Iterator[Instance]:
+    """A server with the REAL offline assistant (demo tenant, built-in agents) on a copy of the
+    cached demo index, copied consistently (WAL included) through SQLite's backup API."""
+    # The run's Redis starts empty for it: sessions an earlier module left there would otherwise be
+    # archived (and counted by insights) by this server's write-behind.
+    client = redis.Redis.from_url(redis_url)
+    client.flushall()
+    client.close()
+    src = sqlite3.connect(DEMO_CACHE / "knowledge.sqlite3")
+    dst = sqlite3.connect(data / "knowledge.sqlite3")
+    src.backup(dst)
+    src.close()
+    dst.close()
+    port = free_port()
+    inst = Instance(port, server_env(data, redis_url, port, TURN_HANDLER="orchestrator", DEMO_TENANT="demo"))
+    inst.start()
+    try:
+        wait_ready(inst.url, alive=inst.alive, timeout=ready_timeout)
+        yield inst
+    finally:
+        inst.stop()
 
 
 @pytest.fixture(scope="module")

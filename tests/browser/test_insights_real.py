@@ -5,18 +5,14 @@ inserts — and the page charts what the archive recorded."""
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 import requests
 
 from backend.auth import DevTokenAuthenticator
 from backend.insights import InsightsTokens, Viewer
-from backend.launcher import Instance, wait_ready
 from testkit.client import SidebarClient
-from testkit.servers import free_port
-from tests.browser.conftest import server_env
-from tests.conftest import DEMO_CACHE, TEST_SECRET
+from tests.browser.conftest import real_assistant
+from tests.conftest import TEST_SECRET
 
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing").expect
 
@@ -36,22 +32,10 @@ DAY = [
 
 @pytest.fixture(scope="module")
 def real_server(demo_index, redis_server, tmp_path_factory):
-    data = tmp_path_factory.mktemp("insights-real")
-    src = sqlite3.connect(DEMO_CACHE / "knowledge.sqlite3")
-    dst = sqlite3.connect(data / "knowledge.sqlite3")
-    src.backup(dst)
-    src.close()
-    dst.close()
-    port = free_port()
-    inst = Instance(
-        port, server_env(data, redis_server.url, port, TURN_HANDLER="orchestrator", DEMO_TENANT="demo")
-    )
-    inst.start()
-    try:
-        wait_ready(inst.url, alive=inst.alive, timeout=180)
+    with real_assistant(
+        tmp_path_factory.mktemp("insights-real"), redis_server.url, ready_timeout=180
+    ) as inst:
         yield inst
-    finally:
-        inst.stop()
 
 
 def test_insights_after_a_day_with_the_real_assistant(real_server, page):

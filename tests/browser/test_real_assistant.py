@@ -4,37 +4,18 @@ agents, semantic router, extractive synthesis) — what `make run` shows a suppo
 from __future__ import annotations
 
 import re
-import sqlite3
 
 import pytest
 
-from backend.launcher import Instance, wait_ready
-from testkit.servers import free_port
-from tests.browser.conftest import SCREENSHOTS, server_env
-from tests.conftest import DEMO_CACHE
+from tests.browser.conftest import SCREENSHOTS, real_assistant
 
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing").expect
 
 
 @pytest.fixture(scope="module")
 def real_server(demo_index, redis_server, tmp_path_factory):
-    data = tmp_path_factory.mktemp("real-data")
-    # The cached demo index, copied consistently (WAL included) through SQLite's backup API.
-    src = sqlite3.connect(DEMO_CACHE / "knowledge.sqlite3")
-    dst = sqlite3.connect(data / "knowledge.sqlite3")
-    src.backup(dst)
-    src.close()
-    dst.close()
-    port = free_port()
-    inst = Instance(
-        port, server_env(data, redis_server.url, port, TURN_HANDLER="orchestrator", DEMO_TENANT="demo")
-    )
-    inst.start()
-    try:
-        wait_ready(inst.url, alive=inst.alive, timeout=120)
+    with real_assistant(tmp_path_factory.mktemp("real-data"), redis_server.url, ready_timeout=120) as inst:
         yield inst
-    finally:
-        inst.stop()
 
 
 def test_real_answer_with_help_center_citations(real_server, page):
