@@ -5,9 +5,7 @@ same rule as test_store_backends.py)."""
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,46 +13,10 @@ import pytest
 
 from store.factory import open_session_archive
 from store.insights import SqliteInsights, day_of, rebuild_turns
-from store.sessions import SessionArchive, SessionRecord
-from store.spanner import SpannerConfig
+from store.sessions import SessionRecord
 
-EMULATOR = os.environ.get("SPANNER_EMULATOR_HOST")
-BACKENDS = [
-    "sqlite",
-    pytest.param(
-        "spanner",
-        marks=pytest.mark.skipif(
-            not EMULATOR, reason="SPANNER_EMULATOR_HOST is not set: no Spanner emulator to test against"
-        ),
-    ),
-]
 T0 = 1_790_000_000.0  # 2026-09-21 UTC
 DAY = day_of(T0)
-
-
-@pytest.fixture(scope="module")
-def spanner_config() -> Iterator[SpannerConfig | None]:
-    if not EMULATOR:
-        yield None
-        return
-    from store.spanner.provision import drop_database, ensure_database
-
-    config = SpannerConfig.from_env(database=f"i{uuid.uuid4().hex[:12]}")
-    ensure_database(config)
-    yield config
-    drop_database(config)
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
-@pytest.fixture
-def archive(backend: str, tmp_path: Path, spanner_config) -> Iterator[SessionArchive]:
-    arc = open_session_archive(backend, sqlite_path=tmp_path / "a.sqlite3", spanner=spanner_config)
-    yield arc
-    arc.close()
 
 
 @pytest.fixture

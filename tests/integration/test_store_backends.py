@@ -9,7 +9,6 @@ with that reason. The emulator has no VECTOR INDEX, so Spanner runs in exact-KNN
 from __future__ import annotations
 
 import functools
-import os
 import threading
 import time
 import uuid
@@ -19,23 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from store.factory import open_knowledge_index, open_session_archive
+from store.factory import open_knowledge_index
 from store.knowledge import Document, InvalidQueryError, KnowledgeError, KnowledgeIndex, SearchFilters, Viewer
 from store.knowledge.types import rrf_score
 from store.sessions import SessionArchive, SessionRecord
-from store.spanner import SpannerConfig
 from vertex_interface.local_embedder import LocalEmbedder
-
-EMULATOR = os.environ.get("SPANNER_EMULATOR_HOST")
-BACKENDS = [
-    "sqlite",
-    pytest.param(
-        "spanner",
-        marks=pytest.mark.skipif(
-            not EMULATOR, reason="SPANNER_EMULATOR_HOST is not set: no Spanner emulator to test against"
-        ),
-    ),
-]
 
 
 @functools.cache
@@ -49,24 +36,6 @@ def embedder() -> LocalEmbedder:
     return shared_embedder()
 
 
-@pytest.fixture(scope="module")
-def spanner_config() -> Iterator[SpannerConfig | None]:
-    if not EMULATOR:
-        yield None
-        return
-    from store.spanner.provision import drop_database, ensure_database
-
-    config = SpannerConfig.from_env(database=f"t{uuid.uuid4().hex[:12]}")
-    ensure_database(config)
-    yield config
-    drop_database(config)
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
 @pytest.fixture
 def index(backend: str, tmp_path: Path, embedder: LocalEmbedder, spanner_config) -> Iterator[KnowledgeIndex]:
     idx = open_knowledge_index(
@@ -74,13 +43,6 @@ def index(backend: str, tmp_path: Path, embedder: LocalEmbedder, spanner_config)
     )
     yield idx
     idx.close()
-
-
-@pytest.fixture
-def archive(backend: str, tmp_path: Path, spanner_config) -> Iterator[SessionArchive]:
-    arc = open_session_archive(backend, sqlite_path=tmp_path / "a.sqlite3", spanner=spanner_config)
-    yield arc
-    arc.close()
 
 
 @pytest.fixture
